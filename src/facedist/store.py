@@ -1,0 +1,183 @@
+"""store: one SQLite database per output folder (OUT_DIR/facedist.sqlite).
+
+Tables: runs (settings, versions, times), images (path, size, mtime, content hash, size in
+pixels), results (one row per image and pipeline key: done or skipped with its reason) and faces
+(box, landmarks, probability, model, embedding). A pipeline key names the detector settings and
+the model, so embeddings of different models never mix and changed settings recompute.
+
+Each chunk of images is written in one transaction (results and faces together), so a run killed
+at any moment loses at most the chunk in flight and never leaves a face twice or half-written.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DB_NAME = "facedist.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, started REAL, finished REAL, pipeline_key TEXT, model TEXT,
+    photos TEXT, settings TEXT, versions TEXT, summary TEXT);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER, mtime_ns INTEGER,
+    sha256 TEXT, width INTEGER, height INTEGER);
+CREATE TABLE IF NOT EXISTS results (
+    image_id INTEGER NOT NULL REFERENCES images(id), pipeline_key TEXT NOT NULL,
+    status TEXT NOT NULL, reason TEXT, n_faces INTEGER, run_id INTEGER,
+    PRIMARY KEY (image_id, pipeline_key));
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY, image_id INTEGER NOT NULL REFERENCES images(id),
+    pipeline_key TEXT NOT NULL, model TEXT NOT NULL, face_index INTEGER NOT NULL,
+    x1 REAL, y1 REAL, x2 REAL, y2 REAL, prob REAL, landmarks BLOB, embedding BLOB NOT NULL,
+    UNIQUE (image_id, pipeline_key, face_index));
+CREATE INDEX IF NOT EXISTS faces_key ON faces (pipeline_key, image_id);
+"""
+
+
+@dataclass
+class ImageResult:
+    """What the pipeline found in one image; `reason` set means skipped."""
+
+    image_id: int
+    width: int = 0
+    height: int = 0
+    sha256: str | None = None
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
+    embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    reason: str | None = None
+
+
+@dataclass
+class FaceTable:
+    """Faces of one pipeline key, row i of every array describing face i."""
+
+    face_ids: np.ndarray
+    paths: list[str]
+    face_index: np.ndarray
+    boxes: np.ndarray
+    probs: np.ndarray
+    embeddings: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.face_ids)
+
+
+class FaceStore:
+    def __init__(self, out_dir: str | Path) -> None:
+        self.path = Path(out_dir) / DB_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- runs ---------------------------------------------------------------------------------
+    def begin_run(self, pipeline_key: str, model: str, photos: str, settings: dict,
+                  versions: dict) -> int:
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO runs (started, pipeline_key, model, photos, settings, versions) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (time.time(), pipeline_key, model, photos,
+                                              json.dumps(settings), json.dumps(versions)))
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, summary: dict) -> None:
+        with self.db:
+            self.db.execute("UPDATE runs SET finished = ?, summary = ? WHERE id = ?",
+                            (time.time(), json.dumps(summary), run_id))
+
+    def last_run(self) -> dict | None:
+        row = self.db.execute("SELECT id, pipeline_key, model, settings FROM runs "
+                              "ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return {"id": row[0], "pipeline_key": row[1], "model": row[2],
+                "settings": json.loads(row[3])}
+
+    # -- images -------------------------------------------------------------------------------
+    def known_images(self, pipeline_key: str) -> dict[str, tuple[int, int, int, str | None, str | None]]:
+        """path → (image_id, size, mtime_ns, sha256, result status or None) for this key."""
+        rows = self.db.execute(
+            "SELECT i.path, i.id, i.size, i.mtime_ns, i.sha256, r.status FROM images i "
+            "LEFT JOIN results r ON r.image_id = i.id AND r.pipeline_key = ?", (pipeline_key,))
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    def image_id(self, path: str, size: int, mtime_ns: int) -> int:
+        """The id of `path`, inserting it or recording its new size/mtime."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO images (path, size, mtime_ns) VALUES (?, ?, ?) ON CONFLICT(path) "
+                "DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns",
+                (path, size, mtime_ns))
+        return int(self.db.execute("SELECT id FROM images WHERE path = ?", (path,)).fetchone()[0])
+
+    def content_unchanged(self, image_id: int, sha256: str) -> bool:
+        row = self.db.execute("SELECT sha256 FROM images WHERE id = ?", (image_id,)).fetchone()
+        return row is not None and row[0] == sha256
+
+    # -- results ------------------------------------------------------------------------------
+    def save_chunk(self, run_id: int, pipeline_key: str, model: str,
+                   results: list[ImageResult]) -> None:
+        """Write a chunk's results atomically: all of it lands, or none of it."""
+        with self.db:
+            for res in results:
+                if res.sha256 is not None:
+                    # New content invalidates what any pipeline found in the old content.
+                    old = self.db.execute("SELECT sha256 FROM images WHERE id = ?",
+                                          (res.image_id,)).fetchone()
+                    if old and old[0] not in (None, res.sha256):
+                        self.db.execute("DELETE FROM faces WHERE image_id = ?", (res.image_id,))
+                        self.db.execute("DELETE FROM results WHERE image_id = ?", (res.image_id,))
+                    self.db.execute("UPDATE images SET sha256 = ?, width = ?, height = ? "
+                                    "WHERE id = ?", (res.sha256, res.width or None,
+                                                     res.height or None, res.image_id))
+                self.db.execute("DELETE FROM faces WHERE image_id = ? AND pipeline_key = ?",
+                                (res.image_id, pipeline_key))
+                status = "skipped" if res.reason else "done"
+                self.db.execute(
+                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                    (res.image_id, pipeline_key, status, res.reason, len(res.probs), run_id))
+                self.db.executemany(
+                    "INSERT INTO faces (image_id, pipeline_key, model, face_index, x1, y1, x2, y2,"
+                    " prob, landmarks, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(res.image_id, pipeline_key, model, i, *map(float, res.boxes[i]),
+                      float(res.probs[i]), res.landmarks[i].astype(np.float32).tobytes(),
+                      res.embeddings[i].astype(np.float32).tobytes())
+                     for i in range(len(res.probs))])
+
+    def skipped(self, pipeline_key: str, paths: set[str] | None = None) -> list[tuple[str, str]]:
+        rows = self.db.execute(
+            "SELECT i.path, r.reason FROM results r JOIN images i ON i.id = r.image_id "
+            "WHERE r.pipeline_key = ? AND r.status = 'skipped' ORDER BY i.path", (pipeline_key,))
+        return [(p, r) for p, r in rows if paths is None or p in paths]
+
+    def faces(self, pipeline_key: str, paths: set[str] | None = None) -> FaceTable:
+        """All faces stored under `pipeline_key` (of the images in `paths`, if given), ordered
+        by image path and face index."""
+        rows = self.db.execute(
+            "SELECT f.id, i.path, f.face_index, f.x1, f.y1, f.x2, f.y2, f.prob, f.embedding "
+            "FROM faces f JOIN images i ON i.id = f.image_id WHERE f.pipeline_key = ? "
+            "ORDER BY i.path, f.face_index", (pipeline_key,))
+        rows = [r for r in rows if paths is None or r[1] in paths]
+        if not rows:
+            return FaceTable(np.zeros(0, np.int64), [], np.zeros(0, np.int64),
+                             np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                             np.zeros((0, 0), np.float32))
+        return FaceTable(
+            face_ids=np.array([r[0] for r in rows], np.int64),
+            paths=[r[1] for r in rows],
+            face_index=np.array([r[2] for r in rows], np.int64),
+            boxes=np.array([r[3:7] for r in rows], np.float32),
+            probs=np.array([r[7] for r in rows], np.float32),
+            embeddings=np.stack([np.frombuffer(r[8], np.float32) for r in rows]))
