@@ -58,17 +58,15 @@ class FaceDB:
     def near(self, image: str | Path, k: int = 10, weights: str | None = None) -> list[Match]:
         """The k stored faces nearest to each face found in `image`."""
         from .compare import nearest
-        from .decode import decode_image
         from .pipeline import FacePipeline
-        from .monitor import Monitor
 
         if weights:
             self.settings.weights = weights
-        pipe = FacePipeline(self.settings)
-        img = decode_image(image, self.settings.max_pixels)
-        faces = pipe.detector.detect(img.pixels)
-        crops = pipe.aligner.align(img.pixels, faces)
-        queries = pipe.embedder.embed_batch(crops)
+        # The query goes through exactly the run's decode → detect → align → embed.
+        [found] = FacePipeline(self.settings).process_files([Path(image)])
+        if found.reason:
+            raise ValueError(f"{image}: {found.reason}")
+        queries = found.embeddings
         table = self.faces()
         if len(table) == 0 or len(queries) == 0:
             return []

@@ -102,6 +102,16 @@ class FacePipeline:
         self.detector = MtcnnDetector(settings.detect, self.device)
         self.aligner = make_aligner(self.spec)
 
+    def process_files(self, paths: list[Path]) -> list[ImageResult]:
+        """Decode and process a few files outside a run (for `near`); nothing is stored."""
+        max_side = None if self.settings.detect.exact else self.settings.detect.max_side
+        work = []
+        for i, path in enumerate(paths):
+            st = path.stat()
+            work.append(read_and_decode(_Work(ImageFile(path, st.st_size, st.st_mtime_ns), i),
+                                        self.settings.max_pixels, max_side))
+        return self.process(work, Monitor(enabled=False))
+
     def process(self, batch: list[_Work], monitor: Monitor) -> list[ImageResult]:
         """detect → align → embed for a chunk of decoded images."""
         ok = [w for w in batch if w.image is not None]
@@ -196,7 +206,8 @@ def run(settings: Settings, monitor: Monitor | None = None, log=print) -> RunSum
 
 
 def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> Iterator[list[_Work]]:
-    """Decoded chunks, read ahead by the thread pool but never more than two chunks at once."""
+    """Decoded chunks, read ahead by the thread pool: at most one chunk plus one image per worker
+    is held decoded, so memory does not grow with the number of images."""
     max_side = None if settings.detect.exact else settings.detect.max_side
     pending = iter(todo)
     futures: list = []
@@ -208,7 +219,7 @@ def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> 
                 return
             futures.append(pool.submit(read_and_decode, w, settings.max_pixels, max_side))
 
-    submit(2 * settings.chunk_images)
+    submit(settings.chunk_images + max(1, settings.decode_workers))
     chunk, pixels = [], 0
     while futures:
         w = futures.pop(0).result()
@@ -226,6 +237,7 @@ def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> 
 def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor, summary) -> None:
     from tqdm import tqdm
 
+    _limit_heap_growth()
     bar = tqdm(total=len(todo), unit="img", desc="faces", disable=not settings.progress or None,
                file=sys.stderr)
     with ThreadPoolExecutor(max(1, settings.decode_workers), thread_name_prefix="decode") as pool:
@@ -240,11 +252,27 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
             results = faces_pipeline.process(fresh, monitor)
             with monitor.stage("store"):
                 store.save_chunk(run_id, key, settings.model, results)
+            for w in batch:
+                w.image = None  # `todo` still lists this work item; the pixels must not stay
             summary.processed += sum(r.reason is None for r in results)
             summary.reused += len(batch) - len(fresh)
             bar.update(len(batch))
             bar.set_postfix(faces=monitor.stages.get("embed").faces if "embed" in monitor.stages else 0)
     bar.close()
+
+
+def _limit_heap_growth() -> None:
+    """Large, short-lived buffers (decoded photos, pyramid levels) get their own mmap and go back
+    to the OS when freed; glibc's default moving threshold lets them fragment the heap instead,
+    and a long run's RSS creeps up with the number of images."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB, fixed
+        libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD = 1 MiB
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
 
 
 def _unchanged(store: FaceStore, key: str, w: _Work) -> bool:

@@ -1,0 +1,64 @@
+"""Shared fixtures. The data lives in ../shared beside the project (never copied into the repo);
+the whole session checks that not one byte or mtime of it changed."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FACEDIST_SHARED", ROOT.parent / "shared"))
+HUMANS = SHARED / "data" / "humans"
+LABELED = SHARED / "data" / "labeled"
+GOLDEN = SHARED / "golden"
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int, str]]:
+    state = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            if p.is_symlink():
+                content = "link:" + os.readlink(p)
+            elif not p.is_file():
+                content = "special"
+            else:
+                with open(p, "rb") as fh:  # root reads even mode-0 files
+                    content = hashlib.sha256(fh.read()).hexdigest()
+            state[str(p)] = (st.st_size, st.st_mtime_ns, st.st_mode, content)
+    return state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_data_untouched():
+    assert HUMANS.is_dir() and LABELED.is_dir(), f"test data missing: expected {SHARED}"
+    before = tree_state(SHARED / "data")
+    yield
+    assert tree_state(SHARED / "data") == before, "the input photos were modified"
+
+
+@pytest.fixture(scope="session")
+def dlib_settings():
+    from facedist.config import Settings
+
+    return Settings(model="dlib-resnet", progress=False, device="cpu")
+
+
+def write_face_image(path: Path, source: Path = LABELED / "people" / "obama" / "obama_1.jpg",
+                     fmt: str | None = None, mode: str | None = None) -> Path:
+    img = Image.open(source)
+    img.load()
+    if mode:
+        img = img.convert(mode)
+    img.save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

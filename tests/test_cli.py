@@ -1,0 +1,74 @@
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import LABELED
+from facedist.cli import build_parser, main
+from facedist.config import Settings
+
+PEOPLE = LABELED / "people"
+
+
+def test_help_lists_every_command():
+    text = build_parser().format_help()
+    for cmd in ("run", "near", "export", "plot", "bench"):
+        assert cmd in text
+
+
+def test_config_file_and_flags(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: facenet-casia\nmin-face-size: 40\nthresholds: [0.5, 0.6, 0.7]\nfaces: largest\n")
+    from facedist.config import load_yaml
+
+    s = Settings().update(load_yaml(cfg))
+    assert (s.model, s.detect.min_face_size, s.detect.thresholds, s.detect.faces) == \
+        ("facenet-casia", 40, (0.5, 0.6, 0.7), "largest")
+    with pytest.raises(ValueError, match="unknown setting"):
+        Settings().update({"bogus": 1})
+    assert s.detect.key() != Settings().detect.key()
+
+
+def test_missing_weights_exit_at_once_with_the_remedy(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACEDIST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FACEDIST_OFFLINE", "1")
+    code = main(["run", str(PEOPLE), "--out", str(tmp_path / "o"), "--model", "facenet-vggface2"])
+    err = capsys.readouterr().err
+    assert code == 3 and "--weights" in err and "vggface2" in err
+    assert not (tmp_path / "o" / "faces.csv").exists()
+
+
+@pytest.mark.slow
+def test_run_near_export_plot(tmp_path):
+    out = tmp_path / "out"
+    assert main(["run", str(PEOPLE / "obama"), "--out", str(out), "--no-progress", "--plot", "-k", "2"]) == 0
+    assert (out / "perf" / "timeline.png").stat().st_size > 1000
+    proc = subprocess.run([sys.executable, "-m", "facedist.cli", "near",
+                           str(LABELED / "groups" / "obama_and_biden.jpg"), "--db", str(out), "-k", "1"],
+                          capture_output=True, text=True, check=True)
+    rows = list(csv.DictReader(proc.stdout.splitlines()))
+    assert len(rows) == 3  # three faces in the query photo, one match each
+    closest = min(rows, key=lambda r: float(r["distance"]))
+    assert "obama" in closest["path"] and float(closest["distance"]) < 0.5
+    assert main(["export", "--db", str(out)]) == 0
+    emb = np.load(out / "export" / "embeddings.npy")
+    with open(out / "export" / "faces.csv") as fh:
+        meta = list(csv.DictReader(fh))
+    assert emb.shape == (4, 128) and len(meta) == 4
+    neighbors = list(csv.DictReader(open(out / "neighbors.csv")))
+    assert len(neighbors) == 4 * 2
+
+
+def test_api_round_trip(tmp_path):
+    import facedist
+
+    summary = facedist.run(PEOPLE / "biden", out=tmp_path, progress=False)
+    assert summary.faces == 2
+    db = facedist.open_db(tmp_path)
+    table = db.faces()
+    assert len(table) == 2 and table.embeddings.shape == (2, 128)
+    matches = db.near(PEOPLE / "biden" / "biden_1.jpg", k=2)
+    assert matches[0].distance < 1e-3 and Path(matches[0].path).name == "biden_1.jpg"

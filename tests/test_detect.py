@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import GOLDEN, HUMANS, LABELED
+from facedist.config import DetectSettings
+from facedist.detect import MtcnnDetector, nms, pyramid_scales
+
+
+def iou(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_nms_keeps_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
+    scores = np.array([0.8, 0.9, 0.7], np.float32)
+    assert nms(boxes, scores, 0.5).tolist() == [1, 2]
+    assert nms(boxes, scores, 0.9).tolist() == [1, 0, 2]
+    # "min": a small box inside a big one is suppressed even when IoU is low
+    inner = np.array([[0, 0, 100, 100], [10, 10, 20, 20]], np.float32)
+    assert nms(inner, np.array([0.9, 0.8]), 0.7, "min").tolist() == [0]
+    assert nms(inner, np.array([0.9, 0.8]), 0.7, "union").tolist() == [0, 1]
+
+
+def test_pyramid_covers_min_face_to_image():
+    scales = pyramid_scales(1000, 800, 20, 0.709)
+    assert scales[0] == pytest.approx(0.6)
+    assert 800 * scales[-1] >= 12 > 800 * scales[-1] * 0.709
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return MtcnnDetector(DetectSettings(exact=True))
+
+
+def test_largest_keeps_one_face(detector):
+    img = np.asarray(Image.open(LABELED / "groups" / "two_people.jpg").convert("RGB"))
+    everyone = detector.detect(img)
+    one = MtcnnDetector(DetectSettings(exact=True, faces="largest")).detect(img)
+    assert len(everyone) == 2 and len(one) == 1
+    assert one[0].area == max(f.area for f in everyone)
+
+
+def test_no_face_in_a_plain_image(detector):
+    assert detector.detect(np.full((300, 400, 3), 128, np.uint8)) == []
+
+
+@pytest.mark.slow
+def test_parity_with_reference_mtcnn_at_full_resolution(detector):
+    """Same face count on >= 99% of images, IoU >= 0.98 and landmarks within 2 px per face."""
+    golden = json.loads((GOLDEN / "mtcnn_humans.json").read_text())
+    assert golden["settings"]["min_face_size"] == 20
+    same_count, ious, marks = 0, [], []
+    for name, ref in golden["images"].items():
+        img = np.asarray(Image.open(HUMANS / name).convert("RGB"))
+        faces = detector.detect(img)
+        same_count += len(faces) == len(ref["boxes"])
+        for box, lm in zip(ref["boxes"], ref["landmarks"]):
+            best = max(faces, key=lambda f: iou(f.box, box)) if faces else None
+            ious.append(iou(best.box, box) if best else 0.0)
+            marks.append(np.abs(best.landmarks - np.array(lm)).max() if best else np.inf)
+    n = len(golden["images"])
+    assert same_count >= 0.99 * n, f"face counts agree on {same_count}/{n} images"
+    assert min(ious) >= 0.98, f"worst IoU {min(ious):.3f}"
+    assert max(marks) <= 2.0, f"worst landmark error {max(marks):.2f}px"

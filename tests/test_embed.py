@@ -1,0 +1,66 @@
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import GOLDEN
+from facedist.embed import FacenetEmbedder, build_embedder
+from facedist.models import WeightsUnavailable, get_spec
+from facedist.nets.inception_resnet_v1 import InceptionResnetV1
+
+
+def reference():
+    return json.loads((GOLDEN / "facenet" / "facenet_reference.json").read_text())
+
+
+def test_state_dict_layout_matches_reference():
+    shapes = {k: list(v.shape) for k, v in InceptionResnetV1().state_dict().items()}
+    assert shapes == reference()["state_dict_shapes"]
+
+
+def test_parity_with_reference_inception_resnet(tmp_path):
+    sys.path.insert(0, str(GOLDEN))
+    from synthetic_weights import synthetic_state_dict
+
+    ref = reference()
+    state = synthetic_state_dict(ref["state_dict_shapes"])
+    # Released weight files carry the classifier head too; it must load strictly and be ignored.
+    state["logits.weight"] = torch.zeros(7, 512)
+    state["logits.bias"] = torch.zeros(7)
+    path = tmp_path / "w.pt"
+    torch.save(state, path)
+    emb = FacenetEmbedder(get_spec("facenet-vggface2"), path, torch.device("cpu"))
+    crops = np.stack([np.asarray(Image.open(GOLDEN / "facenet" / c["crop"]).convert("RGB"))
+                      for c in ref["crops"]])
+    out = emb.embed_batch(crops)
+    want = np.load(GOLDEN / "facenet" / "embeddings_synthetic.npy")
+    assert out.shape == want.shape
+    assert np.abs(out - want).max() <= 1e-4
+
+
+def test_missing_facenet_weights_stop_with_both_remedies(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEDIST_CACHE", str(tmp_path))
+    monkeypatch.setenv("FACEDIST_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable) as err:
+        build_embedder(get_spec("facenet-vggface2"))
+    msg = str(err.value)
+    assert "20180402-114759-vggface2.pt" in msg and "--weights" in msg and "download" in msg
+
+
+def test_synthetic_weights_are_deterministic():
+    spec = get_spec("facenet-vggface2")
+    crops = np.random.default_rng(1).integers(0, 255, (2, 160, 160, 3), dtype=np.uint8)
+    a = FacenetEmbedder(spec, "synthetic", torch.device("cpu")).embed_batch(crops)
+    b = FacenetEmbedder(spec, "synthetic", torch.device("cpu")).embed_batch(crops)
+    assert np.array_equal(a, b) and np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+
+
+def test_dlib_embedder_gives_unit_scale_128d():
+    emb = build_embedder(get_spec("dlib-resnet"), device="cpu")
+    chips = np.random.default_rng(2).integers(0, 255, (3, 150, 150, 3), dtype=np.uint8)
+    out = emb.embed_batch(chips)
+    assert out.shape == (3, 128) and out.dtype == np.float32
+    assert emb.embed_batch(chips[:0]).shape == (0, 128)

@@ -1,0 +1,191 @@
+"""End-to-end runs of the pipeline on real photos (marked slow; CI runs them)."""
+import csv
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import HUMANS, LABELED, tree_state
+from facedist import pipeline
+from facedist.config import Settings
+from facedist.monitor import Monitor
+
+pytestmark = pytest.mark.slow
+
+
+def settings(photos, out, **kw):
+    s = Settings(photos=Path(photos), out=Path(out), progress=False, device="cpu")
+    return s.update(kw)
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_identity_separation_on_labeled_people(tmp_path):
+    """Every same-person distance is below every different-person distance (largest face)."""
+    s = pipeline.run(settings(LABELED / "people", tmp_path, faces="largest"))
+    assert s.faces == 14 and s.warnings == 0
+    faces = read_csv(tmp_path / "faces.csv")
+    person = np.array([Path(f["path"]).parent.name for f in faces])
+    d = np.load(tmp_path / "distances.npy")
+    iu = np.triu_indices(len(person), 1)
+    same = (person[:, None] == person[None, :])[iu]
+    dist = d[iu]
+    assert dist[same].max() < dist[~same].min()
+    # ROC AUC: share of (same, different) pairs ordered correctly
+    auc = (dist[same][:, None] < dist[~same][None, :]).mean()
+    print(f"identity: max same {dist[same].max():.3f}, min different {dist[~same].min():.3f}, AUC {auc:.3f}")
+    assert auc == 1.0
+    pairs = read_csv(tmp_path / "pairs.csv")  # the 0.6 default threshold separates them too
+    assert pairs and all(Path(p["path_a"]).parent == Path(p["path_b"]).parent for p in pairs)
+
+
+def test_group_photos_find_every_face(tmp_path):
+    pipeline.run(settings(LABELED / "groups", tmp_path))
+    counts = {}
+    for f in read_csv(tmp_path / "faces.csv"):
+        counts[Path(f["path"]).name] = counts.get(Path(f["path"]).name, 0) + 1
+    # obama_and_biden shows a child's face too, low in the frame
+    assert counts == {"two_people.jpg": 2, "kit_with_rose.jpg": 2, "obama_and_biden.jpg": 3}
+
+
+def make_bad_tree(root: Path) -> None:
+    root.mkdir()
+    shutil.copy(LABELED / "people" / "biden" / "biden_1.jpg", root / "good.jpg")
+    (root / "zero.jpg").write_bytes(b"")
+    data = (LABELED / "people" / "obama" / "obama_1.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (root / "random.jpg").write_bytes(np.random.default_rng(0).bytes(5000))
+    (root / "dir.jpg").mkdir()
+    os.symlink(root / "gone.jpg", root / "unreadable.jpg")
+    unreadable = root / "noperm.png"
+    unreadable.write_bytes(b"\x89PNG not really")
+    unreadable.chmod(0)
+    from test_decode import _png_declaring
+
+    (root / "huge.png").write_bytes(_png_declaring(200_000, 200_000))
+
+
+def test_bad_input_is_skipped_with_reasons_and_never_touched(tmp_path):
+    photos = tmp_path / "photos"
+    make_bad_tree(photos)
+    before = tree_state(photos)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "facedist.cli", "run", str(photos), "--out",
+                           str(out), "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert tree_state(photos) == before
+    text = proc.stdout + proc.stderr
+    for reason in ["empty file", "cannot decode", "not a recognised image format",
+                   "directory named like an image", "broken symbolic link", "exceeds the pixel limit"]:
+        assert reason in text, reason
+    assert "warning" in proc.stderr
+    db = sqlite3.connect(out / "facedist.sqlite")
+    skipped = dict(db.execute("SELECT i.path, r.reason FROM results r JOIN images i ON i.id = r.image_id "
+                              "WHERE r.status = 'skipped'").fetchall())
+    assert {Path(p).name for p in skipped} >= {"zero.jpg", "truncated.jpg", "random.jpg", "dir.jpg",
+                                               "unreadable.jpg", "huge.png", "noperm.png"}
+    assert all("\n" not in r for r in skipped.values())
+    assert len(read_csv(out / "faces.csv")) == 1
+
+
+def test_rerun_embeds_only_new_or_changed_files(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ["obama_1.jpg", "obama_2.jpg"]:
+        shutil.copy(LABELED / "people" / "obama" / name, photos / name)
+    first = pipeline.run(settings(photos, tmp_path / "out"))
+    assert first.processed == 2
+    shutil.copy(LABELED / "people" / "biden" / "biden_1.jpg", photos / "new.jpg")
+    os.utime(photos / "obama_1.jpg")  # touched, content unchanged
+    second = pipeline.run(settings(photos, tmp_path / "out"))
+    assert (second.processed, second.reused) == (1, 2)
+    shutil.copy(LABELED / "people" / "biden" / "biden_2.jpg", photos / "obama_2.jpg")  # changed
+    third = pipeline.run(settings(photos, tmp_path / "out"))
+    assert (third.processed, third.reused, third.faces) == (1, 2, 3)
+    # another model: computed afresh, its faces stored apart
+    other = pipeline.run(settings(photos, tmp_path / "out", model="facenet-vggface2", weights="synthetic"))
+    assert other.processed == 3
+    db = sqlite3.connect(tmp_path / "out" / "facedist.sqlite")
+    per_model = dict(db.execute("SELECT model, COUNT(*) FROM faces GROUP BY model").fetchall())
+    assert per_model == {"dlib-resnet": 3, "facenet-vggface2": 3}
+
+
+def test_sigkill_at_any_moment_resumes_without_loss_or_duplicates(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = sorted(os.listdir(HUMANS))[:24]
+    for name in names:
+        os.symlink(HUMANS / name, photos / name)
+    out = tmp_path / "out"
+
+    def cmd(dest):
+        return [sys.executable, "-m", "facedist.cli", "run", str(photos), "--out", str(dest),
+                "--no-progress", "--faces", "all"]
+
+    proc = subprocess.Popen(cmd(out) + ["--config", str(_chunk_config(tmp_path))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db_path = out / "facedist.sqlite"
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and done < 8:
+        time.sleep(0.2)
+        if db_path.exists():
+            try:
+                done = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 0 < done < len(names), "the run should be killed part way"
+    resumed = subprocess.run(cmd(out), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    clean_out = tmp_path / "clean"
+    subprocess.run(cmd(clean_out), check=True, capture_output=True)
+
+    def faces(path):
+        db = sqlite3.connect(path / "facedist.sqlite")
+        return sorted(db.execute("SELECT i.path, f.face_index, round(f.x1), round(f.y1) FROM faces f "
+                                 "JOIN images i ON i.id = f.image_id").fetchall())
+
+    got, want = faces(out), faces(clean_out)
+    assert got == want and len(got) == len(set(got))
+    assert "unchanged" in resumed.stdout
+
+
+def _chunk_config(tmp_path):
+    cfg = tmp_path / "small_chunks.yaml"
+    cfg.write_text("chunk-images: 4\n")
+    return cfg
+
+
+def test_memory_during_detect_and_embed_does_not_grow_with_images(tmp_path):
+    """Peak RSS over 4x the images stays within a small margin of the 1x run."""
+    peaks = {}
+    for mult in (1, 4):
+        photos = tmp_path / f"x{mult}"
+        photos.mkdir()
+        for rep in range(mult):
+            for name in sorted(os.listdir(HUMANS))[:10]:
+                os.symlink(HUMANS / name, photos / f"{rep}_{name}")
+        out = tmp_path / f"out{mult}"
+        code = ("import sys, json; from facedist import pipeline; from facedist.config import Settings;"
+                "from pathlib import Path;"
+                f"s = Settings(photos=Path({str(photos)!r}), out=Path({str(out)!r}), progress=False, chunk_images=3);"
+                "pipeline.run(s)")
+        subprocess.run([sys.executable, "-c", code], check=True)
+        import json
+
+        summary = json.loads((out / "perf" / "summary.json").read_text())
+        peaks[mult] = max(summary["stages"][st]["rss_peak_mb"] or 0 for st in ("detect", "embed"))
+    print("peak RSS MB during detect/embed:", peaks)
+    assert peaks[4] < peaks[1] * 1.15 + 60

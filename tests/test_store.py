@@ -1,0 +1,44 @@
+import numpy as np
+
+from facedist.store import FaceStore, ImageResult
+
+
+def result(image_id, n, dim=4, sha="a"):
+    return ImageResult(image_id, 100, 80, sha, boxes=np.ones((n, 4), np.float32),
+                       probs=np.full(n, 0.9, np.float32), landmarks=np.zeros((n, 5, 2), np.float32),
+                       embeddings=np.arange(n * dim, dtype=np.float32).reshape(n, dim))
+
+
+def test_results_round_trip_and_models_never_mix(tmp_path):
+    s = FaceStore(tmp_path)
+    run = s.begin_run("k1", "m1", "/p", {}, {})
+    a = s.image_id("/p/a.jpg", 10, 1)
+    b = s.image_id("/p/b.jpg", 10, 1)
+    s.save_chunk(run, "k1", "m1", [result(a, 2), ImageResult(b, sha256="b", reason="broken")])
+    s.save_chunk(run, "k2", "m2", [result(a, 1, dim=8)])
+    t1, t2 = s.faces("k1"), s.faces("k2")
+    assert len(t1) == 2 and t1.embeddings.shape == (2, 4) and t1.paths == ["/p/a.jpg"] * 2
+    assert len(t2) == 1 and t2.embeddings.shape == (1, 8)
+    assert s.skipped("k1") == [("/p/b.jpg", "broken")]
+    assert s.known_images("k1")["/p/a.jpg"][4] == "done"
+    assert s.known_images("k2")["/p/b.jpg"][4] is None
+
+
+def test_rewriting_an_image_replaces_its_faces(tmp_path):
+    s = FaceStore(tmp_path)
+    run = s.begin_run("k", "m", "/p", {}, {})
+    a = s.image_id("/p/a.jpg", 10, 1)
+    s.save_chunk(run, "k", "m", [result(a, 3)])
+    s.save_chunk(run, "k", "m", [result(a, 1)])
+    assert len(s.faces("k")) == 1
+
+
+def test_changed_content_invalidates_every_model(tmp_path):
+    s = FaceStore(tmp_path)
+    run = s.begin_run("k", "m", "/p", {}, {})
+    a = s.image_id("/p/a.jpg", 10, 1)
+    s.save_chunk(run, "k", "m", [result(a, 2, sha="old")])
+    s.save_chunk(run, "k2", "m2", [result(a, 2, sha="old")])
+    s.save_chunk(run, "k", "m", [result(a, 1, sha="new")])
+    assert len(s.faces("k")) == 1 and len(s.faces("k2")) == 0
+    assert s.content_unchanged(a, "new") and not s.content_unchanged(a, "old")
