@@ -1,1 +1,325 @@
-def add_bench_parser(sub): pass
+"""bench: `facedist bench PHOTOS` — the study's versions and the product, side by side.
+
+Each variant runs in a fresh subprocess over the same images with the same monitor; the
+orchestrator then writes OUT/results.md and results.csv (wall time, images/s, speed-ups,
+CPU and memory, faces, agreement with the product), timelines.png (every variant's CPU and memory
+over time) and bench.json, with the machine it ran on. A micro section measures the machine's
+matmul bound and how close embedding and the distance matrix come to it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ALL_VARIANTS = ["study-v1", "study-v2", "study-v3", "study-parallel", "facedist", "facedist-facenet"]
+FACENET_GFLOP_PER_FACE = 2.84  # InceptionResnetV1 at 160x160, multiply-adds x2
+
+
+def add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="run the study's versions and facedist side by side")
+    p.add_argument("photos", type=Path)
+    p.add_argument("--out", type=Path, default=Path("bench/results"))
+    p.add_argument("--variants", default=",".join(ALL_VARIANTS),
+                   help=f"comma-separated, from {', '.join(ALL_VARIANTS)}")
+    p.add_argument("--limit", type=int, help="only the first N images (sorted by path)")
+    p.add_argument("--v1-limit", type=int, default=40,
+                   help="study-v1 rebuilds both models per image: run it on the first N only (default 40)")
+    p.add_argument("--weights", help="FaceNet weights file, or 'synthetic' (timing only) if you have none")
+    p.add_argument("--sample-interval", type=float, default=0.1)
+    p.add_argument("--no-micro", dest="micro", action="store_false", help="skip the matmul-bound checks")
+
+
+def machine() -> dict:
+    import torch
+
+    model = platform.processor()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.release()}"}
+
+
+def cmd_bench(args) -> int:
+    from .discover import ImageFile, discover_images
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - set(ALL_VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variants: {', '.join(sorted(unknown))}")
+    needs_facenet = any(v != "facedist" for v in variants)
+    if needs_facenet and args.weights != "synthetic":
+        from .models import get_spec, resolve_weights
+
+        resolve_weights(get_spec("facenet-vggface2"), args.weights)  # fail now, not per variant
+    out = args.out
+    images = [f.path for f in discover_images(args.photos, exclude=[out]) if isinstance(f, ImageFile)]
+    images = images[: args.limit] if args.limit else images
+    # The variants read the same files through links (names kept), never the originals' folder.
+    inputs = out / "input"
+    shutil.rmtree(inputs, ignore_errors=True)
+    inputs.mkdir(parents=True)
+    for i, path in enumerate(images):
+        os.symlink(path.resolve(), inputs / f"{i:05d}_{path.name}")
+    synthetic = args.weights == "synthetic"
+    rows = []
+    for variant in variants:
+        n = min(len(images), args.v1_limit) if variant == "study-v1" and args.v1_limit else len(images)
+        vdir = out / variant
+        shutil.rmtree(vdir, ignore_errors=True)
+        vdir.mkdir(parents=True)
+        cmd = [sys.executable, "-m", "facedist.bench", variant, str(inputs), str(vdir), str(n),
+               args.weights or "", str(args.sample_interval)]
+        print(f"bench: {variant} on {n} images ...", flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        summary = json.loads((vdir / "perf" / "summary.json").read_text())
+        summary["variant"], summary["images"] = variant, n
+        summary["subprocess_seconds"] = round(time.perf_counter() - t0, 2)
+        rows.append(summary)
+        print(f"bench: {variant}: {summary['total_seconds']:.1f} s, "
+              f"{n / summary['total_seconds']:.2f} images/s", flush=True)
+    _agreement(rows, out)
+    result = {"command": " ".join(["facedist", "bench"] + sys.argv[2:]), "machine": machine(),
+              "weights": "synthetic stand-in weights: timing only, embeddings mean nothing"
+              if synthetic else (args.weights or "VGGFace2 (cached)"),
+              "variants": rows}
+    if args.micro:
+        result["micro"] = micro_bench()
+    (out / "bench.json").write_text(json.dumps(result, indent=2))
+    write_tables(result, out)
+    plot_variants(result, out)
+    print((out / "results.md").read_text())
+    return 0
+
+
+# -- a variant, in its own process --------------------------------------------------------------
+
+def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, interval: float) -> None:
+    from .monitor import Monitor
+
+    paths = sorted(inputs.iterdir())[:n]
+    monitor = Monitor(interval)
+    if variant.startswith("study-"):
+        from .study import VARIANTS
+
+        scratch = vdir / "vectors"
+        scratch.mkdir()
+        with monitor:
+            found = VARIANTS[variant](paths, scratch, weights or "synthetic", monitor)
+        monitor.write(vdir / "perf", images=n, faces=sum(v is not None for _, v in found.values()))
+        faces = {name: [{"box": _list(box), "embedding": _list(vec)}] if box is not None else []
+                 for name, (box, vec) in found.items()}
+    else:
+        from . import pipeline
+        from .config import Settings
+        from .store import FaceStore
+
+        photos = vdir / "photos"
+        photos.mkdir()
+        for p in paths:
+            os.symlink(os.readlink(p), photos / p.name)
+        s = Settings(photos=photos, out=vdir, progress=False, sample_interval=interval)
+        if variant == "facedist-facenet":
+            s.update({"model": "facenet-vggface2", "weights": weights or None})
+        pipeline.run(s, monitor=monitor)
+        table = FaceStore(vdir).faces(pipeline.pipeline_key(s))
+        faces = {p.name: [] for p in paths}
+        for i, path in enumerate(table.paths):
+            faces[Path(path).name].append({"box": _list(table.boxes[i]),
+                                           "embedding": _list(table.embeddings[i])})
+    (vdir / "faces.json").write_text(json.dumps(faces))
+
+
+def _list(a):
+    return None if a is None else [round(float(x), 5) for x in np.asarray(a).ravel()]
+
+
+# -- agreement with the product ----------------------------------------------------------------
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _largest(faces):
+    return max(faces, key=lambda f: (f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1])) if faces else None
+
+
+def _agreement(rows: list[dict], out: Path) -> None:
+    """Per variant: share of images whose face count agrees with the product (study variants keep
+    one face: they agree when both found some face or both none), mean IoU of the largest face,
+    and mean embedding distance to facedist-facenet's largest face (same model, where dims match)."""
+    faces = {r["variant"]: json.loads((out / r["variant"] / "faces.json").read_text()) for r in rows}
+    product = faces.get("facedist") or faces.get("facedist-facenet")
+    ref_emb = faces.get("facedist-facenet")
+    for r in rows:
+        mine = faces[r["variant"]]
+        r["faces_found"] = sum(len(v) for v in mine.values())
+        if product is None:
+            continue
+        agree, ious, dists = 0, [], []
+        for name, fs in mine.items():
+            prod = product.get(name, [])
+            if r["variant"].startswith("study-"):
+                agree += (len(fs) > 0) == (len(prod) > 0)
+            else:
+                agree += len(fs) == len(prod)
+            a, b = _largest(fs), _largest(prod)
+            if a and b:
+                ious.append(_iou(a["box"], b["box"]))
+            e = _largest(ref_emb.get(name, [])) if ref_emb else None
+            if a and e and a["embedding"] and len(a["embedding"]) == len(e["embedding"]):
+                dists.append(float(np.linalg.norm(np.array(a["embedding"]) - np.array(e["embedding"]))))
+        r["count_agreement"] = round(agree / max(1, len(mine)), 4)
+        r["largest_box_iou_mean"] = round(float(np.mean(ious)), 4) if ious else None
+        r["embedding_distance_to_facedist_facenet"] = round(float(np.mean(dists)), 4) if dists else None
+
+
+# -- the machine's bound -----------------------------------------------------------------------
+
+def micro_bench() -> dict:
+    """Matmul GFLOP/s, the FaceNet faces/s it allows, what embedding reaches at batch 32, and the
+    20000 x 512 distance matrix against the same bound."""
+    import torch
+
+    from .compare import distance_block
+    from .embed import FacenetEmbedder
+    from .models import get_spec
+
+    def best_of(fn, reps=3):
+        fn()
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    a = torch.randn(2048, 2048)
+    gflops = 2 * 2048 ** 3 / best_of(lambda: a @ a) / 1e9
+    emb = FacenetEmbedder(get_spec("facenet-vggface2"), "synthetic", torch.device("cpu"))
+    crops = np.random.default_rng(0).integers(0, 255, (32, 160, 160, 3), dtype=np.uint8)
+    faces_per_s = 32 / best_of(lambda: emb.embed_batch(crops), reps=2)
+    bound = gflops / FACENET_GFLOP_PER_FACE
+    x = np.random.default_rng(0).normal(size=(20000, 512)).astype(np.float32)
+    sq = np.einsum("ij,ij->i", x, x)
+    out = np.empty((20000, 20000), np.float32)
+
+    def matrix():
+        for s in range(0, 20000, 2000):
+            out[s:s + 2000] = distance_block(x[s:s + 2000], x, sq[s:s + 2000], sq)
+
+    matrix_s = best_of(matrix, reps=1)
+    matrix_gflops = 2 * 20000 * 20000 * 512 / matrix_s / 1e9
+    return {"matmul_gflops": round(gflops, 1), "embed_bound_faces_per_s": round(bound, 1),
+            "embed_faces_per_s_batch32": round(faces_per_s, 1),
+            "embed_fraction_of_bound": round(faces_per_s / bound, 3),
+            "distance_matrix_20000x512_s": round(matrix_s, 3),
+            "distance_matrix_gflops": round(matrix_gflops, 1),
+            "distance_matrix_fraction_of_bound": round(matrix_gflops / gflops, 3)}
+
+
+# -- presentation ------------------------------------------------------------------------------
+
+COLUMNS = [("variant", "variant"), ("images", "images"), ("total_seconds", "wall s"),
+           ("images_per_second", "images/s"), ("speedup_v1", "x study-v1"),
+           ("speedup_v3", "x study-v3"), ("cpu_mean", "CPU mean %"), ("cpu_peak", "CPU peak %"),
+           ("rss_mean_mb", "RSS mean MB"), ("rss_peak_mb", "RSS peak MB"),
+           ("faces_found", "faces"), ("count_agreement", "count agrees"),
+           ("largest_box_iou_mean", "box IoU"),
+           ("embedding_distance_to_facedist_facenet", "emb. dist to facedist-facenet")]
+
+
+def write_tables(result: dict, out: Path) -> None:
+    rows = result["variants"]
+    rate = {r["variant"]: r["images"] / r["total_seconds"] for r in rows}
+    for r in rows:
+        r["images_per_second"] = round(rate[r["variant"]], 3)
+        for base, key in (("study-v1", "speedup_v1"), ("study-v3", "speedup_v3")):
+            r[key] = round(rate[r["variant"]] / rate[base], 2) if base in rate else None
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([c for c, _ in COLUMNS])
+        for r in rows:
+            w.writerow([r.get(c) for c, _ in COLUMNS])
+    m = result["machine"]
+    lines = ["# facedist bench", "",
+             f"Command: `{result['command']}`  ",
+             f"Machine: {m['cores']} cores, {m['cpu']}, torch {m['torch']} ({m['torch_threads']} threads), "
+             f"Python {m['python']}, {m['system']}  ",
+             f"FaceNet weights: {result['weights']}", ""]
+    if "synthetic" in str(result["weights"]):
+        lines += ["**Synthetic stand-in FaceNet weights: timings are real, embeddings and embedding "
+                  "distances mean nothing about faces.**", ""]
+    v1 = next((r for r in rows if r["variant"] == "study-v1"), None)
+    if v1 and any(r["images"] != v1["images"] for r in rows):
+        lines += [f"study-v1 ran on the first {v1['images']} images only (it rebuilds both models per "
+                  "image); speed-ups compare images per second.", ""]
+    lines += ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c, _ in COLUMNS) + " |")
+    lines += ["", "CPU %: 100 = one core busy. count agrees: share of images whose face count agrees "
+              "with `facedist` (study variants keep one face: found / not found). box IoU: largest "
+              "face against `facedist`'s.", ""]
+    if "micro" in result:
+        mb = result["micro"]
+        lines += ["## Against the machine's bound", "",
+                  f"- float32 matmul: {mb['matmul_gflops']} GFLOP/s → InceptionResnetV1 bound "
+                  f"{mb['embed_bound_faces_per_s']} faces/s ({FACENET_GFLOP_PER_FACE} GFLOP/face)",
+                  f"- embedding at batch 32: {mb['embed_faces_per_s_batch32']} faces/s = "
+                  f"{100 * mb['embed_fraction_of_bound']:.0f}% of the bound",
+                  f"- distance matrix 20000 x 512: {mb['distance_matrix_20000x512_s']} s = "
+                  f"{mb['distance_matrix_gflops']} GFLOP/s = "
+                  f"{100 * mb['distance_matrix_fraction_of_bound']:.0f}% of the bound", ""]
+    (out / "results.md").write_text("\n".join(lines))
+
+
+def plot_variants(result: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .monitor import read_timeline
+
+    fig, (ax_cpu, ax_mem) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    for r in result["variants"]:
+        rows, _ = read_timeline(out / r["variant"] / "perf")
+        t = [float(x["t"]) for x in rows]
+        ax_cpu.plot(t, [float(x["cpu_process"]) for x in rows], lw=0.9, label=r["variant"])
+        ax_mem.plot(t, [float(x["rss_mb"]) for x in rows], lw=0.9, label=r["variant"])
+    ax_cpu.set_ylabel("CPU % (100 = one core)")
+    ax_mem.set_ylabel("RSS MB (process tree)")
+    ax_mem.set_xlabel("seconds since the variant started")
+    ax_cpu.legend(fontsize=8, ncol=3)
+    title = "facedist bench: CPU and memory of each variant"
+    if "synthetic" in str(result["weights"]):
+        title += " (synthetic FaceNet weights: timing only)"
+    ax_cpu.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out / "timelines.png", dpi=110)
+    plt.close(fig)
+    return out / "timelines.png"
+
+
+if __name__ == "__main__":
+    variant, inputs, vdir, n, weights, interval = sys.argv[1:7]
+    run_variant(variant, Path(inputs), Path(vdir), int(n), weights, float(interval))

@@ -1,7 +1,7 @@
 """monitor: measure a run as it goes, from a background thread that never blocks the work.
 
-`Monitor` samples, every `interval` seconds, the CPU% of this process tree (workers included) and
-of the whole system, the tree's RSS (USS where the OS gives it, every 10th sample because it is
+`Monitor` samples from a small separate process, every `interval` seconds, the CPU% of this
+process tree (workers included) and of the whole system, the tree's RSS (USS where the OS gives it, every 10th sample because it is
 costly), and the stage the pipeline is in. Stages are entered with `with monitor.stage("detect"):`;
 their wall time, images and faces add up. `write()` saves perf/timeline.csv and perf/summary.json;
 `plot_timeline()` draws the study's figure: CPU% left, memory right, a dashed line per stage start.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,26 +48,38 @@ class Monitor:
         self.markers: list[tuple[float, str]] = []  # (t, stage) at each stage entry
         self._current = "start"
         self._t0 = time.perf_counter()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._procs: dict[int, psutil.Process] = {}
+        self._proc = None
         self.sampler_cpu_seconds = 0.0
         self.wall_seconds = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Monitor":
+        """Start the sampler: a small separate process, so that work holding the GIL (a Python
+        loop) can neither starve it nor be slowed by it."""
+        import multiprocessing as mp
+
         self._t0 = time.perf_counter()
         if self.enabled:
-            psutil.cpu_percent(None)  # prime the system counter
-            self._thread = threading.Thread(target=self._run, name="facedist-monitor", daemon=True)
-            self._thread.start()
+            ctx = mp.get_context("spawn")  # no fork of a process that may hold torch threads
+            self._stage_buf = ctx.Array("c", 64, lock=False)
+            self._stage_buf.value = self._current.encode()
+            self._stop_evt = ctx.Event()
+            self._conn, child = ctx.Pipe(duplex=False)
+            self._proc = ctx.Process(target=_sampler_main, name="facedist-monitor", daemon=True,
+                                     args=(os.getpid(), self.interval, self._stage_buf,
+                                           self._stop_evt, child))
+            self._proc.start()
+            self._conn.recv()  # ready: sampling from now on
         return self
 
     def stop(self) -> None:
         self.wall_seconds = time.perf_counter() - self._t0
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+        if self._proc is not None:
+            self._stop_evt.set()
+            rows, self.sampler_cpu_seconds = self._conn.recv()
+            self._proc.join()
+            self._proc = None
+            self.samples = [Sample(*r) for r in rows]
 
     def __enter__(self) -> "Monitor":
         return self.start()
@@ -80,6 +91,11 @@ class Monitor:
     def now(self) -> float:
         return time.perf_counter() - self._t0
 
+    def _set_current(self, name: str) -> None:
+        self._current = name
+        if self._proc is not None:
+            self._stage_buf.value = name.encode()[:63]
+
     @contextmanager
     def stage(self, name: str):
         previous = self._current
@@ -89,12 +105,12 @@ class Monitor:
             stats.first_start = start
         if name != previous:
             self.markers.append((start, name))
-        self._current = name
+        self._set_current(name)
         try:
             yield stats
         finally:
             stats.seconds += self.now() - start
-            self._current = previous
+            self._set_current(previous)
             if previous != name:
                 self.markers.append((self.now(), previous))
 
@@ -102,51 +118,6 @@ class Monitor:
         stats = self.stages.setdefault(stage, StageStats())
         stats.images += images
         stats.faces += faces
-
-    # -- sampling -----------------------------------------------------------------------------
-    def _tree(self) -> list[psutil.Process]:
-        root = psutil.Process(os.getpid())
-        procs = [root]
-        try:
-            procs += root.children(recursive=True)
-        except psutil.Error:
-            pass
-        # Keep Process objects between ticks: cpu_percent() measures since the last call on it.
-        alive = {}
-        for p in procs:
-            alive[p.pid] = self._procs.get(p.pid, p)
-        self._procs = alive
-        return list(alive.values())
-
-    def _run(self) -> None:
-        tick = 0
-        for p in self._tree():
-            try:
-                p.cpu_percent(None)
-            except psutil.Error:
-                pass
-        while not self._stop.wait(self.interval):
-            c0 = time.thread_time()
-            self.samples.append(self._sample(tick % 10 == 0))
-            tick += 1
-            self.sampler_cpu_seconds += time.thread_time() - c0
-
-    def _sample(self, with_uss: bool) -> Sample:
-        cpu = rss = 0.0
-        uss = 0.0 if with_uss else None
-        for p in self._tree():
-            try:
-                cpu += p.cpu_percent(None)
-                if with_uss:
-                    info = p.memory_full_info()
-                    rss += info.rss
-                    uss += getattr(info, "uss", info.rss)
-                else:
-                    rss += p.memory_info().rss
-            except psutil.Error:
-                continue
-        return Sample(self.now(), self._current, cpu, psutil.cpu_percent(None), rss / 2**20,
-                      None if uss is None else uss / 2**20)
 
     # -- output -------------------------------------------------------------------------------
     def summary(self, images: int = 0, faces: int = 0) -> dict:
@@ -180,6 +151,51 @@ class Monitor:
         summary["markers"] = [[round(t, 3), name] for t, name in self.markers]
         (perf_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+
+def _sampler_main(root_pid: int, interval: float, stage_buf, stop_evt, conn) -> None:
+    """The sampler process: every `interval` s, CPU% and memory of the root's process tree
+    (this sampler excluded) and of the system, tagged with the stage the root is in."""
+    me = os.getpid()
+    root = psutil.Process(root_pid)
+    procs: dict[int, psutil.Process] = {}
+    rows = []
+    psutil.cpu_percent(None)
+    tick = 0
+    t0_wall = next_t = time.time()
+    cpu0 = sum(psutil.Process(me).cpu_times()[:2])  # start-up (imports) is not sampling cost
+    conn.send("ready")
+    tree: list[psutil.Process] = []
+    while not stop_evt.is_set():
+        if tick % 5 == 0:  # listing children scans /proc: do it twice a second, not every tick
+            try:
+                found = [root] + root.children(recursive=True)
+            except psutil.Error:
+                break
+            tree = [procs.get(p.pid, p) for p in found if p.pid != me]
+            procs = {p.pid: p for p in tree}
+        cpu = rss = 0.0
+        uss = 0.0 if tick % 20 == 0 else None  # USS reads smaps: costly, so every 20th sample
+        for p in tree:
+            try:
+                with p.oneshot():
+                    cpu += p.cpu_percent(None)  # since this object's last call
+                    if uss is not None:
+                        info = p.memory_full_info()
+                        rss += info.rss
+                        uss += getattr(info, "uss", info.rss)
+                    else:
+                        rss += p.memory_info().rss
+            except psutil.Error:
+                continue
+        if tick > 0:  # the first reading of cpu_percent is meaningless
+            rows.append((round(time.time() - t0_wall, 4), stage_buf.value.decode(), cpu,
+                         psutil.cpu_percent(None), rss / 2**20, None if uss is None else uss / 2**20))
+        tick += 1
+        next_t += interval
+        stop_evt.wait(max(0.0, next_t - time.time()))
+    conn.send((rows, sum(psutil.Process(me).cpu_times()[:2]) - cpu0))
+    conn.close()
 
 
 def _cpu_mem(samples: list[Sample]) -> dict:

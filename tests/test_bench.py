@@ -1,0 +1,26 @@
+import json
+
+import pytest
+
+from conftest import HUMANS
+from facedist.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_bench_of_every_variant(tmp_path):
+    out = tmp_path / "bench"
+    assert main(["bench", str(HUMANS), "--out", str(out), "--limit", "3", "--v1-limit", "2",
+                 "--weights", "synthetic", "--no-micro"]) == 0
+    result = json.loads((out / "bench.json").read_text())
+    names = [r["variant"] for r in result["variants"]]
+    assert names == ["study-v1", "study-v2", "study-v3", "study-parallel", "facedist", "facedist-facenet"]
+    for r in result["variants"]:
+        assert r["total_seconds"] > 0 and r["faces_found"] >= 2 and r["count_agreement"] >= 2 / 3
+    assert result["variants"][0]["images"] == 2
+    md = (out / "results.md").read_text()
+    assert "synthetic" in md and "study-v1 ran on the first 2 images" in md
+    assert (out / "timelines.png").stat().st_size > 5000
+    assert len((out / "results.csv").read_text().splitlines()) == 7
+    # the study wrote one vector file per face
+    assert len(list((out / "study-v3" / "vectors").iterdir())) == result["variants"][2]["faces_found"]

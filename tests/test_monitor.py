@@ -1,0 +1,59 @@
+import json
+import threading
+import time
+
+import numpy as np
+
+from facedist.monitor import Monitor, plot_timeline
+
+
+def test_cpu_burn_and_allocation_show_up_in_the_timeline(tmp_path):
+    mon = Monitor(interval=0.05).start()
+    with mon.stage("discover"):
+        time.sleep(0.4)  # idle
+    with mon.stage("detect"):
+        end = time.perf_counter() + 0.8
+        x = 0
+        while time.perf_counter() < end:  # burn one core
+            x += 1
+    with mon.stage("embed"):
+        block = np.ones((400, 1024, 1024), np.uint8)  # 400 MB, touched
+        time.sleep(0.4)
+        del block
+    mon.stop()
+    idle = [s.cpu_process for s in mon.samples if s.stage == "discover"]
+    busy = [s.cpu_process for s in mon.samples if s.stage == "detect"]
+    assert np.mean(busy) > 70 and np.mean(idle) < 30
+    rss_idle = max(s.rss_mb for s in mon.samples if s.stage == "discover")
+    rss_alloc = max(s.rss_mb for s in mon.samples if s.stage == "embed")
+    assert rss_alloc > rss_idle + 300
+    summary = mon.write(tmp_path / "perf", images=3)
+    assert [name for _, name in mon.markers if name != "start"][:3] == ["discover", "detect", "embed"]
+    stamps = [t for t, _ in mon.markers]
+    assert stamps == sorted(stamps)
+    saved = json.loads((tmp_path / "perf" / "summary.json").read_text())
+    assert saved["stages"]["detect"]["seconds"] >= 0.8 and saved["sampler_overhead_percent"] < 5
+    lines = (tmp_path / "perf" / "timeline.csv").read_text().splitlines()
+    assert lines[0].startswith("t,stage,cpu_process") and len(lines) > 20
+    assert plot_timeline(tmp_path / "perf").stat().st_size > 5000
+
+
+def test_child_processes_are_counted(tmp_path):
+    import subprocess
+    import sys
+
+    mon = Monitor(interval=0.05).start()
+    with mon.stage("detect"):
+        subprocess.run([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<1: pass"])
+    mon.stop()
+    assert max(s.cpu_process for s in mon.samples) > 60
+
+
+def test_stage_counts_and_throughput():
+    mon = Monitor(enabled=False).start()
+    with mon.stage("detect"):
+        time.sleep(0.05)
+    mon.count("detect", images=10, faces=12)
+    mon.stop()
+    st = mon.summary(images=10)["stages"]["detect"]
+    assert st["images"] == 10 and st["faces"] == 12 and st["images_per_second"] > 10
