@@ -47,7 +47,7 @@ class Settings:
     device: str = "auto"
     detect: DetectSettings = field(default_factory=DetectSettings)
     embed_batch_size: int = 32
-    chunk_images: int = 32  # images decoded, detected and stored together
+    chunk_images: int = 16  # images decoded, detected and stored together
     decode_workers: int = 2
     max_pixels: int = DEFAULT_MAX_PIXELS
     k: int = 10

@@ -167,7 +167,7 @@ def _sampler_main(root_pid: int, interval: float, stage_buf, stop_evt, conn) -> 
     conn.send("ready")
     tree: list[psutil.Process] = []
     while not stop_evt.is_set():
-        if tick % 5 == 0:  # listing children scans /proc: do it twice a second, not every tick
+        if tick % 10 == 0:  # listing children scans /proc: once a second, not every tick
             try:
                 found = [root] + root.children(recursive=True)
             except psutil.Error:
@@ -175,7 +175,7 @@ def _sampler_main(root_pid: int, interval: float, stage_buf, stop_evt, conn) -> 
             tree = [procs.get(p.pid, p) for p in found if p.pid != me]
             procs = {p.pid: p for p in tree}
         cpu = rss = 0.0
-        uss = 0.0 if tick % 20 == 0 else None  # USS reads smaps: costly, so every 20th sample
+        uss = 0.0 if tick % 100 == 0 else None  # USS reads all of smaps (ms on a big process): every 100th sample
         for p in tree:
             try:
                 with p.oneshot():

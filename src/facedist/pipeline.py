@@ -34,7 +34,7 @@ from .store import FaceStore, ImageResult
 from . import report
 
 MAX_FILE_BYTES = 1 << 30  # a 1 GiB "photo" is refused before it is read
-CHUNK_PIXELS = 64_000_000  # decoded pixels held at once, bounds memory on huge photos
+CHUNK_PIXELS = 32_000_000  # decoded pixels held at once, bounds memory on huge photos
 
 
 @dataclass
@@ -116,7 +116,8 @@ class FacePipeline:
         """detect → align → embed for a chunk of decoded images."""
         ok = [w for w in batch if w.image is not None]
         with monitor.stage("detect"):
-            found = self.detector.detect_batch([w.image.pixels for w in ok])
+            found = self.detector.detect_batch([w.image.pixels for w in ok],
+                                               [w.image.scale for w in ok])
             monitor.count("detect", images=len(ok), faces=sum(map(len, found)))
         with monitor.stage("align"):
             crops = [self.aligner.align(w.image.pixels, faces) for w, faces in zip(ok, found)]
@@ -237,7 +238,6 @@ def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> 
 def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor, summary) -> None:
     from tqdm import tqdm
 
-    _limit_heap_growth()
     bar = tqdm(total=len(todo), unit="img", desc="faces", disable=not settings.progress or None,
                file=sys.stderr)
     with ThreadPoolExecutor(max(1, settings.decode_workers), thread_name_prefix="decode") as pool:
@@ -254,6 +254,7 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
                 store.save_chunk(run_id, key, settings.model, results)
             for w in batch:
                 w.image = None  # `todo` still lists this work item; the pixels must not stay
+            _release_memory()
             summary.processed += sum(r.reason is None for r in results)
             summary.reused += len(batch) - len(fresh)
             bar.update(len(batch))
@@ -261,17 +262,14 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
     bar.close()
 
 
-def _limit_heap_growth() -> None:
-    """Large, short-lived buffers (decoded photos, pyramid levels) get their own mmap and go back
-    to the OS when freed; glibc's default moving threshold lets them fragment the heap instead,
-    and a long run's RSS creeps up with the number of images."""
+def _release_memory() -> None:
+    """Give freed heap pages back to the OS after each chunk: photos of ever-different sizes
+    leave the heap fragmented, and without this a long run's RSS creeps up with the images."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB, fixed
-        libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD = 1 MiB
-    except (OSError, AttributeError):  # not glibc: nothing to tune
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
         pass
 
 

@@ -62,13 +62,13 @@ def _distances_to_previous(vectors: list[np.ndarray], distances: list[float]) ->
         distances.append(float(np.linalg.norm(new - old)))
 
 
-def study_v1(paths: list[Path], scratch: Path, weights: str, monitor) -> dict:
-    """Both models built inside the per-image loop; distances inside the loop."""
+def _loop_with_distances(paths, scratch, monitor, models) -> dict:
+    """The study's v1/v2 loop: per image, detect and embed, save the vector, then its distances
+    to every earlier face. `models()` gives (detector, embedder) for each image."""
     found, vectors, distances = {}, [], []
     for i, path in enumerate(paths):
         with monitor.stage("detect"):
-            detector, embedder = build_models(weights)
-            box, vec = embed_one(path, detector, embedder)
+            box, vec = embed_one(path, *models())
         found[path.name] = (box, vec)
         if vec is not None:
             with monitor.stage("compare"):
@@ -76,22 +76,17 @@ def study_v1(paths: list[Path], scratch: Path, weights: str, monitor) -> dict:
                 vectors.append(vec)
                 _distances_to_previous(vectors, distances)
     return found
+
+
+def study_v1(paths: list[Path], scratch: Path, weights: str, monitor) -> dict:
+    """Both models built inside the per-image loop; distances inside the loop."""
+    return _loop_with_distances(paths, scratch, monitor, lambda: build_models(weights))
 
 
 def study_v2(paths: list[Path], scratch: Path, weights: str, monitor) -> dict:
     """Models built once; distances still inside the loop."""
-    detector, embedder = build_models(weights)
-    found, vectors, distances = {}, [], []
-    for i, path in enumerate(paths):
-        with monitor.stage("detect"):
-            box, vec = embed_one(path, detector, embedder)
-        found[path.name] = (box, vec)
-        if vec is not None:
-            with monitor.stage("compare"):
-                _save_vector(scratch, i, vec)
-                vectors.append(vec)
-                _distances_to_previous(vectors, distances)
-    return found
+    models = build_models(weights)
+    return _loop_with_distances(paths, scratch, monitor, lambda: models)
 
 
 def _double_loop(vectors: list[np.ndarray]) -> list[list[float]]:
