@@ -58,8 +58,9 @@ def test_synthetic_weights_are_deterministic():
     assert np.array_equal(a, b) and np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
 
 
-def test_dlib_embedder_gives_unit_scale_128d():
-    emb = build_embedder(get_spec("dlib-resnet"), device="cpu")
+@pytest.mark.parametrize("name", ["dlib-resnet", "dlib-resnet-native"])
+def test_dlib_embedders_give_128d(name):
+    emb = build_embedder(get_spec(name), device="cpu")
     chips = np.random.default_rng(2).integers(0, 255, (3, 150, 150, 3), dtype=np.uint8)
     out = emb.embed_batch(chips)
     assert out.shape == (3, 128) and out.dtype == np.float32

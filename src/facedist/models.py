@@ -61,20 +61,35 @@ def _build_facenet(spec: EmbedderSpec, weights: Path, device: torch.device):
 
 
 def _build_dlib(spec: EmbedderSpec, weights: Path, device: torch.device):
+    from .embed import DlibTorchEmbedder
+
+    return DlibTorchEmbedder(spec, weights, device)
+
+
+def _build_dlib_native(spec: EmbedderSpec, weights: Path, device: torch.device):
     from .embed import DlibEmbedder
 
     return DlibEmbedder(spec, weights, device)
 
 
+_DLIB_DAT = WeightsSource(
+    "dlib_face_recognition_resnet_model_v1.dat", package="face_recognition_models",
+    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    license="CC0 (dlib-models)")
+
 _FACENET_RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
 
 EMBEDDERS: dict[str, EmbedderSpec] = {
+    # dlib's ResNet ported to PyTorch (nets/dlib_resnet.py): same embeddings, batched, all cores.
     "dlib-resnet": EmbedderSpec(
         name="dlib-resnet", dim=128, input_size=150, alignment="dlib-chip",
-        normalization="dlib's own (150x150 RGB chip, padding 0.25)", default_threshold=0.6,
-        weights=WeightsSource("dlib_face_recognition_resnet_model_v1.dat",
-                              package="face_recognition_models", license="CC0 (dlib models)"),
-        build=_build_dlib),
+        normalization="(x - RGB mean) / 256 on dlib's 150x150 chip (padding 0.25)",
+        default_threshold=0.6, weights=_DLIB_DAT, build=_build_dlib),
+    # dlib's own C++ implementation of the same network (single-threaded), for reference.
+    "dlib-resnet-native": EmbedderSpec(
+        name="dlib-resnet-native", dim=128, input_size=150, alignment="dlib-chip",
+        normalization="dlib's own", default_threshold=0.6, weights=_DLIB_DAT,
+        build=_build_dlib_native),
     "facenet-vggface2": EmbedderSpec(
         name="facenet-vggface2", dim=512, input_size=160, alignment="box",
         normalization="(x - 127.5) / 128", default_threshold=1.0,
@@ -139,7 +154,9 @@ def resolve_weights(spec: EmbedderSpec, override: str | None = None,
             raise WeightsUnavailable(f"--weights {override}: no such file")
         return path
     if src.package:
-        return package_file(src)
+        path = package_file(src)
+        _check_sha256(path, src.sha256)
+        return path
     cached = cache_dir() / "weights" / src.filename
     if not cached.is_file() and download and os.environ.get("FACEDIST_OFFLINE") != "1":
         try:
