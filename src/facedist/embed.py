@@ -51,25 +51,39 @@ def load_facenet_state(path: Path) -> dict[str, torch.Tensor]:
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
-class FacenetEmbedder:
-    """InceptionResnetV1 in channels_last, input standardized (x - 127.5) / 128."""
+class TorchEmbedder:
+    """A PyTorch network on uint8 crops: batched, channels_last, on any device. Subclasses build
+    the network and say how crops are normalized."""
 
-    def __init__(self, spec: EmbedderSpec, weights: Path | str, device: torch.device) -> None:
+    def __init__(self, spec: EmbedderSpec, model: torch.nn.Module, device: torch.device) -> None:
         self.spec = spec
         self.device = device
-        state = synthetic_facenet_state() if str(weights) == "synthetic" else load_facenet_state(Path(weights))
-        classes = state["logits.weight"].shape[0] if "logits.weight" in state else None
-        model = InceptionResnetV1(classes)
-        model.load_state_dict(state, strict=True)
         self.model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
     @torch.inference_mode()
     def embed_batch(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, self.spec.dim), np.float32)
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
-        x = ((x.permute(0, 3, 1, 2).float() - 127.5) / 128.0).contiguous(memory_format=torch.channels_last)
+        x = self.normalize(x.permute(0, 3, 1, 2).float()).contiguous(memory_format=torch.channels_last)
         return self.model(x).float().cpu().numpy()
+
+
+class FacenetEmbedder(TorchEmbedder):
+    """InceptionResnetV1, input standardized (x - 127.5) / 128."""
+
+    def __init__(self, spec: EmbedderSpec, weights: Path | str, device: torch.device) -> None:
+        state = synthetic_facenet_state() if str(weights) == "synthetic" else load_facenet_state(Path(weights))
+        classes = state["logits.weight"].shape[0] if "logits.weight" in state else None
+        model = InceptionResnetV1(classes)
+        model.load_state_dict(state, strict=True)
+        super().__init__(spec, model, device)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - 127.5) / 128.0
 
 
 def dlib_torch_weights(dat: Path) -> Path:
@@ -91,28 +105,18 @@ def dlib_torch_weights(dat: Path) -> Path:
     return out
 
 
-class DlibTorchEmbedder:
+class DlibTorchEmbedder(TorchEmbedder):
     """dlib's ResNet ported to PyTorch: dlib's embeddings (cosine >= 0.9999), batched on every
-    core (or a GPU) instead of one face at a time on one core."""
+    core (or a GPU) instead of one face at a time on one core. Normalizes inside the network."""
 
     def __init__(self, spec: EmbedderSpec, weights: Path | str, device: torch.device) -> None:
         from safetensors.torch import load_file
 
         from .nets.dlib_resnet import DlibResNet
 
-        self.spec = spec
-        self.device = device
         model = DlibResNet()
         model.load_state_dict(load_file(str(dlib_torch_weights(Path(weights)))), strict=True)
-        self.model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
-
-    @torch.inference_mode()
-    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, self.spec.dim), np.float32)
-        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
-        return self.model(x).float().cpu().numpy()
+        super().__init__(spec, model, device)
 
 
 class DlibEmbedder:
