@@ -42,3 +42,13 @@ def test_changed_content_invalidates_every_model(tmp_path):
     s.save_chunk(run, "k", "m", [result(a, 1, sha="new")])
     assert len(s.faces("k")) == 1 and len(s.faces("k2")) == 0
     assert s.content_unchanged(a, "new") and not s.content_unchanged(a, "old")
+
+
+def test_has_result_needs_same_content_and_key(tmp_path):
+    s = FaceStore(tmp_path)
+    run = s.begin_run("k", "m", "/p", {}, {})
+    a = s.image_id("/p/a.jpg", 10, 1)
+    assert not s.has_result(a, "k", "x")
+    s.save_chunk(run, "k", "m", [result(a, 1, sha="x")])
+    assert s.has_result(a, "k", "x")
+    assert not s.has_result(a, "k", "y") and not s.has_result(a, "other", "x")

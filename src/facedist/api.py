@@ -26,7 +26,7 @@ def run(photos: str | Path, out: str | Path, config: str | Path | None = None, *
     if config:
         s.update(load_yaml(config))
     s.update(settings)
-    return pipeline.run(s, log=lambda *a: None)
+    return pipeline.run(s)
 
 
 @dataclass

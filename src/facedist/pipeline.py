@@ -147,7 +147,7 @@ class FacePipeline:
         return results
 
 
-def run(settings: Settings, monitor: Monitor | None = None, log=print) -> RunSummary:
+def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
     """Run the whole pipeline on settings.photos into settings.out; returns the summary."""
     if settings.photos is None or settings.out is None:
         raise ValueError("photos and out are required")
@@ -248,7 +248,8 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
                 if batch is None:
                     break
                 monitor.count("decode", images=len(batch))
-            fresh = [w for w in batch if not _unchanged(store, key, w)]
+            # a file touched but not changed keeps its results (same content hash)
+            fresh = [w for w in batch if not (w.sha256 and store.has_result(w.image_id, key, w.sha256))]
             results = faces_pipeline.process(fresh, monitor)
             with monitor.stage("store"):
                 store.save_chunk(run_id, key, settings.model, results)
@@ -271,12 +272,3 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
-
-
-def _unchanged(store: FaceStore, key: str, w: _Work) -> bool:
-    """A file touched but not changed keeps its results (its content hash is the same)."""
-    if w.sha256 is None or not store.content_unchanged(w.image_id, w.sha256):
-        return False
-    row = store.db.execute("SELECT 1 FROM results WHERE image_id = ? AND pipeline_key = ?",
-                           (w.image_id, key)).fetchone()
-    return row is not None

@@ -126,6 +126,13 @@ class FaceStore:
         row = self.db.execute("SELECT sha256 FROM images WHERE id = ?", (image_id,)).fetchone()
         return row is not None and row[0] == sha256
 
+    def has_result(self, image_id: int, pipeline_key: str, sha256: str) -> bool:
+        """Whether this content of the image already has a result under `pipeline_key`."""
+        if not self.content_unchanged(image_id, sha256):
+            return False
+        return self.db.execute("SELECT 1 FROM results WHERE image_id = ? AND pipeline_key = ?",
+                               (image_id, pipeline_key)).fetchone() is not None
+
     # -- results ------------------------------------------------------------------------------
     def save_chunk(self, run_id: int, pipeline_key: str, model: str,
                    results: list[ImageResult]) -> None:
