@@ -57,3 +57,23 @@ def test_stage_counts_and_throughput():
     mon.stop()
     st = mon.summary(images=10)["stages"]["detect"]
     assert st["images"] == 10 and st["faces"] == 12 and st["images_per_second"] > 10
+
+
+def test_works_from_an_unguarded_script(tmp_path):
+    """A user's script without `if __name__ == "__main__"` must not be run twice by the sampler."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "user_script.py"
+    counter = tmp_path / "runs.txt"
+    script.write_text(
+        "import time\n"
+        "from facedist.monitor import Monitor\n"
+        f"open({str(counter)!r}, 'a').write('x')\n"
+        "m = Monitor(0.05).start()\n"
+        "time.sleep(0.5)\n"
+        "m.stop()\n"
+        "print(len(m.samples))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert counter.read_text() == "x" and int(out.stdout.strip()) >= 5

@@ -1,6 +1,6 @@
 """monitor: measure a run as it goes, from a background thread that never blocks the work.
 
-`Monitor` samples from a small separate process, every `interval` seconds, the CPU% of this
+`Monitor` samples from a small separate process (sampler.py), every `interval` seconds, the CPU% of this
 process tree (workers included) and of the whole system, the tree's RSS (USS where the OS gives it, every 10th sample because it is
 costly), and the stage the pipeline is in. Stages are entered with `with monitor.stage("detect"):`;
 their wall time, images and faces add up. `write()` saves perf/timeline.csv and perf/summary.json;
@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import csv
 import json
+import mmap
 import os
+import select
+import subprocess
+import sys
+import tempfile
+import warnings
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,32 +60,41 @@ class Monitor:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Monitor":
-        """Start the sampler: a small separate process, so that work holding the GIL (a Python
-        loop) can neither starve it nor be slowed by it."""
-        import multiprocessing as mp
-
+        """Start the sampler: a small separate process (sampler.py), so that work holding the
+        GIL (a Python loop) can neither starve it nor be slowed by it."""
         self._t0 = time.perf_counter()
-        if self.enabled:
-            ctx = mp.get_context("spawn")  # no fork of a process that may hold torch threads
-            self._stage_buf = ctx.Array("c", 64, lock=False)
-            self._stage_buf.value = self._current.encode()
-            self._stop_evt = ctx.Event()
-            self._conn, child = ctx.Pipe(duplex=False)
-            self._proc = ctx.Process(target=_sampler_main, name="facedist-monitor", daemon=True,
-                                     args=(os.getpid(), self.interval, self._stage_buf,
-                                           self._stop_evt, child))
-            self._proc.start()
-            self._conn.recv()  # ready: sampling from now on
+        if not self.enabled:
+            return self
+        fd, self._stage_path = tempfile.mkstemp(prefix="facedist-stage-")
+        os.write(fd, b"\0" * 64)
+        os.close(fd)
+        with open(self._stage_path, "r+b") as fh:
+            self._stage_map = mmap.mmap(fh.fileno(), 64)
+        self._set_current(self._current)
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("sampler.py")), str(os.getpid()),
+             str(self.interval), self._stage_path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self._proc.stdout], [], [], 60)
+        if not ready or self._proc.stdout.readline().strip() != "ready":
+            warnings.warn("facedist: the resource sampler did not start; no timeline this run")
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
         return self
 
     def stop(self) -> None:
         self.wall_seconds = time.perf_counter() - self._t0
         if self._proc is not None:
-            self._stop_evt.set()
-            rows, self.sampler_cpu_seconds = self._conn.recv()
-            self._proc.join()
+            out, _ = self._proc.communicate("stop\n", timeout=60)
             self._proc = None
-            self.samples = [Sample(*r) for r in rows]
+            result = json.loads(out.strip().splitlines()[-1])
+            self.samples = [Sample(*r) for r in result["rows"]]
+            self.sampler_cpu_seconds = result["cpu_seconds"]
+        if getattr(self, "_stage_path", None):
+            self._stage_map.close()
+            os.unlink(self._stage_path)
+            self._stage_path = None
 
     def __enter__(self) -> "Monitor":
         return self.start()
@@ -93,8 +108,8 @@ class Monitor:
 
     def _set_current(self, name: str) -> None:
         self._current = name
-        if self._proc is not None:
-            self._stage_buf.value = name.encode()[:63]
+        if getattr(self, "_stage_path", None):
+            self._stage_map[:64] = name.encode()[:63].ljust(64, b"\0")
 
     @contextmanager
     def stage(self, name: str):
@@ -151,51 +166,6 @@ class Monitor:
         summary["markers"] = [[round(t, 3), name] for t, name in self.markers]
         (perf_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
-
-
-def _sampler_main(root_pid: int, interval: float, stage_buf, stop_evt, conn) -> None:
-    """The sampler process: every `interval` s, CPU% and memory of the root's process tree
-    (this sampler excluded) and of the system, tagged with the stage the root is in."""
-    me = os.getpid()
-    root = psutil.Process(root_pid)
-    procs: dict[int, psutil.Process] = {}
-    rows = []
-    psutil.cpu_percent(None)
-    tick = 0
-    t0_wall = next_t = time.time()
-    cpu0 = sum(psutil.Process(me).cpu_times()[:2])  # start-up (imports) is not sampling cost
-    conn.send("ready")
-    tree: list[psutil.Process] = []
-    while not stop_evt.is_set():
-        if tick % 10 == 0:  # listing children scans /proc: once a second, not every tick
-            try:
-                found = [root] + root.children(recursive=True)
-            except psutil.Error:
-                break
-            tree = [procs.get(p.pid, p) for p in found if p.pid != me]
-            procs = {p.pid: p for p in tree}
-        cpu = rss = 0.0
-        uss = 0.0 if tick % 100 == 0 else None  # USS reads all of smaps (ms on a big process): every 100th sample
-        for p in tree:
-            try:
-                with p.oneshot():
-                    cpu += p.cpu_percent(None)  # since this object's last call
-                    if uss is not None:
-                        info = p.memory_full_info()
-                        rss += info.rss
-                        uss += getattr(info, "uss", info.rss)
-                    else:
-                        rss += p.memory_info().rss
-            except psutil.Error:
-                continue
-        if tick > 0:  # the first reading of cpu_percent is meaningless
-            rows.append((round(time.time() - t0_wall, 4), stage_buf.value.decode(), cpu,
-                         psutil.cpu_percent(None), rss / 2**20, None if uss is None else uss / 2**20))
-        tick += 1
-        next_t += interval
-        stop_evt.wait(max(0.0, next_t - time.time()))
-    conn.send((rows, sum(psutil.Process(me).cpu_times()[:2]) - cpu0))
-    conn.close()
 
 
 def _cpu_mem(samples: list[Sample]) -> dict:
