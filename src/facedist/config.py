@@ -29,6 +29,11 @@ class DetectSettings:
     exact: bool = False
     max_side: int = 1024
 
+    @property
+    def decode_max_side(self) -> int | None:
+        """Long side JPEGs may be decoded down to (never in exact mode)."""
+        return None if self.exact else self.max_side
+
     def key(self) -> str:
         """Identifies detection results: results made with other settings are not reused."""
         mode = "exact" if self.exact else f"max{self.max_side}"

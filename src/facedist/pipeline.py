@@ -104,7 +104,7 @@ class FacePipeline:
 
     def process_files(self, paths: list[Path]) -> list[ImageResult]:
         """Decode and process a few files outside a run (for `near`); nothing is stored."""
-        max_side = None if self.settings.detect.exact else self.settings.detect.max_side
+        max_side = self.settings.detect.decode_max_side
         work = []
         for i, path in enumerate(paths):
             st = path.stat()
@@ -209,7 +209,7 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
 def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> Iterator[list[_Work]]:
     """Decoded chunks, read ahead by the thread pool: at most one chunk plus one image per worker
     is held decoded, so memory does not grow with the number of images."""
-    max_side = None if settings.detect.exact else settings.detect.max_side
+    max_side = settings.detect.decode_max_side
     pending = iter(todo)
     futures: list = []
 
@@ -263,12 +263,20 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
     bar.close()
 
 
-def _release_memory() -> None:
-    """Give freed heap pages back to the OS after each chunk: photos of ever-different sizes
-    leave the heap fragmented, and without this a long run's RSS creeps up with the images."""
+def _load_libc():
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def _release_memory() -> None:
+    """Give freed heap pages back to the OS after each chunk: photos of ever-different sizes
+    leave the heap fragmented, and without this a long run's RSS creeps up with the images."""
+    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
+        _LIBC.malloc_trim(0)
