@@ -12,6 +12,8 @@ image, so that boxes stay the reference's for every face the coarse levels find.
 """
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,10 +125,11 @@ class MtcnnDetector:
         self.settings = settings
         self.device = torch.device(device)
         self.pnet, self.rnet, self.onet = (net.to(self.device) for net in load_mtcnn())
-        # channels_last runs P-Net's wide, thin convolutions and pooling ~1.5x faster on CPU; the
-        # exact mode keeps the reference's memory layout (and its last-bit numerics).
+        # channels_last runs P-Net ~1.5x and R-/O-Net ~4x faster on CPU (torch's NCHW max-pool
+        # is slow); the exact mode keeps the reference's memory layout (and last-bit numerics).
         self.layout = torch.contiguous_format if settings.exact else torch.channels_last
-        self.pnet = self.pnet.to(memory_format=self.layout)
+        for net in (self.pnet, self.rnet, self.onet):
+            net.to(memory_format=self.layout)
 
     # -- public ----------------------------------------------------------------------------
     def detect_batch(self, images: list[np.ndarray],
@@ -166,15 +169,14 @@ class MtcnnDetector:
             long_side = max(height, width)
             if long_side > s.max_side:
                 k = s.max_side / long_side
-                pyramid_src = F.interpolate(img, size=(max(1, round(height * k)), max(1, round(width * k))),
-                                            mode="area")
+                pyramid_src = area_resize(img, (max(1, round(height * k)), max(1, round(width * k))))
         boxes = self._proposals(pyramid_src, round(height * source_scale),
                                 round(width * source_scale), limit)
         boxes[:, :4] /= source_scale
         if len(boxes) == 0:
             return no_faces
         # Stage 2: R-Net refines the proposals on 24x24 crops.
-        crops = _AreaCrops(img)
+        crops = _AreaCrops(img, fast=not s.exact)
         boxes, reg, prob = self._refine(self.rnet, crops, boxes, 24, width, height)
         keep = prob > s.thresholds[1]
         boxes, reg = np.concatenate([boxes[keep, :4], prob[keep, None]], 1), reg[keep]
@@ -207,7 +209,8 @@ class MtcnnDetector:
             size = (int(height * scale + 1), int(width * scale + 1))
             if max_side and max(size) > max_side:
                 continue
-            level = F.interpolate(img, size=size, mode="area").contiguous(memory_format=self.layout)
+            level = (F.interpolate(img, size=size, mode="area") if s.exact
+                     else area_resize(img, size)).contiguous(memory_format=self.layout)
             reg, prob = self.pnet(_normalize(level))
             cand = _pnet_boxes(reg[0].cpu().numpy(), prob[0].cpu().numpy(), scale, s.thresholds[0])
             found.append(cand[nms(cand[:, :4], cand[:, 4], 0.5)])
@@ -227,7 +230,7 @@ class MtcnnDetector:
         windows = _crop_windows(boxes, width, height)
         valid = (windows[:, 2] > windows[:, 0]) & (windows[:, 3] > windows[:, 1])
         boxes, windows = boxes[valid], windows[valid]
-        batch = _normalize(crops(windows, size))
+        batch = _normalize(crops(windows, size)).contiguous(memory_format=self.layout)
         outs = []
         for start in range(0, max(len(batch), 1), 512):  # bounded memory on crowded images
             outs.append(net(batch[start:start + 512]))
@@ -236,16 +239,52 @@ class MtcnnDetector:
         return boxes, heads, outs[-1]
 
 
-class _AreaCrops:
-    """The reference's crops: each window area-resampled from the full image (exact, slow for
-    large faces: every source pixel is read)."""
+def area_resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """F.interpolate(img, size, mode="area") for a [1, C, H, W] image, computed on CPU as two
+    sparse matrix products over its HWC pixels: the same bins and means, ~2x faster than torch's
+    pooling kernel. Returns channels_last."""
+    if img.device.type != "cpu":
+        return F.interpolate(img, size=size, mode="area").contiguous(memory_format=torch.channels_last)
+    _, c, height, width = img.shape
+    h, w = size
+    hwc = img[0].permute(1, 2, 0).contiguous()  # free when img is already channels_last
+    rows = _bin_means(height, h) @ hwc.view(height, width * c)  # [h, W*C]: bins of rows
+    cols = _bin_means(width, w) @ rows.view(h, width, c).transpose(0, 1).reshape(width, h * c)
+    return cols.view(w, h, c).permute(2, 1, 0).unsqueeze(0).contiguous(memory_format=torch.channels_last)
 
-    def __init__(self, img: torch.Tensor) -> None:
+
+@functools.lru_cache(maxsize=512)
+def _bin_means(n_in: int, n_out: int) -> torch.Tensor:
+    """Sparse [n_out, n_in] matrix averaging input bin i = [floor(i*n_in/n_out),
+    ceil((i+1)*n_in/n_out)), the bins of adaptive average pooling."""
+    i = np.arange(n_out)
+    lo = i * n_in // n_out
+    count = -((-(i + 1) * n_in) // n_out) - lo
+    starts = np.concatenate([[0], np.cumsum(count)])
+    cols = np.arange(starts[-1]) - np.repeat(starts[:-1] - lo, count)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        return torch.sparse_csr_tensor(torch.from_numpy(starts), torch.from_numpy(cols),
+                                       torch.from_numpy(np.repeat(1.0 / count, count).astype(np.float32)),
+                                       size=(n_out, n_in))
+
+
+class _AreaCrops:
+    """The reference's crops: each window area-resampled from the full image. With `fast`, large
+    windows go through `area_resize` (same means, several times faster for big faces)."""
+
+    def __init__(self, img: torch.Tensor, fast: bool) -> None:
         self.img = img
+        self.fast = fast
 
     def __call__(self, windows: np.ndarray, size: int) -> torch.Tensor:
-        crops = [F.interpolate(self.img[:, :, y0:y1, x0:x1], size=(size, size), mode="area")
-                 for x0, y0, x1, y1 in windows]
+        crops = []
+        for x0, y0, x1, y1 in windows:
+            window = self.img[:, :, y0:y1, x0:x1]
+            if self.fast and (y1 - y0) * (x1 - x0) > 64 * size * size:
+                crops.append(area_resize(window, (size, size)))
+            else:
+                crops.append(F.interpolate(window, size=(size, size), mode="area"))
         return torch.cat(crops) if crops else self.img.new_zeros((0, 3, size, size))
 
 
