@@ -189,3 +189,28 @@ def test_memory_during_detect_and_embed_does_not_grow_with_images(tmp_path):
         peaks[mult] = max(summary["stages"][st]["rss_peak_mb"] or 0 for st in ("detect", "embed"))
     print("peak RSS MB during detect/embed:", peaks)
     assert peaks[4] < peaks[1] * 1.15 + 60
+
+
+def test_detect_workers_return_each_image_its_own_faces(tmp_path):
+    """Images detected in parallel (one per core, largest first) come back in input order, with
+    the faces a plain one-by-one detection finds."""
+    import torch
+
+    from facedist.decode import decode_image
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pipe = pipeline.FacePipeline(settings(LABELED, tmp_path))
+        assert pipe.detect_workers == 2
+        paths = sorted((LABELED / "groups").iterdir())[:3] + sorted(HUMANS.iterdir())[:5]
+        images = [decode_image(p, 10**9, pipe.settings.detect.decode_max_side) for p in paths]
+        parallel = pipe.detect_images(images)
+        one_by_one = [pipe.detector.detect(im.pixels, im.scale) for im in images]
+    finally:
+        torch.set_num_threads(threads)
+    assert [len(f) for f in parallel] == [len(f) for f in one_by_one]
+    assert sum(map(len, parallel)) >= 8
+    for mine, ref in zip(parallel, one_by_one):
+        for a, b in zip(mine, ref):
+            assert np.allclose(a.box, b.box, atol=0.5)

@@ -36,6 +36,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--weights", help="FaceNet weights file, or 'synthetic' (timing only) if you have none")
     p.add_argument("--sample-interval", type=float, default=0.1)
     p.add_argument("--no-micro", dest="micro", action="store_false", help="skip the matmul-bound checks")
+    p.add_argument("--reference", type=Path,
+                   help="reference detections (JSON: images → name → boxes), e.g. "
+                        "../shared/golden/mtcnn_humans.json: facedist variants are scored against it")
 
 
 def machine() -> dict:
@@ -94,6 +97,8 @@ def cmd_bench(args) -> int:
         print(f"bench: {variant}: {summary['total_seconds']:.1f} s, "
               f"{n / summary['total_seconds']:.2f} images/s", flush=True)
     _agreement(rows, out)
+    if args.reference:
+        _reference_agreement(rows, out, json.loads(args.reference.read_text())["images"])
     _tidy(out, variants)
     result = {"command": " ".join(["facedist", "bench"] + sys.argv[2:]), "machine": machine(),
               "weights": "synthetic stand-in weights: timing only, embeddings mean nothing"
@@ -204,6 +209,29 @@ def _agreement(rows: list[dict], out: Path) -> None:
         r["embedding_distance_to_facedist_facenet"] = round(float(np.mean(dists)), 4) if dists else None
 
 
+def _reference_agreement(rows: list[dict], out: Path, reference: dict) -> None:
+    """For facedist variants: share of images with the reference's face count, and share of the
+    reference's matched faces (best IoU > 0.5) whose box overlaps ours with IoU >= 0.9."""
+    for r in rows:
+        if r["variant"].startswith("study-"):
+            continue
+        mine = json.loads((out / r["variant"] / "faces.json").read_text())
+        same, matched, scored = 0, [], 0
+        for name, faces in mine.items():
+            ref = reference.get(name.split("_", 1)[1])  # inputs are named NNNNN_<original name>
+            if ref is None:
+                continue
+            scored += 1
+            same += len(faces) == len(ref["boxes"])
+            for box in ref["boxes"]:
+                best = max((_iou(f["box"], box) for f in faces), default=0.0)
+                if best > 0.5:
+                    matched.append(best)
+        if scored:
+            r["ref_count_agreement"] = round(same / scored, 4)
+            r["ref_iou90_share"] = round(float(np.mean(np.array(matched) >= 0.9)), 4) if matched else None
+
+
 # -- the machine's bound -----------------------------------------------------------------------
 
 def micro_bench() -> dict:
@@ -256,7 +284,8 @@ COLUMNS = [("variant", "variant"), ("images", "images"), ("total_seconds", "wall
            ("rss_mean_mb", "RSS mean MB"), ("rss_peak_mb", "RSS peak MB"),
            ("faces_found", "faces"), ("count_agreement", "count agrees"),
            ("largest_box_iou_mean", "box IoU"),
-           ("embedding_distance_to_facedist_facenet", "emb. dist to facedist-facenet")]
+           ("embedding_distance_to_facedist_facenet", "emb. dist to facedist-facenet"),
+           ("ref_count_agreement", "ref. count agrees"), ("ref_iou90_share", "ref. IoU>=0.9")]
 
 
 def write_tables(result: dict, out: Path) -> None:
@@ -289,7 +318,9 @@ def write_tables(result: dict, out: Path) -> None:
         lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c, _ in COLUMNS) + " |")
     lines += ["", "CPU %: 100 = one core busy. count agrees: share of images whose face count agrees "
               "with `facedist` (study variants keep one face: found / not found). box IoU: largest "
-              "face against `facedist`'s.", ""]
+              "face against `facedist`'s. ref.: against the `--reference` detections (count: "
+              "share of images with the same face count; IoU>=0.9: share of the reference's "
+              "matched faces).", ""]
     if "micro" in result:
         mb = result["micro"]
         lines += ["## Against the machine's bound", "",

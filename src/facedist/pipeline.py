@@ -101,6 +101,31 @@ class FacePipeline:
         self.device = pick_device(settings.device)
         self.detector = MtcnnDetector(settings.detect, self.device)
         self.aligner = make_aligner(self.spec)
+        # On CPU, images are detected one per core, each on one torch thread: MTCNN's many small
+        # ops scale poorly across threads (measured 1.2x faster than 2 threads on one image).
+        self.detect_workers = torch.get_num_threads() if self.device.type == "cpu" else 1
+        self._detect_pool = (ThreadPoolExecutor(self.detect_workers, thread_name_prefix="detect")
+                             if self.detect_workers > 1 else None)
+
+    def detect_images(self, images: list[DecodedImage]) -> list[list]:
+        """Faces of each image, in order; spread over the detect workers, largest image first
+        so that no worker is left with a big one at the end of the chunk."""
+        if self._detect_pool is None or len(images) < 2:
+            return self.detector.detect_batch([im.pixels for im in images],
+                                              [im.scale for im in images])
+        threads = torch.get_num_threads()
+
+        def detect_one(im: DecodedImage):
+            torch.set_num_threads(1)
+            return self.detector.detect(im.pixels, im.scale)
+
+        order = sorted(range(len(images)), key=lambda i: -images[i].pixels.size)
+        torch.set_num_threads(1)
+        try:
+            found = dict(zip(order, self._detect_pool.map(detect_one, [images[i] for i in order])))
+        finally:
+            torch.set_num_threads(threads)
+        return [found[i] for i in range(len(images))]
 
     def process_files(self, paths: list[Path]) -> list[ImageResult]:
         """Decode and process a few files outside a run (for `near`); nothing is stored."""
@@ -116,8 +141,7 @@ class FacePipeline:
         """detect → align → embed for a chunk of decoded images."""
         ok = [w for w in batch if w.image is not None]
         with monitor.stage("detect"):
-            found = self.detector.detect_batch([w.image.pixels for w in ok],
-                                               [w.image.scale for w in ok])
+            found = self.detect_images([w.image for w in ok])
             monitor.count("detect", images=len(ok), faces=sum(map(len, found)))
         with monitor.stage("align"):
             crops = [self.aligner.align(w.image.pixels, faces) for w, faces in zip(ok, found)]
