@@ -120,6 +120,30 @@ def test_rerun_embeds_only_new_or_changed_files(tmp_path):
     assert per_model == {"dlib-resnet": third.faces, "facenet-vggface2": third.faces}
 
 
+def test_identical_files_are_processed_once_and_share_faces(tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    group = LABELED / "groups" / "two_people.jpg"
+    for dest in ["a.jpg", "b.jpg", "sub/c.jpg"]:
+        shutil.copy(group, photos / dest)
+    data = group.read_bytes()
+    for dest in ["cut.jpg", "cut_too.jpg"]:
+        (photos / dest).write_bytes(data[: len(data) // 3])
+    before = tree_state(photos)
+    run = pipeline.run(settings(photos, tmp_path / "out"))
+    assert tree_state(photos) == before
+    assert (run.processed, run.copies, run.images) == (1, 3, 5)  # a, and one truncated file
+    faces = read_csv(tmp_path / "out" / "faces.csv")
+    by_file = {}
+    for row in faces:
+        by_file.setdefault(Path(row["path"]).name, []).append((row["x1"], row["y2"], row["group"]))
+    assert set(by_file) == {"a.jpg", "b.jpg", "c.jpg"} and len(by_file["a.jpg"]) == 2
+    assert by_file["a.jpg"] == by_file["b.jpg"] == by_file["c.jpg"]
+    assert sum(run.skipped.values()) == 2 and len(run.skipped) == 1  # both cut files, one reason
+    again = pipeline.run(settings(photos, tmp_path / "out"))
+    assert (again.processed, again.reused, again.copies) == (0, 5, 0)
+
+
 def test_sigkill_at_any_moment_resumes_without_loss_or_duplicates(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -52,3 +52,21 @@ def test_has_result_needs_same_content_and_key(tmp_path):
     s.save_chunk(run, "k", "m", [result(a, 1, sha="x")])
     assert s.has_result(a, "k", "x")
     assert not s.has_result(a, "k", "y") and not s.has_result(a, "other", "x")
+
+
+def test_copies_take_the_original_result_under_one_key(tmp_path):
+    s = FaceStore(tmp_path)
+    run = s.begin_run("k", "m", "/p", {}, {})
+    a, b, c, bad, bad2 = (s.image_id(f"/p/{n}", 10, 1) for n in ("a", "b", "c", "bad", "bad2"))
+    s.save_chunk(run, "k", "m", [result(a, 2, sha="x"), ImageResult(bad, sha256="z", reason="broken")])
+    s.save_chunk(run, "other", "m2", [result(a, 1, sha="x")])
+    s.save_chunk(run, "k", "m", [result(c, 1, sha="old")])  # c held other bytes before
+    assert s.image_with_result("k", "x") == a and s.image_with_result("k", "nope") is None
+    s.copy_results(run, "k", [(b, a), (c, a), (bad2, bad)])
+    t = s.faces("k")
+    assert t.paths == ["/p/a"] * 2 + ["/p/b"] * 2 + ["/p/c"] * 2
+    assert np.array_equal(t.embeddings[:2], t.embeddings[2:4])
+    assert len(s.faces("other")) == 1  # only the key asked for is copied
+    assert s.has_result(b, "k", "x") and s.has_result(c, "k", "x") and not s.has_result(c, "k", "old")
+    assert s.image_with_result("k", "x", prefer=c) == c
+    assert dict(s.skipped("k")) == {"/p/bad": "broken", "/p/bad2": "broken"}

@@ -11,11 +11,12 @@ import hashlib
 import io
 import platform
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ class RunSummary:
     images: int = 0  # image files found
     processed: int = 0  # decoded and detected in this run
     reused: int = 0  # unchanged since an earlier run: results taken from the database
+    copies: int = 0  # byte-identical to another file: that file's results copied
     faces: int = 0  # faces over all current images
     skipped: dict[str, int] = field(default_factory=dict)  # reason → count
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -60,6 +62,7 @@ class _Work:
     sha256: str | None = None
     image: DecodedImage | None = None
     reason: str | None = None
+    duplicate: bool = False  # same bytes as another file of this run: not decoded
 
 
 def pipeline_key(settings: Settings) -> str:
@@ -73,8 +76,10 @@ def versions() -> dict[str, str]:
             "torch": torch.__version__, "numpy": np.__version__, "pillow": PIL.__version__}
 
 
-def read_and_decode(work: _Work, max_pixels: int, max_side: int | None) -> _Work:
-    """Read the file once, hash those bytes and decode them (runs in a worker thread)."""
+def read_and_decode(work: _Work, max_pixels: int, max_side: int | None,
+                    claim: Callable[[str], bool] | None = None) -> _Work:
+    """Read the file once, hash those bytes and decode them (runs in a worker thread). With
+    `claim`, content another file has already claimed is marked duplicate and not decoded."""
     try:
         if work.file.size > MAX_FILE_BYTES:
             raise DecodeError(f"file is {work.file.size} bytes, over the {MAX_FILE_BYTES} limit")
@@ -83,6 +88,9 @@ def read_and_decode(work: _Work, max_pixels: int, max_side: int | None) -> _Work
         work.sha256 = hashlib.sha256(data).hexdigest()
         if not data:
             raise DecodeError("empty file (0 bytes)")
+        if claim is not None and not claim(work.sha256):
+            work.duplicate = True
+            return work
         work.image = decode_image(io.BytesIO(data), max_pixels, max_side)
     except DecodeError as exc:
         work.reason = str(exc)
@@ -230,10 +238,28 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
     return summary
 
 
+class _ContentClaims:
+    """Which file contents this run has already taken on (thread-safe): the first file with given
+    bytes is decoded and processed, later ones copy its results."""
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()  # raw SHA-256: ~65 bytes per distinct image
+        self._lock = threading.Lock()
+
+    def __call__(self, sha256: str) -> bool:
+        digest = bytes.fromhex(sha256)
+        with self._lock:
+            if digest in self._seen:
+                return False
+            self._seen.add(digest)
+            return True
+
+
 def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> Iterator[list[_Work]]:
     """Decoded chunks, read ahead by the thread pool: at most one chunk plus one image per worker
     is held decoded, so memory does not grow with the number of images."""
     max_side = settings.detect.decode_max_side
+    claim = _ContentClaims()
     pending = iter(todo)
     futures: list = []
 
@@ -242,7 +268,7 @@ def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> 
             w = next(pending, None)
             if w is None:
                 return
-            futures.append(pool.submit(read_and_decode, w, settings.max_pixels, max_side))
+            futures.append(pool.submit(read_and_decode, w, settings.max_pixels, max_side, claim))
 
     submit(settings.chunk_images + max(1, settings.decode_workers))
     chunk, pixels = [], 0
@@ -266,24 +292,45 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
                file=sys.stderr)
     with ThreadPoolExecutor(max(1, settings.decode_workers), thread_name_prefix="decode") as pool:
         chunks = _chunks(todo, settings, pool)
+        waiting: list[_Work] = []  # duplicates whose original is not stored yet
         while True:
             with monitor.stage("decode"):
                 batch = next(chunks, None)
                 if batch is None:
                     break
                 monitor.count("decode", images=len(batch))
-            # a file touched but not changed keeps its results (same content hash)
-            fresh = [w for w in batch if not (w.sha256 and store.has_result(w.image_id, key, w.sha256))]
+            fresh, copies = [], []
+            for w in batch:
+                # same bytes as a file with results (itself: touched but unchanged) → no work
+                have = store.image_with_result(key, w.sha256, prefer=w.image_id) if w.sha256 else None
+                if have == w.image_id:
+                    summary.reused += 1
+                elif have is not None:
+                    copies.append((w.image_id, have))
+                elif w.duplicate:
+                    waiting.append(w)
+                else:
+                    fresh.append(w)
             results = faces_pipeline.process(fresh, monitor)
             with monitor.stage("store"):
                 store.save_chunk(run_id, key, settings.model, results)
+                found = [(w, store.image_with_result(key, w.sha256)) for w in waiting]
+                copies += [(w.image_id, have) for w, have in found if have is not None]
+                waiting = [w for w, have in found if have is None]
+                store.copy_results(run_id, key, copies)
             for w in batch:
                 w.image = None  # `todo` still lists this work item; the pixels must not stay
             _release_memory()
             summary.processed += sum(r.reason is None for r in results)
-            summary.reused += len(batch) - len(fresh)
+            summary.copies += len(copies)
             bar.update(len(batch))
             bar.set_postfix(faces=monitor.stages.get("embed").faces if "embed" in monitor.stages else 0)
+        if waiting:  # an original that vanished between hashing and storing: do the copies
+            redo = [read_and_decode(w, settings.max_pixels, settings.detect.decode_max_side)
+                    for w in waiting]
+            results = faces_pipeline.process(redo, monitor)
+            store.save_chunk(run_id, key, settings.model, results)
+            summary.processed += sum(r.reason is None for r in results)
     bar.close()
 
 

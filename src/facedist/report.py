@@ -48,7 +48,8 @@ def write_results(out: Path, table: FaceTable, result: Comparison, group: np.nda
 
 def format_summary(s) -> str:
     """The closing lines of `facedist run` (s: pipeline.RunSummary)."""
-    lines = [f"facedist: {s.images} images ({s.processed} processed, {s.reused} unchanged), "
+    copies = f", {s.copies} copies of other files" if s.copies else ""
+    lines = [f"facedist: {s.images} images ({s.processed} processed, {s.reused} unchanged{copies}), "
              f"{s.faces} faces, {s.warnings} skipped, {s.total_seconds:.1f} s"
              + (f", {s.processed / s.total_seconds:.1f} images/s" if s.total_seconds else "")]
     if s.stage_seconds:

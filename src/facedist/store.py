@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS faces (
     x1 REAL, y1 REAL, x2 REAL, y2 REAL, prob REAL, landmarks BLOB, embedding BLOB NOT NULL,
     UNIQUE (image_id, pipeline_key, face_index));
 CREATE INDEX IF NOT EXISTS faces_key ON faces (pipeline_key, image_id);
+CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
 """
 
 
@@ -128,10 +129,15 @@ class FaceStore:
 
     def has_result(self, image_id: int, pipeline_key: str, sha256: str) -> bool:
         """Whether this content of the image already has a result under `pipeline_key`."""
-        if not self.content_unchanged(image_id, sha256):
-            return False
-        return self.db.execute("SELECT 1 FROM results WHERE image_id = ? AND pipeline_key = ?",
-                               (image_id, pipeline_key)).fetchone() is not None
+        return self.image_with_result(pipeline_key, sha256, prefer=image_id) == image_id
+
+    def image_with_result(self, pipeline_key: str, sha256: str, prefer: int | None = None) -> int | None:
+        """An image whose content is `sha256` and that has a result under `pipeline_key`
+        (`prefer` itself when it qualifies), or None."""
+        row = self.db.execute(
+            "SELECT i.id FROM images i JOIN results r ON r.image_id = i.id AND r.pipeline_key = ? "
+            "WHERE i.sha256 = ? ORDER BY i.id = ? DESC LIMIT 1", (pipeline_key, sha256, prefer)).fetchone()
+        return None if row is None else int(row[0])
 
     # -- results ------------------------------------------------------------------------------
     def save_chunk(self, run_id: int, pipeline_key: str, model: str,
@@ -162,6 +168,31 @@ class FaceStore:
                       float(res.probs[i]), res.landmarks[i].astype(np.float32).tobytes(),
                       res.embeddings[i].astype(np.float32).tobytes())
                      for i in range(len(res.probs))])
+
+    def copy_results(self, run_id: int, pipeline_key: str, copies: list[tuple[int, int]]) -> None:
+        """Give each (image, original) pair's image the original's result and faces under
+        `pipeline_key`: byte-identical files are detected and embedded once. One transaction."""
+        with self.db:
+            for image_id, original in copies:
+                sha = self.db.execute("SELECT sha256, width, height FROM images WHERE id = ?",
+                                      (original,)).fetchone()
+                old = self.db.execute("SELECT sha256 FROM images WHERE id = ?", (image_id,)).fetchone()
+                if old and old[0] not in (None, sha[0]):
+                    self.db.execute("DELETE FROM faces WHERE image_id = ?", (image_id,))
+                    self.db.execute("DELETE FROM results WHERE image_id = ?", (image_id,))
+                self.db.execute("UPDATE images SET sha256 = ?, width = ?, height = ? WHERE id = ?",
+                                (*sha, image_id))
+                self.db.execute("DELETE FROM faces WHERE image_id = ? AND pipeline_key = ?",
+                                (image_id, pipeline_key))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO results SELECT ?, pipeline_key, status, reason, n_faces, ? "
+                    "FROM results WHERE image_id = ? AND pipeline_key = ?",
+                    (image_id, run_id, original, pipeline_key))
+                self.db.execute(
+                    "INSERT INTO faces (image_id, pipeline_key, model, face_index, x1, y1, x2, y2, prob,"
+                    " landmarks, embedding) SELECT ?, pipeline_key, model, face_index, x1, y1, x2, y2,"
+                    " prob, landmarks, embedding FROM faces WHERE image_id = ? AND pipeline_key = ?",
+                    (image_id, original, pipeline_key))
 
     def skipped(self, pipeline_key: str, paths: set[str] | None = None) -> list[tuple[str, str]]:
         rows = self.db.execute(
