@@ -7,9 +7,8 @@ from PIL import Image
 from conftest import GOLDEN, HUMANS, LABELED
 from facedist.config import DetectSettings
 import torch
-from torch.nn import functional as F
 
-from facedist.detect import MtcnnDetector, area_resize, nms, pyramid_scales
+from facedist.detect import MtcnnDetector, nms, pyramid_scales
 from facedist.nets.mtcnn import max_pool_2x2_ceil
 
 
@@ -35,17 +34,6 @@ def test_pyramid_covers_min_face_to_image():
     scales = pyramid_scales(1000, 800, 20, 0.709)
     assert scales[0] == pytest.approx(0.6)
     assert 800 * scales[-1] >= 12 > 800 * scales[-1] * 0.709
-
-
-@pytest.mark.parametrize("src,dst", [((97, 131), (60, 80)), ((40, 30), (12, 9)), ((20, 30), (41, 50)),
-                                     ((64, 64), (64, 64)), ((301, 7), (24, 24))])
-def test_area_resize_matches_torch_area_interpolation(src, dst):
-    rng = np.random.default_rng(0)
-    pixels = torch.from_numpy(rng.integers(0, 256, (*src, 3), dtype=np.uint8)).permute(2, 0, 1)[None]
-    ours = area_resize(pixels, dst)
-    ref = F.interpolate(pixels.float(), size=dst, mode="area")
-    assert ours.shape == ref.shape and ours.dtype == torch.float32
-    assert torch.allclose(ours, ref, atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("shape", [(1, 10, 7, 9), (2, 3, 8, 8), (1, 4, 1, 5)])

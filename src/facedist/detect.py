@@ -12,7 +12,6 @@ image, so that boxes stay the reference's for every face the coarse levels find.
 """
 from __future__ import annotations
 
-import functools
 import warnings
 from dataclasses import dataclass
 
@@ -165,20 +164,21 @@ class MtcnnDetector:
 
         # Coarse to fine: P-Net sees the reference pyramid levels no larger than max_side,
         # computed from a shrunk copy; R- and O-Net then refine on crops of the full image.
-        pyramid_src, limit = img.float() if s.exact else img, None
+        pyramid_src, limit = img.float(), None
         if not s.exact:
             limit = s.max_side
             long_side = max(height, width)
             if long_side > s.max_side:
                 k = s.max_side / long_side
-                pyramid_src = area_resize(img, (max(1, round(height * k)), max(1, round(width * k))))
+                pyramid_src = F.interpolate(pyramid_src, size=(max(1, round(height * k)),
+                                                               max(1, round(width * k))), mode="area")
         boxes = self._proposals(pyramid_src, round(height * source_scale),
                                 round(width * source_scale), limit)
         boxes[:, :4] /= source_scale
         if len(boxes) == 0:
             return no_faces
         # Stage 2: R-Net refines the proposals on 24x24 crops.
-        crops = _AreaCrops(img, fast=not s.exact)
+        crops = _AreaCrops(img)
         boxes, reg, prob = self._refine(self.rnet, crops, boxes, 24, width, height)
         keep = prob > s.thresholds[1]
         boxes, reg = np.concatenate([boxes[keep, :4], prob[keep, None]], 1), reg[keep]
@@ -211,8 +211,7 @@ class MtcnnDetector:
             size = (int(height * scale + 1), int(width * scale + 1))
             if max_side and max(size) > max_side:
                 continue
-            level = (F.interpolate(img, size=size, mode="area") if s.exact
-                     else area_resize(img, size)).contiguous(memory_format=self.layout)
+            level = F.interpolate(img, size=size, mode="area").contiguous(memory_format=self.layout)
             reg, prob = self.pnet(_normalize(level))
             cand = _pnet_boxes(reg[0].cpu().numpy(), prob[0].cpu().numpy(), scale, s.thresholds[0])
             found.append(cand[nms(cand[:, :4], cand[:, 4], 0.5)])
@@ -242,56 +241,16 @@ class MtcnnDetector:
         return boxes, heads, outs[-1]
 
 
-def area_resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """F.interpolate(img.float(), size, mode="area") for a [1, C, H, W] image (uint8 or float),
-    computed as two passes of weighted row gathers over its HWC pixels: the same bins and means,
-    ~2x faster than torch's pooling kernel on CPU. Returns float32, channels_last."""
-    _, c, height, width = img.shape
-    h, w = size
-    hwc = img[0].permute(1, 2, 0).contiguous()  # free when img is already channels_last
-    rows = _mean_bins(hwc.view(height, width * c), h)  # [h, W*C]
-    cols = _mean_bins(rows.view(h, width, c).transpose(0, 1).reshape(width, h * c), w)
-    return cols.view(w, h, c).permute(2, 1, 0).unsqueeze(0).contiguous(memory_format=torch.channels_last)
-
-
-def _mean_bins(x: torch.Tensor, n_out: int) -> torch.Tensor:
-    """Rows of x [n_in, M] averaged over the bins of adaptive average pooling, bin i being rows
-    [floor(i*n_in/n_out), ceil((i+1)*n_in/n_out)) → [n_out, M]."""
-    index, weight = _bins(x.shape[0], n_out, x.device)
-    out = x.index_select(0, index[0]).float().mul_(weight[0, :, None])
-    for k in range(1, len(index)):  # k-th row of every bin (weight 0 past a bin's end)
-        out.addcmul_(x.index_select(0, index[k]).float(), weight[k, :, None])
-    return out
-
-
-@functools.lru_cache(maxsize=512)
-def _bins(n_in: int, n_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    i = np.arange(n_out)
-    lo = i * n_in // n_out
-    count = -((-(i + 1) * n_in) // n_out) - lo
-    k = np.arange(count.max())[:, None]
-    index = np.minimum(lo + k, n_in - 1)
-    weight = np.where(k < count, 1.0 / count, 0.0).astype(np.float32)
-    return torch.from_numpy(index).to(device), torch.from_numpy(weight).to(device)
-
-
 class _AreaCrops:
-    """The reference's crops: each window area-resampled from the full image. With `fast`, large
-    windows go through `area_resize` (same means, several times faster for big faces)."""
+    """The reference's crops: each window area-resampled from the full (uint8) image."""
 
-    def __init__(self, img: torch.Tensor, fast: bool) -> None:
+    def __init__(self, img: torch.Tensor) -> None:
         self.img = img
-        self.fast = fast
 
     def __call__(self, windows: np.ndarray, size: int) -> torch.Tensor:
-        crops = []
-        for x0, y0, x1, y1 in windows:
-            window = self.img[:, :, y0:y1, x0:x1].float()
-            if self.fast and (y1 - y0) * (x1 - x0) > 64 * size * size:
-                crops.append(area_resize(window, (size, size)))
-            else:
-                crops.append(F.interpolate(window, size=(size, size), mode="area"))
-        return torch.cat(crops) if crops else self.img.new_zeros((0, 3, size, size), dtype=torch.float32)
+        crops = [F.interpolate(self.img[:, :, y0:y1, x0:x1].float(), size=(size, size), mode="area")
+                 for x0, y0, x1, y1 in windows]
+        return torch.cat(crops) if crops else torch.zeros((0, 3, size, size), device=self.img.device)
 
 
 def _pnet_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:
