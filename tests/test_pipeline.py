@@ -200,7 +200,9 @@ def test_memory_during_detect_and_embed_does_not_grow_with_images(tmp_path):
         photos.mkdir()
         for rep in range(mult):
             for name in sorted(os.listdir(HUMANS))[:10]:
-                os.symlink(HUMANS / name, photos / f"{rep}_{name}")
+                # distinct bytes per copy (a trailing byte decoders ignore), or they would be
+                # recognised as copies and not processed again
+                (photos / f"{rep}_{name}").write_bytes((HUMANS / name).read_bytes() + b"\0" * rep)
         out = tmp_path / f"out{mult}"
         code = ("import sys, json; from facedist import pipeline; from facedist.config import Settings;"
                 "from pathlib import Path;"
