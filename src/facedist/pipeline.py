@@ -1,7 +1,9 @@
 """pipeline: the engine that runs the stages over a folder, in this process.
 
 discover → (read + hash + decode, in threads) → detect → align → embed → store, chunk by chunk,
-then compare and report. The stages themselves (discover.py … compare.py) know nothing of
+then compare and report. Files are hashed first: byte-identical copies are processed once. On
+CPU each image is detected on its own worker thread (one torch thread each), and a chunk is
+detected while the chunk before it is aligned, embedded and stored. The stages themselves (discover.py … compare.py) know nothing of
 chunks, threads or progress bars; an engine that spreads chunks over processes or machines
 would replace `_process_chunks` and keep the stages as they are.
 """
@@ -111,29 +113,30 @@ class FacePipeline:
         self.aligner = make_aligner(self.spec)
         # On CPU, images are detected one per core, each on one torch thread: MTCNN's many small
         # ops scale poorly across threads (measured 1.2x faster than 2 threads on one image).
-        self.detect_workers = torch.get_num_threads() if self.device.type == "cpu" else 1
+        self.threads = torch.get_num_threads()
+        self.detect_workers = self.threads if self.device.type == "cpu" else 1
         self._detect_pool = (ThreadPoolExecutor(self.detect_workers, thread_name_prefix="detect")
                              if self.detect_workers > 1 else None)
 
-    def detect_images(self, images: list[DecodedImage]) -> list[list]:
-        """Faces of each image, in order; spread over the detect workers, largest image first
-        so that no worker is left with a big one at the end of the chunk."""
-        if self._detect_pool is None or len(images) < 2:
-            return self.detector.detect_batch([im.pixels for im in images],
-                                              [im.scale for im in images])
-        threads = torch.get_num_threads()
+    def start_detect(self, images: list[DecodedImage]) -> Callable[[], list[list]]:
+        """Start detecting `images` on the detect workers (largest first, so that no worker is
+        left with a big one at the end); returns a function that waits for their faces, in
+        order. The caller can align and embed an earlier chunk meanwhile."""
+        if self._detect_pool is None:
+            found = self.detector.detect_batch([im.pixels for im in images], [im.scale for im in images])
+            return lambda: found
 
         def detect_one(im: DecodedImage):
-            torch.set_num_threads(1)
+            torch.set_num_threads(1)  # per thread: this worker's ops only
             return self.detector.detect(im.pixels, im.scale)
 
-        order = sorted(range(len(images)), key=lambda i: -images[i].pixels.size)
-        torch.set_num_threads(1)
-        try:
-            found = dict(zip(order, self._detect_pool.map(detect_one, [images[i] for i in order])))
-        finally:
-            torch.set_num_threads(threads)
-        return [found[i] for i in range(len(images))]
+        futures = {i: self._detect_pool.submit(detect_one, images[i])
+                   for i in sorted(range(len(images)), key=lambda i: -images[i].pixels.size)}
+        return lambda: [futures[i].result() for i in range(len(images))]
+
+    def detect_images(self, images: list[DecodedImage]) -> list[list]:
+        """Faces of each image, in order."""
+        return self.start_detect(images)()
 
     def process_files(self, paths: list[Path]) -> list[ImageResult]:
         """Decode and process a few files outside a run (for `near`); nothing is stored."""
@@ -147,10 +150,29 @@ class FacePipeline:
 
     def process(self, batch: list[_Work], monitor: Monitor) -> list[ImageResult]:
         """detect → align → embed for a chunk of decoded images."""
+        return self.finish(batch, self.start(batch), monitor)
+
+    def start(self, batch: list[_Work]) -> Callable[[], list[list]]:
+        """Start detecting a chunk (see `finish`)."""
+        return self.start_detect([w.image for w in batch if w.image is not None])
+
+    def finish(self, batch: list[_Work], detected: Callable[[], list[list]],
+               monitor: Monitor) -> list[ImageResult]:
+        """Wait for a chunk's faces (`start`), then align and embed them."""
         ok = [w for w in batch if w.image is not None]
         with monitor.stage("detect"):
-            found = self.detect_images([w.image for w in ok])
+            found = detected()
             monitor.count("detect", images=len(ok), faces=sum(map(len, found)))
+        # the detect workers are busy with the next chunk: a second thread here would only make
+        # the cores' threads wait on each other (measured 3x slower embedding)
+        torch.set_num_threads(1 if self._detect_pool is not None else self.threads)
+        try:
+            return self._embed(batch, ok, found, monitor)
+        finally:
+            torch.set_num_threads(self.threads)
+
+    def _embed(self, batch, ok, found, monitor) -> list[ImageResult]:
+        """Align and embed the faces found in `ok` (the decoded part of `batch`) → results."""
         with monitor.stage("align"):
             crops = [self.aligner.align(w.image.pixels, faces) for w, faces in zip(ok, found)]
             monitor.count("align", faces=sum(map(len, crops)))
@@ -293,38 +315,34 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
     with ThreadPoolExecutor(max(1, settings.decode_workers), thread_name_prefix="decode") as pool:
         chunks = _chunks(todo, settings, pool)
         waiting: list[_Work] = []  # duplicates whose original is not stored yet
+        in_flight = None  # the chunk being detected while the one before it is embedded
         while True:
             with monitor.stage("decode"):
                 batch = next(chunks, None)
-                if batch is None:
-                    break
-                monitor.count("decode", images=len(batch))
-            fresh, copies = [], []
-            for w in batch:
-                # same bytes as a file with results (itself: touched but unchanged) → no work
-                have = store.image_with_result(key, w.sha256, prefer=w.image_id) if w.sha256 else None
-                if have == w.image_id:
-                    summary.reused += 1
-                elif have is not None:
-                    copies.append((w.image_id, have))
-                elif w.duplicate:
-                    waiting.append(w)
-                else:
-                    fresh.append(w)
-            results = faces_pipeline.process(fresh, monitor)
-            with monitor.stage("store"):
-                store.save_chunk(run_id, key, settings.model, results)
-                found = [(w, store.image_with_result(key, w.sha256)) for w in waiting]
-                copies += [(w.image_id, have) for w, have in found if have is not None]
-                waiting = [w for w, have in found if have is None]
-                store.copy_results(run_id, key, copies)
-            for w in batch:
-                w.image = None  # `todo` still lists this work item; the pixels must not stay
-            _release_memory()
-            summary.processed += sum(r.reason is None for r in results)
-            summary.copies += len(copies)
-            bar.update(len(batch))
-            bar.set_postfix(faces=monitor.stages.get("embed").faces if "embed" in monitor.stages else 0)
+                if batch is not None:
+                    monitor.count("decode", images=len(batch))
+            if batch is not None:
+                fresh, copies = [], []
+                for w in batch:
+                    # same bytes as a file with results (itself: touched but unchanged) → no work
+                    have = store.image_with_result(key, w.sha256, prefer=w.image_id) if w.sha256 else None
+                    if have == w.image_id:
+                        summary.reused += 1
+                    elif have is not None:
+                        copies.append((w.image_id, have))
+                    elif w.duplicate:
+                        waiting.append(w)
+                    else:
+                        fresh.append(w)
+                started = (batch, fresh, copies, faces_pipeline.start(fresh))
+            if in_flight is not None:
+                waiting = _finish_chunk(in_flight, waiting, faces_pipeline, store, run_id, key,
+                                        settings, monitor, summary)
+                bar.update(len(in_flight[0]))
+                bar.set_postfix(faces=monitor.stages["embed"].faces if "embed" in monitor.stages else 0)
+            if batch is None:
+                break
+            in_flight = started
         if waiting:  # an original that vanished between hashing and storing: do the copies
             redo = [read_and_decode(w, settings.max_pixels, settings.detect.decode_max_side)
                     for w in waiting]
@@ -332,6 +350,24 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
             store.save_chunk(run_id, key, settings.model, results)
             summary.processed += sum(r.reason is None for r in results)
     bar.close()
+
+
+def _finish_chunk(chunk, waiting, faces_pipeline, store, run_id, key, settings, monitor, summary):
+    """Align, embed and store a chunk whose detection was started; copy results to the
+    duplicates whose original is now stored. Returns the duplicates still waiting."""
+    batch, fresh, copies, detected = chunk
+    results = faces_pipeline.finish(fresh, detected, monitor)
+    with monitor.stage("store"):
+        store.save_chunk(run_id, key, settings.model, results)
+        found = [(w, store.image_with_result(key, w.sha256)) for w in waiting]
+        copies = copies + [(w.image_id, have) for w, have in found if have is not None]
+        store.copy_results(run_id, key, copies)
+    for w in batch:
+        w.image = None  # `todo` still lists this work item; the pixels must not stay
+    _release_memory()
+    summary.processed += sum(r.reason is None for r in results)
+    summary.copies += len(copies)
+    return [w for w, have in found if have is None]
 
 
 def _load_libc():
