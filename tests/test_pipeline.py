@@ -193,9 +193,10 @@ def _chunk_config(tmp_path):
 
 
 def test_memory_during_detect_and_embed_does_not_grow_with_images(tmp_path):
-    """Peak RSS over 4x the images stays within a small margin of the 1x run."""
+    """Peak RSS over 12x ten photos stays within a small margin of the 4x run. (The first few
+    dozen images warm the allocator and torch's per-shape caches up: 1x peaks ~15% lower.)"""
     peaks = {}
-    for mult in (1, 4):
+    for mult in (4, 12):
         photos = tmp_path / f"x{mult}"
         photos.mkdir()
         for rep in range(mult):
@@ -214,7 +215,7 @@ def test_memory_during_detect_and_embed_does_not_grow_with_images(tmp_path):
         summary = json.loads((out / "perf" / "summary.json").read_text())
         peaks[mult] = max(summary["stages"][st]["rss_peak_mb"] or 0 for st in ("detect", "embed"))
     print("peak RSS MB during detect/embed:", peaks)
-    assert peaks[4] < peaks[1] * 1.15 + 60
+    assert peaks[12] < peaks[4] * 1.10 + 30
 
 
 def test_detect_workers_return_each_image_its_own_faces(tmp_path):
