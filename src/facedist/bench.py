@@ -322,12 +322,13 @@ def write_tables(result: dict, out: Path) -> None:
     lines += ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c, _ in COLUMNS) + " |")
+    lines.append("")
     copies = [r for r in rows if r["processed"] < r["images"]]
     if copies:
         lines += [f"processed: images actually decoded and detected. facedist recognises byte-identical "
                   f"files and processes each content once ({copies[0]['images'] - copies[0]['processed']} "
                   f"of {copies[0]['images']} here are copies); images/s counts every file.", ""]
-    lines += ["", "CPU %: 100 = one core busy. count agrees: share of images whose face count agrees "
+    lines += ["CPU %: 100 = one core busy. count agrees: share of images whose face count agrees "
               "with `facedist` (study variants keep one face: found / not found). box IoU: largest "
               "face against `facedist`'s. ref.: against the `--reference` detections (count: "
               "share of images with the same face count; IoU>=0.9: share of the reference's "
