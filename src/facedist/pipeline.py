@@ -3,9 +3,10 @@
 discover → (read + hash + decode, in threads) → detect → align → embed → store, chunk by chunk,
 then compare and report. Files are hashed first: byte-identical copies are processed once. On
 CPU each image is detected on its own worker thread (one torch thread each), and a chunk is
-detected while the chunk before it is aligned, embedded and stored. The stages themselves (discover.py … compare.py) know nothing of
-chunks, threads or progress bars; an engine that spreads chunks over processes or machines
-would replace `_process_chunks` and keep the stages as they are.
+detected while the chunk before it is aligned, embedded and stored. The stages themselves
+(discover.py … compare.py) know nothing of chunks, threads or progress bars; an engine that
+spreads chunks over processes or machines would replace `_process_chunks` and keep the stages
+as they are.
 """
 from __future__ import annotations
 
@@ -150,22 +151,23 @@ class FacePipeline:
 
     def process(self, batch: list[_Work], monitor: Monitor) -> list[ImageResult]:
         """detect → align → embed for a chunk of decoded images."""
-        return self.finish(batch, self.start(batch), monitor)
+        return self.finish(batch, self.start(batch), monitor, overlapped=False)
 
     def start(self, batch: list[_Work]) -> Callable[[], list[list]]:
         """Start detecting a chunk (see `finish`)."""
         return self.start_detect([w.image for w in batch if w.image is not None])
 
-    def finish(self, batch: list[_Work], detected: Callable[[], list[list]],
-               monitor: Monitor) -> list[ImageResult]:
-        """Wait for a chunk's faces (`start`), then align and embed them."""
+    def finish(self, batch: list[_Work], detected: Callable[[], list[list]], monitor: Monitor,
+               overlapped: bool = True) -> list[ImageResult]:
+        """Wait for a chunk's faces (`start`), then align and embed them; `overlapped`: the
+        detect workers are meanwhile busy with a next chunk."""
         ok = [w for w in batch if w.image is not None]
         with monitor.stage("detect"):
             found = detected()
             monitor.count("detect", images=len(ok), faces=sum(map(len, found)))
-        # the detect workers are busy with the next chunk: a second thread here would only make
-        # the cores' threads wait on each other (measured 3x slower embedding)
-        torch.set_num_threads(1 if self._detect_pool is not None else self.threads)
+        # while the detect workers use the cores, a second thread here would only make the
+        # threads wait on each other (measured 3x slower embedding)
+        torch.set_num_threads(1 if overlapped and self._detect_pool is not None else self.threads)
         try:
             return self._embed(batch, ok, found, monitor)
         finally:
