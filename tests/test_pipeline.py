@@ -232,7 +232,7 @@ def test_detect_workers_return_each_image_its_own_faces(tmp_path):
         assert pipe.detect_workers == 2
         paths = sorted((LABELED / "groups").iterdir())[:3] + sorted(HUMANS.iterdir())[:5]
         images = [decode_image(p, 10**9, pipe.settings.detect.decode_max_side) for p in paths]
-        parallel = pipe.detect_images(images)
+        parallel = pipe.start_detect(images)()
         one_by_one = [pipe.detector.detect(im.pixels, im.scale) for im in images]
     finally:
         torch.set_num_threads(threads)

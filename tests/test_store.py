@@ -41,17 +41,18 @@ def test_changed_content_invalidates_every_model(tmp_path):
     s.save_chunk(run, "k2", "m2", [result(a, 2, sha="old")])
     s.save_chunk(run, "k", "m", [result(a, 1, sha="new")])
     assert len(s.faces("k")) == 1 and len(s.faces("k2")) == 0
-    assert s.content_unchanged(a, "new") and not s.content_unchanged(a, "old")
+    assert s.image_with_result("k", "new") == a and s.image_with_result("k", "old") is None
 
 
-def test_has_result_needs_same_content_and_key(tmp_path):
+def test_a_result_needs_same_content_and_key(tmp_path):
     s = FaceStore(tmp_path)
     run = s.begin_run("k", "m", "/p", {}, {})
     a = s.image_id("/p/a.jpg", 10, 1)
-    assert not s.has_result(a, "k", "x")
+    assert s.image_with_result("k", "x", prefer=a) is None
     s.save_chunk(run, "k", "m", [result(a, 1, sha="x")])
-    assert s.has_result(a, "k", "x")
-    assert not s.has_result(a, "k", "y") and not s.has_result(a, "other", "x")
+    assert s.image_with_result("k", "x", prefer=a) == a
+    assert s.image_with_result("k", "y", prefer=a) is None
+    assert s.image_with_result("other", "x", prefer=a) is None
 
 
 def test_copies_take_the_original_result_under_one_key(tmp_path):
@@ -67,6 +68,6 @@ def test_copies_take_the_original_result_under_one_key(tmp_path):
     assert t.paths == ["/p/a"] * 2 + ["/p/b"] * 2 + ["/p/c"] * 2
     assert np.array_equal(t.embeddings[:2], t.embeddings[2:4])
     assert len(s.faces("other")) == 1  # only the key asked for is copied
-    assert s.has_result(b, "k", "x") and s.has_result(c, "k", "x") and not s.has_result(c, "k", "old")
-    assert s.image_with_result("k", "x", prefer=c) == c
+    assert s.image_with_result("k", "x", prefer=b) == b and s.image_with_result("k", "x", prefer=c) == c
+    assert s.image_with_result("k", "old") is None
     assert dict(s.skipped("k")) == {"/p/bad": "broken", "/p/bad2": "broken"}

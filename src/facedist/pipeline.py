@@ -135,10 +135,6 @@ class FacePipeline:
                    for i in sorted(range(len(images)), key=lambda i: -images[i].pixels.size)}
         return lambda: [futures[i].result() for i in range(len(images))]
 
-    def detect_images(self, images: list[DecodedImage]) -> list[list]:
-        """Faces of each image, in order."""
-        return self.start_detect(images)()
-
     def process_files(self, paths: list[Path]) -> list[ImageResult]:
         """Decode and process a few files outside a run (for `near`); nothing is stored."""
         max_side = self.settings.detect.decode_max_side

@@ -123,14 +123,6 @@ class FaceStore:
                 (path, size, mtime_ns))
         return int(self.db.execute("SELECT id FROM images WHERE path = ?", (path,)).fetchone()[0])
 
-    def content_unchanged(self, image_id: int, sha256: str) -> bool:
-        row = self.db.execute("SELECT sha256 FROM images WHERE id = ?", (image_id,)).fetchone()
-        return row is not None and row[0] == sha256
-
-    def has_result(self, image_id: int, pipeline_key: str, sha256: str) -> bool:
-        """Whether this content of the image already has a result under `pipeline_key`."""
-        return self.image_with_result(pipeline_key, sha256, prefer=image_id) == image_id
-
     def image_with_result(self, pipeline_key: str, sha256: str, prefer: int | None = None) -> int | None:
         """An image whose content is `sha256` and that has a result under `pipeline_key`
         (`prefer` itself when it qualifies), or None."""
