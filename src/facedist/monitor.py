@@ -1,10 +1,11 @@
-"""monitor: measure a run as it goes, from a background thread that never blocks the work.
+"""monitor: measure a run as it goes, from a separate sampler process that never blocks the work.
 
-`Monitor` samples from a small separate process (sampler.py), every `interval` seconds, the CPU% of this
-process tree (workers included) and of the whole system, the tree's RSS (USS where the OS gives it, every 10th sample because it is
-costly), and the stage the pipeline is in. Stages are entered with `with monitor.stage("detect"):`;
-their wall time, images and faces add up. `write()` saves perf/timeline.csv and perf/summary.json;
-`plot_timeline()` draws the study's figure: CPU% left, memory right, a dashed line per stage start.
+`Monitor` samples from a small separate process (sampler.py), every `interval` seconds, the CPU%
+of this process tree (workers included) and of the whole system, the tree's RSS (USS where the
+OS gives it, every 100th sample because it is costly), and the stage the pipeline is in. Stages
+are entered with `with monitor.stage("detect"):`; their wall time, images and faces add up.
+`write()` saves perf/timeline.csv and perf/summary.json; `plot_timeline()` draws the study's
+figure: CPU% left, memory right, a dashed line per stage start.
 """
 from __future__ import annotations
 
