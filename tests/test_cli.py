@@ -50,7 +50,7 @@ def test_run_near_export_plot(tmp_path):
                            str(LABELED / "groups" / "obama_and_biden.jpg"), "--db", str(out), "-k", "1"],
                           capture_output=True, text=True, check=True)
     rows = list(csv.DictReader(proc.stdout.splitlines()))
-    assert len(rows) == 3  # three faces in the query photo, one match each
+    assert len(rows) == 4  # four "faces" in the query photo (see test_pipeline), one match each
     closest = min(rows, key=lambda r: float(r["distance"]))
     assert "obama" in closest["path"] and float(closest["distance"]) < 0.5
     assert main(["export", "--db", str(out)]) == 0

@@ -83,8 +83,9 @@ def test_parity_with_reference_mtcnn_at_full_resolution(detector):
 def test_default_coarse_to_fine_agrees_with_reference():
     """Default (not --exact) detection on the humans photos against the full-resolution reference.
 
-    Measured: counts agree on 96% of images (the misses are 20-30 px faces in 5000 px photos, under
-    the coarse levels' reach), matched boxes IoU >= 0.9 on 99% of faces."""
+    Measured: counts agree on 155 of 160 images (the misses are the reference's 18-63 px
+    detections on fabric, wool and shadow in 2500-5300 px photos, under the coarse levels' reach),
+    matched boxes IoU >= 0.9 on all faces."""
     from facedist.decode import decode_image
 
     golden = json.loads((GOLDEN / "mtcnn_humans.json").read_text())["images"]
@@ -98,5 +99,5 @@ def test_default_coarse_to_fine_agrees_with_reference():
             best = max((iou(f.box * img.scale, box) for f in faces), default=0.0)
             if best > 0.5:
                 matched.append(best)
-    assert same >= 0.95 * len(golden), same
-    assert np.mean(np.array(matched) >= 0.9) >= 0.98
+    assert same >= 0.96 * len(golden), same
+    assert np.mean(np.array(matched) >= 0.9) >= 0.99

@@ -7,8 +7,9 @@ The cascade follows the reference implementation (facenet-pytorch 2.6.0) step fo
 its box conventions (pixel-inclusive widths in regression, 1-based crop windows, "Min" NMS at the
 last stage), so that at full resolution it reproduces the reference boxes. With `exact=False`,
 images are detected coarse to fine: P-Net runs only on the reference pyramid levels up to
-`max_side` pixels (computed from a shrunk copy), while R- and O-Net refine on crops of the full
-image, so that boxes stay the reference's for every face the coarse levels find.
+`max_side` pixels, while R- and O-Net refine on crops of the full image, so that boxes stay the
+reference's for every face the coarse levels find; levels and crops are then resampled through
+an integral image (kernels.py), which gives the reference's values faster.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from .config import DetectSettings
+from .kernels import area_crops, area_resize, greedy_nms, integral_image
 from .models import load_mtcnn
 from .nets.mtcnn import ONet, PNet, RNet
 
@@ -47,26 +49,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "
     """
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
-    one = 1.0 if inclusive else 0.0
-    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
-    area = (x2 - x1 + one) * (y2 - y1 + one)
     # Ties are common (probabilities saturate at 1.0 in float32): break them as the reference
     # does, torchvision's stable descending sort for IoU, NumPy's ascending argsort read backwards
     # for its pixel-inclusive "Min" stage.
     order = np.argsort(scores)[::-1] if inclusive else np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + one)
-        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one)
-        inter = iw * ih
-        if method == "min":
-            denom = np.minimum(area[i], area[rest])
-        else:
-            denom = area[i] + area[rest] - inter
-        order = rest[inter / np.maximum(denom, 1e-12) <= threshold]
-    return np.asarray(keep, dtype=np.int64)
+    return greedy_nms(boxes[:, :4], order, threshold, method == "min", inclusive)
 
 
 def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
@@ -156,31 +143,18 @@ class MtcnnDetector:
     def _cascade(self, image: np.ndarray, source_scale: float) -> tuple[np.ndarray, np.ndarray]:
         s = self.settings
         height, width = image.shape[:2]
-        with warnings.catch_warnings():  # decoded arrays are read-only; nothing writes to img
-            warnings.simplefilter("ignore", UserWarning)
-            img = torch.from_numpy(image).to(self.device)
-        img = img.permute(2, 0, 1).unsqueeze(0)  # uint8, channels_last: no copy on CPU
         no_faces = (np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32))
-
-        # Coarse to fine: P-Net sees the reference pyramid levels no larger than max_side,
-        # computed from a shrunk copy; R- and O-Net then refine on crops of the full image.
-        # NCHW: area resampling of 3 channels is faster so (exact mode keeps the reference's)
-        pyramid_src, limit = (img.float() if s.exact else img.contiguous().float()), None
-        if not s.exact:
-            limit = s.max_side
-            long_side = max(height, width)
-            if long_side > s.max_side:
-                k = s.max_side / long_side
-                pyramid_src = F.interpolate(pyramid_src, size=(max(1, round(height * k)),
-                                                               max(1, round(width * k))), mode="area")
-        boxes = self._proposals(pyramid_src, round(height * source_scale),
-                                round(width * source_scale), limit)
+        # Coarse to fine: P-Net sees only the reference pyramid levels no larger than max_side;
+        # R- and O-Net refine on crops of the full image. Both resample from one integral image.
+        # The exact mode resamples with torch, as the reference does, to its last bit.
+        sampler = (_TorchAreaSampler if s.exact else _IntegralSampler)(image, self.device)
+        boxes = self._proposals(sampler, round(height * source_scale), round(width * source_scale),
+                                None if s.exact else s.max_side)
         boxes[:, :4] /= source_scale
         if len(boxes) == 0:
             return no_faces
         # Stage 2: R-Net refines the proposals on 24x24 crops.
-        crops = _AreaCrops(img)
-        boxes, reg, prob = self._refine(self.rnet, crops, boxes, 24, width, height)
+        boxes, reg, prob = self._refine(self.rnet, sampler, boxes, 24, width, height)
         keep = prob > s.thresholds[1]
         boxes, reg = np.concatenate([boxes[keep, :4], prob[keep, None]], 1), reg[keep]
         keep = nms(boxes[:, :4], boxes[:, 4], 0.7)
@@ -188,7 +162,7 @@ class MtcnnDetector:
         if len(boxes) == 0:
             return no_faces
         # Stage 3: O-Net scores, regresses and places landmarks on 48x48 crops.
-        boxes, (reg, marks), prob = self._refine(self.onet, crops, boxes, 48, width, height)
+        boxes, (reg, marks), prob = self._refine(self.onet, sampler, boxes, 48, width, height)
         keep = prob > s.thresholds[2]
         boxes = np.concatenate([boxes[keep, :4], prob[keep, None]], 1)
         reg, marks = reg[keep], marks[keep]
@@ -200,20 +174,19 @@ class MtcnnDetector:
         keep = nms(boxes[:, :4], boxes[:, 4], 0.7, method="min", inclusive=True)
         return boxes[keep], points[keep]
 
-    def _proposals(self, img: torch.Tensor, height: int, width: int,
+    def _proposals(self, sampler: "_TorchAreaSampler | _IntegralSampler", height: int, width: int,
                    max_side: int | None = None) -> np.ndarray:
-        """Stage 1: P-Net over the pyramid of a height x width image (levels resampled from
-        `img`, which may be smaller) → squared candidate boxes [N, 5] in height x width pixels.
-        With max_side, levels larger than that are skipped (faces under min_face_size *
-        long side / max_side are then not searched for)."""
+        """Stage 1: P-Net over the pyramid of a height x width image (levels resampled by
+        `sampler`, whose image may be smaller) → squared candidate boxes [N, 5] in height x
+        width pixels. With max_side, levels larger than that are skipped (faces under
+        min_face_size * long side / max_side are then not searched for)."""
         s = self.settings
         found = []
         for scale in pyramid_scales(height, width, s.min_face_size, s.factor):
             size = (int(height * scale + 1), int(width * scale + 1))
             if max_side and max(size) > max_side:
                 continue
-            level = F.interpolate(img, size=size, mode="area").contiguous(memory_format=self.layout)
-            reg, prob = self.pnet(_normalize(level))
+            reg, prob = self.pnet(sampler.level(size).contiguous(memory_format=self.layout))
             cand = _pnet_boxes(reg[0].cpu().numpy(), prob[0].cpu().numpy(), scale, s.thresholds[0])
             found.append(cand[nms(cand[:, :4], cand[:, 4], 0.5)])
         boxes = np.concatenate(found) if found else np.zeros((0, 9), np.float32)
@@ -223,8 +196,8 @@ class MtcnnDetector:
         moved = boxes[:, :4] + boxes[:, 5:9] * np.stack([w, h, w, h], 1)
         return _square(np.concatenate([moved, boxes[:, 4:5]], 1))
 
-    def _refine(self, net, crops: "_AreaCrops", boxes: np.ndarray, size: int,
-                width: int, height: int):
+    def _refine(self, net, sampler: "_TorchAreaSampler | _IntegralSampler", boxes: np.ndarray,
+                size: int, width: int, height: int):
         """Run R- or O-Net on each box's crop resized to size x size.
 
         Returns the boxes that had a non-empty crop, the net's regression (and landmarks) and
@@ -235,24 +208,47 @@ class MtcnnDetector:
         outs = []
         # 256 crops at a time: a busy photo can have 20 000 proposals, ~140 MB of crops at once
         for start in range(0, max(len(windows), 1), 256):
-            batch = crops(windows[start:start + 256], size)
-            outs.append(net(_normalize(batch).contiguous(memory_format=self.layout)))
+            batch = sampler.crops(windows[start:start + 256], size)
+            outs.append(net(batch.contiguous(memory_format=self.layout)))
         outs = [torch.cat(parts).cpu().numpy() for parts in zip(*outs)]
         heads = outs[0] if len(outs) == 2 else (outs[0], outs[1])
         return boxes, heads, outs[-1]
 
 
-class _AreaCrops:
-    """The reference's crops: each window area-resampled from the full (uint8) image."""
+class _TorchAreaSampler:
+    """The reference's resampling, for the exact mode: torch "area" interpolation of the float
+    image for each pyramid level and each crop."""
 
-    def __init__(self, img: torch.Tensor) -> None:
-        self.img = img
+    def __init__(self, image: np.ndarray, device: torch.device) -> None:
+        with warnings.catch_warnings():  # decoded arrays are read-only; nothing writes to them
+            warnings.simplefilter("ignore", UserWarning)
+            self.img = torch.from_numpy(image).to(device).permute(2, 0, 1).unsqueeze(0).float()
 
-    def __call__(self, windows: np.ndarray, size: int) -> torch.Tensor:
-        # NCHW before float: torch's area pooling of 3 channels is ~25% faster in that layout
-        crops = [F.interpolate(self.img[:, :, y0:y1, x0:x1].contiguous().float(), size=(size, size),
-                               mode="area") for x0, y0, x1, y1 in windows]
-        return torch.cat(crops) if crops else torch.zeros((0, 3, size, size), device=self.img.device)
+    def level(self, size: tuple[int, int]) -> torch.Tensor:
+        return _normalize(F.interpolate(self.img, size=size, mode="area"))
+
+    def crops(self, windows: np.ndarray, size: int) -> torch.Tensor:
+        crops = [F.interpolate(self.img[:, :, y0:y1, x0:x1], size=(size, size), mode="area")
+                 for x0, y0, x1, y1 in windows]
+        if not crops:
+            return torch.zeros((0, 3, size, size), device=self.img.device)
+        return _normalize(torch.cat(crops))
+
+
+class _IntegralSampler:
+    """The same resampling from an integral image of the uint8 photo (see resample.py): no float
+    copy of the photo, and each level or crop costs only its output. Tensors come out
+    channels_last, as the nets run on CPU."""
+
+    def __init__(self, image: np.ndarray, device: torch.device) -> None:
+        self.table = integral_image(image)
+        self.device = device
+
+    def level(self, size: tuple[int, int]) -> torch.Tensor:
+        return torch.from_numpy(area_resize(self.table, size)).permute(2, 0, 1).unsqueeze(0).to(self.device)
+
+    def crops(self, windows: np.ndarray, size: int) -> torch.Tensor:
+        return torch.from_numpy(area_crops(self.table, windows, size)).permute(0, 3, 1, 2).to(self.device)
 
 
 def _pnet_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..kernels import prelu_max_pool
+
 
 def _flatten_whc(x: torch.Tensor) -> torch.Tensor:
     # The weights were trained on a W-major flattening; keep it or the dense layers see noise.
@@ -24,6 +26,17 @@ def max_pool_2x2_ceil(x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, w % 2, 0, h % 2), value=float("-inf"))
     rows = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
     return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
+def prelu_pool(x: torch.Tensor, prelu: nn.PReLU, kernel: int, stride: int) -> torch.Tensor:
+    """PReLU then max pooling (ceil mode). On CPU in channels_last, one fused pass (see kernels);
+    otherwise, and so in the exact mode (NCHW), torch's own ops, as the reference runs them."""
+    if x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last):
+        return prelu_max_pool(x, prelu.weight, kernel, stride)
+    x = prelu(x)
+    if kernel == 2 and stride == 2:
+        return max_pool_2x2_ceil(x)
+    return F.max_pool2d(x, kernel, stride, ceil_mode=True)
 
 
 class PNet(nn.Module):
@@ -44,7 +57,7 @@ class PNet(nn.Module):
         self.conv4_2 = nn.Conv2d(32, 4, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = max_pool_2x2_ceil(self.prelu1(self.conv1(x)))
+        x = prelu_pool(self.conv1(x), self.prelu1, 2, 2)
         x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
         prob = torch.softmax(self.conv4_1(x), dim=1)[:, 1]
         return self.conv4_2(x), prob
@@ -57,10 +70,8 @@ class RNet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 28, 3)
         self.prelu1 = nn.PReLU(28)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv2 = nn.Conv2d(28, 48, 3)
         self.prelu2 = nn.PReLU(48)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv3 = nn.Conv2d(48, 64, 2)
         self.prelu3 = nn.PReLU(64)
         self.dense4 = nn.Linear(576, 128)
@@ -69,8 +80,8 @@ class RNet(nn.Module):
         self.dense5_2 = nn.Linear(128, 4)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = prelu_pool(self.conv1(x), self.prelu1, 3, 2)
+        x = prelu_pool(self.conv2(x), self.prelu2, 3, 2)
         x = self.prelu3(self.conv3(x))
         x = self.prelu4(self.dense4(_flatten_whc(x)))
         prob = torch.softmax(self.dense5_1(x), dim=1)[:, 1]
@@ -87,13 +98,10 @@ class ONet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 32, 3)
         self.prelu1 = nn.PReLU(32)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv2 = nn.Conv2d(32, 64, 3)
         self.prelu2 = nn.PReLU(64)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv3 = nn.Conv2d(64, 64, 3)
         self.prelu3 = nn.PReLU(64)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
         self.conv4 = nn.Conv2d(64, 128, 2)
         self.prelu4 = nn.PReLU(128)
         self.dense5 = nn.Linear(1152, 256)
@@ -103,9 +111,9 @@ class ONet(nn.Module):
         self.dense6_3 = nn.Linear(256, 10)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = prelu_pool(self.conv1(x), self.prelu1, 3, 2)
+        x = prelu_pool(self.conv2(x), self.prelu2, 3, 2)
+        x = prelu_pool(self.conv3(x), self.prelu3, 2, 2)
         x = self.prelu4(self.conv4(x))
         x = self.prelu5(self.dense5(_flatten_whc(x)))
         prob = torch.softmax(self.dense6_1(x), dim=1)[:, 1]

@@ -1,0 +1,87 @@
+"""The numba kernels against the torch / NumPy code they replace."""
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from facedist.kernels import (area_crops, area_resize, greedy_nms, integral_image, pooled_size,
+                              prelu_max_pool)
+
+
+def torch_area(image: np.ndarray, size) -> np.ndarray:
+    """The reference: torch area interpolation of the float image, then MTCNN's normalization."""
+    x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float()
+    out = (F.interpolate(x, size=size, mode="area") - 127.5) * 0.0078125
+    return out[0].permute(1, 2, 0).numpy()
+
+
+@pytest.fixture(scope="module")
+def photo():
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, (301, 437, 3), dtype=np.uint8)
+
+
+def test_integral_image_sums(photo):
+    table = integral_image(photo)
+    assert table.shape == (302, 438, 3) and table[0].max() == 0 and table[:, 0].max() == 0
+    assert table[-1, -1].tolist() == photo.reshape(-1, 3).sum(0).tolist()
+    assert table[120, 77].tolist() == photo[:120, :77].reshape(-1, 3).sum(0).tolist()
+
+
+@pytest.mark.parametrize("size", [(181, 263), (128, 185), (12, 17), (301, 437), (5, 3)])
+def test_area_resize_is_torch_area(photo, size):
+    got = area_resize(integral_image(photo), size)
+    np.testing.assert_allclose(got, torch_area(photo, size), rtol=0, atol=2e-6)
+
+
+def test_area_crops_are_torch_area_of_each_window(photo):
+    table = integral_image(photo)
+    windows = np.array([[0, 0, 437, 301], [10, 20, 34, 44], [100, 5, 103, 200], [400, 290, 437, 301],
+                        [7, 8, 8, 9]])
+    crops = area_crops(table, windows, 24)
+    assert crops.shape == (5, 24, 24, 3)
+    for (x0, y0, x1, y1), crop in zip(windows, crops):
+        np.testing.assert_allclose(crop, torch_area(photo[y0:y1, x0:x1], (24, 24)), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 2)])
+@pytest.mark.parametrize("shape", [(1, 10, 23, 31), (3, 28, 22, 22), (2, 6, 3, 4), (1, 5, 10, 9)])
+def test_fused_prelu_max_pool_equals_torch(kernel, stride, shape):
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    slopes = torch.randn(shape[1])  # negative slopes too: max(prelu) is not prelu(max) then
+    want = F.max_pool2d(F.prelu(x, slopes), kernel, stride, ceil_mode=True)
+    got = prelu_max_pool(x, slopes, kernel, stride)
+    assert got.shape == want.shape and torch.equal(got, want)
+    assert pooled_size(shape[2], kernel, stride) == want.shape[2]
+
+
+def plain_nms(boxes, order, threshold, use_min, one):
+    """Greedy NMS written the obvious way, in float32 as the detector's boxes are."""
+    keep, alive = [], list(order)
+    while alive:
+        i, alive = alive[0], alive[1:]
+        keep.append(i)
+        rest = []
+        for j in alive:
+            iw = max(np.float32(0), min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]) + one)
+            ih = max(np.float32(0), min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]) + one)
+            a_i = (boxes[i, 2] - boxes[i, 0] + one) * (boxes[i, 3] - boxes[i, 1] + one)
+            a_j = (boxes[j, 2] - boxes[j, 0] + one) * (boxes[j, 3] - boxes[j, 1] + one)
+            denom = min(a_i, a_j) if use_min else a_i + a_j - iw * ih
+            if iw * ih / max(denom, np.float32(1e-12)) <= threshold:
+                rest.append(j)
+        alive = rest
+    return keep
+
+
+@pytest.mark.parametrize("use_min,inclusive", [(False, False), (True, True), (False, True)])
+def test_greedy_nms_equals_plain_greedy(use_min, inclusive):
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        n = int(rng.integers(1, 120))
+        corner = np.round(rng.uniform(0, 150, (n, 2)) / 4) * 4  # many equal boxes and ties
+        boxes = np.concatenate([corner, corner + rng.integers(4, 50, (n, 2))], 1).astype(np.float32)
+        order = rng.permutation(n)
+        one = np.float32(1.0 if inclusive else 0.0)
+        want = plain_nms(boxes, order, np.float32(0.5), use_min, one)
+        assert greedy_nms(boxes, order, 0.5, use_min, inclusive).tolist() == want
