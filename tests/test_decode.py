@@ -84,3 +84,14 @@ def test_reduced_jpeg_decode_keeps_source_scale(tmp_path):
     d = decode_image(tmp_path / "big.jpg", 10**8, max_side=1000)
     assert max(d.pixels.shape[:2]) >= 1000 and d.scale > 1
     assert d.size == (4000, 3000)
+
+
+def test_large_png_is_box_reduced_with_its_scale(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (2500, 4100, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "big.png")
+    d = decode_image(tmp_path / "big.png", 10**8, max_side=1000)
+    assert d.pixels.shape == (625, 1025, 3) and d.size == (4100, 2500)
+    # each output pixel is the rounded mean of a 4x4 block
+    assert abs(int(d.pixels[10, 20, 1]) - pixels[40:44, 80:84, 1].mean()) <= 0.5
+    assert decode_image(tmp_path / "big.png", 10**8).pixels.shape == (2500, 4100, 3)

@@ -43,8 +43,10 @@ class DecodedImage:
 
 
 def decode_image(path: str | Path, max_pixels: int, max_side: int | None = None) -> DecodedImage:
-    """Read `path` as upright RGB. With `max_side`, JPEGs may be decoded at a reduced size (DCT
-    scaling, never below max_side on the long side), which is much faster for large photos."""
+    """Read `path` as upright RGB. With `max_side`, photos over twice that are decoded at a reduced
+    size, never below max_side on the long side: JPEGs by DCT scaling (much faster for large
+    photos), other formats by an integer box filter after decoding (which bounds the memory that
+    detection then needs)."""
     try:
         with Image.open(path) as img:
             w, h = img.size
@@ -61,6 +63,10 @@ def decode_image(path: str | Path, max_pixels: int, max_side: int | None = None)
                 img.load()
                 upright = ImageOps.exif_transpose(img)
             pixels = _to_rgb(upright)
+            if max_side and max(pixels.shape[:2]) > 2 * max_side:  # not a JPEG: box filter
+                full_width = pixels.shape[1]
+                pixels = np.asarray(Image.fromarray(pixels).reduce(max(pixels.shape[:2]) // max_side))
+                scale = full_width / pixels.shape[1]
     except DecodeError:
         raise
     except FileNotFoundError:
