@@ -16,6 +16,7 @@ import platform
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from . import report
 
 MAX_FILE_BYTES = 1 << 30  # a 1 GiB "photo" is refused before it is read
 CHUNK_PIXELS = 32_000_000  # decoded pixels held at once, bounds memory on huge photos
+DETECT_AHEAD = 2  # chunks detected ahead of the one embedded (1 left the workers idle 1/3 of a FaceNet run)
 
 
 @dataclass
@@ -209,6 +211,7 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
     out = Path(settings.out)
     summary = RunSummary(out=out)
     t0 = time.perf_counter()
+    _share_one_heap()
     faces_pipeline = FacePipeline(settings)  # fails here, before any work, if weights are missing
     store = FaceStore(out)
     key = pipeline_key(settings)
@@ -313,7 +316,9 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
     with ThreadPoolExecutor(max(1, settings.decode_workers), thread_name_prefix="decode") as pool:
         chunks = _chunks(todo, settings, pool)
         waiting: list[_Work] = []  # duplicates whose original is not stored yet
-        in_flight = None  # the chunk being detected while the one before it is embedded
+        # Chunks whose detection is started, oldest first: the detect workers run up to
+        # DETECT_AHEAD chunks ahead of the one being embedded, so they never wait for it.
+        in_flight: deque = deque()
         while True:
             with monitor.stage("decode"):
                 batch = next(chunks, None)
@@ -332,15 +337,15 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
                         waiting.append(w)
                     else:
                         fresh.append(w)
-                started = (batch, fresh, copies, faces_pipeline.start(fresh))
-            if in_flight is not None:
-                waiting = _finish_chunk(in_flight, waiting, faces_pipeline, store, run_id, key,
-                                        settings, monitor, summary)
-                bar.update(len(in_flight[0]))
+                in_flight.append((batch, fresh, copies, faces_pipeline.start(fresh)))
+            if in_flight and (batch is None or len(in_flight) > DETECT_AHEAD):
+                done = in_flight.popleft()
+                waiting = _finish_chunk(done, waiting, faces_pipeline, store, run_id, key,
+                                        settings, monitor, summary, overlapped=bool(in_flight))
+                bar.update(len(done[0]))
                 bar.set_postfix(faces=monitor.stages["embed"].faces if "embed" in monitor.stages else 0)
-            if batch is None:
+            if batch is None and not in_flight:
                 break
-            in_flight = started
         if waiting:  # an original that vanished between hashing and storing: do the copies
             redo = [read_and_decode(w, settings.max_pixels, settings.detect.decode_max_side)
                     for w in waiting]
@@ -350,11 +355,13 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
     bar.close()
 
 
-def _finish_chunk(chunk, waiting, faces_pipeline, store, run_id, key, settings, monitor, summary):
-    """Align, embed and store a chunk whose detection was started; copy results to the
-    duplicates whose original is now stored. Returns the duplicates still waiting."""
+def _finish_chunk(chunk, waiting, faces_pipeline, store, run_id, key, settings, monitor, summary,
+                  overlapped):
+    """Align, embed and store a chunk whose detection was started (`overlapped`: later chunks
+    are being detected meanwhile); copy results to the duplicates whose original is now stored.
+    Returns the duplicates still waiting."""
     batch, fresh, copies, detected = chunk
-    results = faces_pipeline.finish(fresh, detected, monitor)
+    results = faces_pipeline.finish(fresh, detected, monitor, overlapped)
     with monitor.stage("store"):
         store.save_chunk(run_id, key, settings.model, results)
         found = [(w, store.image_with_result(key, w.sha256)) for w in waiting]
@@ -378,6 +385,15 @@ def _load_libc():
 
 
 _LIBC = _load_libc()
+
+
+def _share_one_heap() -> None:
+    """Let every thread allocate from one glibc heap (arena). By default each busy thread gets
+    its own, and each keeps the freed buffers of its last photos: measured 900 instead of 1110 MB
+    peak for a FaceNet run of the humans photos, at the same speed. Threads started earlier keep
+    their arenas; ours start after this."""
+    if _LIBC is not None and hasattr(_LIBC, "mallopt"):
+        _LIBC.mallopt(-8, 1)  # M_ARENA_MAX
 
 
 def _release_memory() -> None:
