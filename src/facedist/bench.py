@@ -215,14 +215,16 @@ def _agreement(rows: list[dict], out: Path) -> None:
 
 def _reference_agreement(rows: list[dict], out: Path, reference: dict) -> None:
     """For facedist variants: share of images with the reference's face count, and share of the
-    reference's matched faces (best IoU > 0.5) whose box overlaps ours with IoU >= 0.9."""
+    reference's matched faces (best IoU > 0.5) whose box overlaps ours with IoU >= 0.9. Images
+    whose counts differ are listed with the faces only one side found (so a reader can look)."""
     for r in rows:
         if r["variant"].startswith("study-"):
             continue
         mine = json.loads((out / r["variant"] / "faces.json").read_text())
-        same, matched, scored = 0, [], 0
+        same, matched, scored, differ = 0, [], 0, []
         for name, faces in mine.items():
-            ref = reference.get(name.split("_", 1)[1])  # inputs are named NNNNN_<original name>
+            original = name.split("_", 1)[1]  # inputs are named NNNNN_<original name>
+            ref = reference.get(original)
             if ref is None:
                 continue
             scored += 1
@@ -231,9 +233,23 @@ def _reference_agreement(rows: list[dict], out: Path, reference: dict) -> None:
                 best = max((_iou(f["box"], box) for f in faces), default=0.0)
                 if best > 0.5:
                     matched.append(best)
+            if len(faces) != len(ref["boxes"]):
+                differ.append(_disagreement(original, ref, faces))
+        r["ref_disagreements"] = differ
         if scored:
             r["ref_count_agreement"] = round(same / scored, 4)
             r["ref_iou90_share"] = round(float(np.mean(np.array(matched) >= 0.9)), 4) if matched else None
+
+
+def _disagreement(name: str, ref: dict, faces: list[dict]) -> str:
+    """One line: an image's face counts, and the boxes (w x h px at x, y) only one side has."""
+    def boxes(found, others, probs=None):
+        alone = [(i, b) for i, b in enumerate(found) if max((_iou(b, o) for o in others), default=0) <= 0.5]
+        return ", ".join(f"{b[2] - b[0]:.0f}x{b[3] - b[1]:.0f} at {b[0]:.0f},{b[1]:.0f}"
+                         + (f" p={probs[i]:.2f}" if probs else "") for i, b in alone) or "none"
+    ours = [f["box"] for f in faces]
+    return (f"{name}: reference {len(ref['boxes'])}, ours {len(ours)}; only the reference's: "
+            f"{boxes(ref['boxes'], ours, ref.get('probs'))}; only ours: {boxes(ours, ref['boxes'])}")
 
 
 # -- the machine's bound -----------------------------------------------------------------------
@@ -333,6 +349,10 @@ def write_tables(result: dict, out: Path) -> None:
               "face against `facedist`'s. ref.: against the `--reference` detections (count: "
               "share of images with the same face count; IoU>=0.9: share of the reference's "
               "matched faces).", ""]
+    for r in rows:
+        if r.get("ref_disagreements"):
+            lines += [f"Images where `{r['variant']}` and the reference count differently:", ""]
+            lines += [f"- {line}" for line in r["ref_disagreements"]] + [""]
     if "micro" in result:
         mb = result["micro"]
         lines += ["## Against the machine's bound", "",
