@@ -1,9 +1,9 @@
-"""Peak memory of `facedist run` at 1x and 4x the images (target: flat as the images grow).
+"""Peak memory of `facedist run` at 1x, 4x, ... the images (target: flat as the images grow).
 
-    .venv/bin/python bench/rss_scaling.py ../shared/data/humans bench/results/rss_scaling.md
+    .venv/bin/python bench/rss_scaling.py ../shared/data/humans bench/results/rss_scaling.md [1,4,16]
 
-The 4x folder holds four copies of each photo (in a temporary folder: the photos are never
-touched), each with 0-3 trailing zero bytes that decoders ignore: the work per image is the same,
+A folder for Nx holds N copies of each photo (in a temporary folder: the photos are never
+touched), the k-th with k trailing zero bytes that decoders ignore: the work per image is the same,
 only the count grows, and the copies are not recognised as byte-identical (which would skip them).
 """
 import json
@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 
 
-def main(photos: str, report: str) -> None:
+def main(photos: str, report: str, multiples: str = "1,4") -> None:
     photos_dir = Path(photos).resolve()
     names = sorted(p for p in os.listdir(photos_dir) if not p.startswith("."))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for mult in (1, 4):
+        for mult in [int(m) for m in multiples.split(",")]:
             folder = Path(tmp) / f"x{mult}"
             folder.mkdir()
             for rep in range(mult):
@@ -33,16 +33,18 @@ def main(photos: str, report: str) -> None:
                          s["rss_mean_mb"], s["rss_peak_mb"], s["cpu_mean"]))
             with open(out / "perf" / "timeline.csv") as fh:
                 rss = [float(line.split(",")[4]) for line in fh.readlines()[1:]]
-            quarters = [max(rss[q * len(rss) // 4:(q + 1) * len(rss) // 4]) for q in range(4)]
-    lines = ["# Memory at 1x and 4x the images", "",
-             f"Command: `python bench/rss_scaling.py {photos} {report}` (default settings: dlib-resnet)", "",
+            parts = [max(rss[q * len(rss) // 8:(q + 1) * len(rss) // 8]) for q in range(8)]
+    lines = [f"# Memory at {', '.join(f'{r[0]}x' for r in rows)} the images", "",
+             f"Command: `python bench/rss_scaling.py {photos} {report} {multiples}` "
+             "(default settings: dlib-resnet)", "",
              "| files | processed | wall s | processed/s | RSS mean MB | RSS peak MB | CPU mean % |",
              "|---|---|---|---|---|---|---|"]
     for mult, files, n, wall, ips, mean, peak, cpu in rows:
         lines.append(f"| {files} ({mult}x) | {n} | {wall} | {ips} | {mean} | {peak} | {cpu} |")
     lines += ["", "processed: files decoded and detected; the others are byte-identical copies "
               "within one pass over the photos, whose results are copied.",
-              "", "Peak RSS in each quarter of the 4x run (MB): " + ", ".join(f"{q:.0f}" for q in quarters),
+              "", f"Peak RSS in each eighth of the {rows[-1][0]}x run (MB): "
+              + ", ".join(f"{q:.0f}" for q in parts),
               "", "Memory rises over the first images (allocator and per-shape caches warming up) "
               "and then stays level: it does not grow with the number of images."]
     Path(report).write_text("\n".join(lines) + "\n")
@@ -50,4 +52,4 @@ def main(photos: str, report: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])
