@@ -2,8 +2,8 @@
 
 discover → (read + hash + decode, in threads) → detect → align → embed → store, chunk by chunk,
 then compare and report. Files are hashed first: byte-identical copies are processed once. On
-CPU each image is detected on its own worker thread (one torch thread each), and a chunk is
-detected while the chunk before it is aligned, embedded and stored. The stages themselves
+CPU each image is detected on its own worker thread (one torch thread each), and the next
+chunks are detected while one is aligned, embedded and stored. The stages themselves
 (discover.py … compare.py) know nothing of chunks, threads or progress bars; an engine that
 spreads chunks over processes or machines would replace `_process_chunks` and keep the stages
 as they are.
@@ -40,7 +40,9 @@ from . import report
 
 MAX_FILE_BYTES = 1 << 30  # a 1 GiB "photo" is refused before it is read
 CHUNK_PIXELS = 32_000_000  # decoded pixels held at once, bounds memory on huge photos
-DETECT_AHEAD = 2  # chunks detected ahead of the one embedded (1 left the workers idle 1/3 of a FaceNet run)
+# Chunks detected ahead of the one embedded (1 left the workers idle a third of a FaceNet run);
+# the decoded pixels of DETECT_AHEAD + 1 chunks are held at once.
+DETECT_AHEAD = 2
 
 
 @dataclass
