@@ -20,6 +20,16 @@ from numba import njit
 _BIG = 2**31 // 255  # more pixels than this could overflow int32 sums
 
 
+def _compiled(function):
+    """numba-compile `function` with the GIL released, cached on disk where numba finds a
+    writable folder (next to this file, or in the user's cache); else compiled in each process
+    that uses it (about 3 s)."""
+    try:
+        return njit(nogil=True, cache=True)(function)
+    except RuntimeError:  # "no locator available": no writable cache folder
+        return njit(nogil=True)(function)
+
+
 def integral_image(image: np.ndarray) -> np.ndarray:
     """Inclusive prefix sums [H+1, W+1, 3] of an RGB uint8 image [H, W, 3] (int32, or int64 for
     very large images)."""
@@ -44,7 +54,7 @@ def area_crops(table: np.ndarray, windows: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _fill_integral(image, table):
     # RGB only: three running sums in registers make this ~5x faster than a channel loop
     h, w = image.shape[:2]
@@ -61,7 +71,7 @@ def _fill_integral(image, table):
             table[y + 1, x + 1, 2] = table[y, x + 1, 2] + b
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _area_into(table, y0, y1, x0, x1, out):
     h, w = out.shape[:2]
     ny = y1 - y0
@@ -85,7 +95,7 @@ def _area_into(table, y0, y1, x0, x1, out):
                 out[i, j, c] = (np.float32(total * inv) - np.float32(127.5)) * np.float32(0.0078125)
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _crops_into(table, windows, out):
     for n in range(windows.shape[0]):
         _area_into(table, windows[n, 1], windows[n, 3], windows[n, 0], windows[n, 2], out[n])
@@ -108,7 +118,7 @@ def prelu_max_pool(x: torch.Tensor, weight: torch.Tensor, kernel: int, stride: i
     return torch.from_numpy(out).permute(0, 3, 1, 2)
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _prelu_max_pool_into(x, slopes, kernel, stride, out):
     # row by row, so that the channel loop runs over contiguous memory
     n, h, w, channels = x.shape
@@ -142,7 +152,7 @@ def greedy_nms(boxes: np.ndarray, order: np.ndarray, threshold: float, use_min: 
                        kind(threshold), use_min, kind(1.0 if inclusive else 0.0), kind(1e-12))
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _greedy_nms(x1, y1, x2, y2, order, threshold, use_min, one, tiny):
     n = order.shape[0]
     zero = one - one
