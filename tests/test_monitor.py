@@ -1,5 +1,4 @@
 import json
-import threading
 import time
 
 import numpy as np
@@ -27,7 +26,7 @@ def test_cpu_burn_and_allocation_show_up_in_the_timeline(tmp_path):
     rss_idle = max(s.rss_mb for s in mon.samples if s.stage == "discover")
     rss_alloc = max(s.rss_mb for s in mon.samples if s.stage == "embed")
     assert rss_alloc > rss_idle + 300
-    summary = mon.write(tmp_path / "perf", images=3)
+    mon.write(tmp_path / "perf", images=3)
     assert [name for _, name in mon.markers if name != "start"][:3] == ["discover", "detect", "embed"]
     stamps = [t for t, _ in mon.markers]
     assert stamps == sorted(stamps)

@@ -15,7 +15,6 @@ import pytest
 from conftest import HUMANS, LABELED, tree_state
 from facedist import pipeline
 from facedist.config import Settings
-from facedist.monitor import Monitor
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,6 @@ from torch.nn import functional as F
 from .config import DetectSettings
 from .kernels import area_crops, area_resize, greedy_nms, integral_image
 from .models import load_mtcnn
-from .nets.mtcnn import ONet, PNet, RNet
 
 
 @dataclass

@@ -17,10 +17,10 @@ import select
 import subprocess
 import sys
 import tempfile
-import warnings
 import time
+import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
