@@ -85,3 +85,35 @@ def test_greedy_nms_equals_plain_greedy(use_min, inclusive):
         one = np.float32(1.0 if inclusive else 0.0)
         want = plain_nms(boxes, order, np.float32(0.5), use_min, one)
         assert greedy_nms(boxes, order, 0.5, use_min, inclusive).tolist() == want
+
+
+@pytest.mark.parametrize("use_min,inclusive", [(False, False), (True, True)])
+def test_greedy_nms_grid_equals_plain_greedy_on_spread_and_mixed_boxes(use_min, inclusive):
+    # the grid path: boxes of very different sizes, negative and far-flung corners, boxes that
+    # only touch, and a busy field of same-size boxes like a P-Net level's
+    rng = np.random.default_rng(11)
+    one = np.float32(1.0 if inclusive else 0.0)
+    for trial in range(12):
+        n = 400
+        corner = rng.uniform(-300, 3000, (n, 2))
+        if trial % 3 == 1:
+            corner[: n // 4] *= 1000  # a few boxes far away from the rest
+        if trial % 3 == 2:
+            corner = np.floor(rng.uniform(0, 400, (n, 2)) / 2) * 2
+        side = rng.choice([3.0, 12.0, 40.0, 700.0], (n, 1)) * rng.uniform(0.8, 1.2, (n, 2))
+        boxes = np.concatenate([corner, corner + side], 1).astype(np.float32)
+        touching = boxes[:20].copy()
+        touching[:, [0, 2]] += touching[:, 2:3] - touching[:, 0:1] + 1 - one
+        boxes = np.concatenate([boxes, touching])
+        order = rng.permutation(len(boxes))
+        for threshold in (0.0, 0.3, 0.7):
+            want = plain_nms(boxes, order, np.float32(threshold), use_min, one)
+            assert greedy_nms(boxes, order, threshold, use_min, inclusive).tolist() == want
+
+
+def test_greedy_nms_without_grid_still_suppresses():
+    # a negative threshold suppresses even disjoint boxes; a NaN box must not break the rest
+    boxes = np.array([[0, 0, 10, 10], [50, 50, 60, 60], [0, 0, 10, 10]], np.float32)
+    assert greedy_nms(boxes, np.arange(3), -1.0, False, False).tolist() == [0]
+    boxes[1] = np.nan
+    assert greedy_nms(boxes, np.arange(3), 0.5, False, False).tolist() == [0, 1]
