@@ -42,6 +42,21 @@ def test_slice_max_pool_is_torch_max_pool(shape):
     assert torch.equal(max_pool_2x2_ceil(x), torch.nn.MaxPool2d(2, 2, ceil_mode=True)(x))
 
 
+@pytest.mark.parametrize("height", [61, 62, 97, 130])
+def test_pnet_in_bands_equals_pnet_on_the_whole_level(monkeypatch, height):
+    import facedist.detect as detect
+
+    monkeypatch.setattr(detect, "PNET_BAND_PIXELS", 900)  # bands of 8 output rows here
+    fast = MtcnnDetector(DetectSettings())
+    level = torch.randn(1, 3, height, 57).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        reg, prob = fast._pnet(level)
+        whole_reg, whole_prob = fast.pnet(level)
+    assert prob.shape == whole_prob.shape == (1, (height - 1) // 2 - 4, 24)
+    torch.testing.assert_close(prob, whole_prob, rtol=0, atol=1e-5)  # float32 rounding
+    torch.testing.assert_close(reg, whole_reg, rtol=0, atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def detector():
     return MtcnnDetector(DetectSettings(exact=True))
