@@ -50,3 +50,23 @@ def test_reference_disagreements_are_listed(tmp_path):
     assert r["ref_disagreements"] == [
         "a.jpg: reference 2, ours 1; only the reference's: 30x35 at 300,40 p=0.82; only ours: none",
         "b.jpg: reference 1, ours 2; only the reference's: none; only ours: 40x50 at 200,200"]
+
+
+@pytest.mark.slow
+def test_detection_variants_run_with_their_settings(tmp_path):
+    # "1 (160).jpg" (3600 px) has two 18-22 px detections in the full-resolution reference that
+    # the default (P-Net up to 1024 px) cannot see; --max-side 0 and --exact find them
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "1 (160).jpg").write_bytes((HUMANS / "1 (160).jpg").read_bytes())
+    out = tmp_path / "bench"
+    assert main(["bench", str(photos), "--out", str(out), "--weights", "synthetic", "--no-micro",
+                 "--variants", "facedist-facenet,facedist-facenet-full,facedist-facenet-exact",
+                 "--reference", str(GOLDEN / "mtcnn_humans.json")]) == 0
+    rows = {r["variant"]: r for r in json.loads((out / "bench.json").read_text())["variants"]}
+    assert rows["facedist-facenet"]["faces_found"] == 1
+    assert rows["facedist-facenet"]["ref_count_agreement"] == 0.0
+    for variant in ("facedist-facenet-full", "facedist-facenet-exact"):
+        assert rows[variant]["faces_found"] == 3
+        assert rows[variant]["ref_count_agreement"] == 1.0 and rows[variant]["ref_iou90_share"] == 1.0
+    assert main(["bench", str(photos), "--out", str(out), "--variants", "facedist-fast"]) == 2

@@ -30,6 +30,13 @@ def test_config_file_and_flags(tmp_path):
     with pytest.raises(ValueError, match="unknown setting"):
         Settings().update({"bogus": 1})
     assert s.detect.key() != Settings().detect.key()
+    assert Settings().update({"max-side": 0}).detect.key() != Settings().detect.key()
+
+
+def test_negative_max_side_is_refused_before_any_work(tmp_path, capsys):
+    code = main(["run", str(PEOPLE), "--out", str(tmp_path / "o"), "--max-side", "-5"])
+    assert code == 2 and "max-side" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_weights_exit_at_once_with_the_remedy(tmp_path, monkeypatch, capsys):

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 ALL_VARIANTS = ["study-v1", "study-v2", "study-v3", "study-parallel", "facedist", "facedist-facenet"]
+# facedist-facenet with other detection settings, run only when named in --variants
+DETECTION_VARIANTS = {"facedist-facenet-full": {"max_side": 0}, "facedist-facenet-exact": {"exact": True}}
 FACENET_GFLOP_PER_FACE = 2.84  # InceptionResnetV1 at 160x160, multiply-adds x2
 
 
@@ -29,7 +31,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("photos", type=Path)
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     p.add_argument("--variants", default=",".join(ALL_VARIANTS),
-                   help=f"comma-separated, from {', '.join(ALL_VARIANTS)}")
+                   help=f"comma-separated, from {', '.join(ALL_VARIANTS + list(DETECTION_VARIANTS))} "
+                        f"(default all but the last two: facedist-facenet at --max-side 0 / --exact)")
     p.add_argument("--limit", type=int, help="only the first N images (sorted by path)")
     p.add_argument("--v1-limit", type=int, default=40,
                    help="study-v1 rebuilds both models per image: run it on the first N only (default 40)")
@@ -61,7 +64,7 @@ def cmd_bench(args) -> int:
     from .discover import ImageFile, discover_images
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = set(variants) - set(ALL_VARIANTS)
+    unknown = set(variants) - set(ALL_VARIANTS) - set(DETECTION_VARIANTS)
     if unknown:
         raise ValueError(f"unknown variants: {', '.join(sorted(unknown))}")
     needs_facenet = any(v != "facedist" for v in variants)
@@ -140,8 +143,9 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
         for p in paths:
             os.symlink(os.readlink(p), photos / p.name)
         s = Settings(photos=photos, out=vdir, progress=False, sample_interval=interval)
-        if variant == "facedist-facenet":
+        if variant.startswith("facedist-facenet"):
             s.update({"model": "facenet-vggface2", "weights": weights or None})
+            s.update(DETECTION_VARIANTS.get(variant, {}))
         run = pipeline.run(s, monitor=monitor)
         summary_path = vdir / "perf" / "summary.json"
         summary = json.loads(summary_path.read_text())

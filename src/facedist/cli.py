@@ -27,7 +27,7 @@ def _run_parser(sub) -> None:
     g.add_argument("--faces", choices=["all", "largest"], help="faces kept per image (default all)")
     g.add_argument("--exact", action="store_true", default=None,
                    help="reference MTCNN on the full-resolution image (slower)")
-    g.add_argument("--max-side", type=int, help="long side images are detected at (default 1024)")
+    g.add_argument("--max-side", type=int, help="long side P-Net sees images at (default 1024; 0: full resolution)")
     g.add_argument("--min-face-size", type=float, help="smallest face in pixels (default 20)")
     g.add_argument("--thresholds", type=float, nargs=3, metavar=("P", "R", "O"),
                    help="P-, R-, O-Net thresholds (default 0.6 0.7 0.7)")

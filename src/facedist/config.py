@@ -20,7 +20,8 @@ DEFAULT_MAX_PIXELS = 120_000_000  # ~11000 x 11000; larger declared sizes are re
 @dataclass
 class DetectSettings:
     """MTCNN settings. `exact` runs the reference algorithm on the full-resolution image;
-    otherwise images are detected at most `max_side` pixels on their long side."""
+    otherwise P-Net sees images at most `max_side` pixels on their long side (0: no limit, every
+    pyramid level at full resolution, as the reference, through the fast resampling)."""
 
     min_face_size: float = 20.0
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
@@ -86,6 +87,8 @@ class Settings:
                 raise ValueError(f"unknown setting {raw_key!r}")
         if self.detect.faces not in ("all", "largest"):
             raise ValueError("faces must be 'all' or 'largest'")
+        if self.detect.max_side < 0:
+            raise ValueError("max-side takes a number of pixels, or 0 for no limit")
         return self
 
     def to_dict(self) -> dict[str, Any]:
