@@ -111,11 +111,51 @@ def prelu_max_pool(x: torch.Tensor, weight: torch.Tensor, kernel: int, stride: i
     """max_pool2d(prelu(x, weight), kernel, stride, ceil_mode=True) in one pass, exactly equal,
     for a channels_last CPU tensor [N, C, H, W]. torch's PReLU and max-pool over the nets' widest
     maps cost 2-3x as much as this one pass."""
-    nhwc = x.permute(0, 2, 3, 1).numpy()
+    nhwc = np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
     n, h, w, c = nhwc.shape
     out = np.empty((n, pooled_size(h, kernel, stride), pooled_size(w, kernel, stride), c), np.float32)
-    _prelu_max_pool_into(nhwc, weight.detach().numpy().astype(np.float32), kernel, stride, out)
+    slopes = weight.detach().numpy().astype(np.float32)
+    if kernel == 2 and stride == 2:
+        _prelu_max_pool_2x2_into(nhwc, slopes, out)
+    else:
+        _prelu_max_pool_into(nhwc, slopes, kernel, stride, out)
     return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
+@_compiled
+def _prelu_max_pool_2x2_into(x, slopes, out):
+    # P-Net's pool over its largest map: PReLU on a pair of rows as one flat run (this loop
+    # vectorizes), then the max of neighbouring pixels: 10x faster than the general loop below,
+    # the same products and maxima. (Written for 2x2 only: a general kernel in this form
+    # measured 1.5-3x slower than the loop below on R- and O-Net's 3x3 pools.)
+    n, h, w, channels = x.shape
+    ow = out.shape[2]
+    width = w * channels
+    slope = np.empty(width, np.float32)
+    for k in range(width):
+        slope[k] = slopes[k % channels]
+    rows_max = np.empty(width, np.float32)
+    for b in range(n):
+        rows = x[b].reshape(h, width)
+        for i in range(out.shape[1]):
+            top = rows[2 * i]
+            if 2 * i + 1 < h:
+                bottom = rows[2 * i + 1]
+                for k in range(width):
+                    u = top[k] if top[k] > 0 else top[k] * slope[k]
+                    v = bottom[k] if bottom[k] > 0 else bottom[k] * slope[k]
+                    rows_max[k] = max(u, v)
+            else:
+                for k in range(width):
+                    rows_max[k] = top[k] if top[k] > 0 else top[k] * slope[k]
+            pooled = out[b, i]
+            for j in range(w // 2):
+                left = 2 * j * channels
+                for c in range(channels):
+                    pooled[j, c] = max(rows_max[left + c], rows_max[left + channels + c])
+            if w % 2:  # ceil mode: the last column pools alone
+                for c in range(channels):
+                    pooled[ow - 1, c] = rows_max[(w - 1) * channels + c]
 
 
 @_compiled
