@@ -7,7 +7,8 @@ The cascade follows the reference implementation (facenet-pytorch 2.6.0) step fo
 its box conventions (pixel-inclusive widths in regression, 1-based crop windows, "Min" NMS at the
 last stage), so that at full resolution it reproduces the reference boxes. With `exact=False`,
 images are detected coarse to fine: P-Net runs only on the reference pyramid levels up to
-`max_side` pixels, while R- and O-Net refine on crops of the full image, so that boxes stay the
+`max_side` pixels (every level with max_side 0), while R- and O-Net refine on crops of the
+decoded photo (full resolution unless it is over twice max_side), so that boxes stay the
 reference's for every face the coarse levels find; levels and crops are then resampled through
 an integral image (kernels.py), which gives the reference's values faster.
 """
@@ -150,7 +151,7 @@ class MtcnnDetector:
         height, width = image.shape[:2]
         no_faces = (np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32))
         # Coarse to fine: P-Net sees only the reference pyramid levels no larger than max_side;
-        # R- and O-Net refine on crops of the full image. Both resample from one integral image.
+        # R- and O-Net refine on crops of the decoded photo. Both resample from one integral image.
         # The exact mode resamples with torch, as the reference does, to its last bit.
         sampler = (_TorchAreaSampler if s.exact else _IntegralSampler)(image, self.device)
         boxes = self._proposals(sampler, round(height * source_scale), round(width * source_scale),
@@ -258,7 +259,7 @@ class _TorchAreaSampler:
 
 
 class _IntegralSampler:
-    """The same resampling from an integral image of the uint8 photo (see resample.py): no float
+    """The same resampling from an integral image of the uint8 photo (see kernels.py): no float
     copy of the photo, and each level or crop costs only its output. Tensors come out
     channels_last, as the nets run on CPU."""
 

@@ -9,7 +9,7 @@ gives, up to float32 rounding where said, else exactly.
   photo is made. Up to float32 rounding. Outputs are float32 [..., H, W, 3], normalized as MTCNN
   expects ((x - 127.5) / 128): as torch tensors permuted to NCHW they are channels_last.
 - PReLU followed by max pooling, in one pass (exact).
-- Greedy non-maximum suppression (exact).
+- Greedy non-maximum suppression (exact), each box compared only with the boxes near it.
 """
 from __future__ import annotations
 
