@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import GOLDEN, HUMANS
-from facedist.align import BoxAligner, DlibChipAligner
+from facedist.align import BoxAligner, DlibChipAligner, similarity_transform, warp_chip
 from facedist.config import DetectSettings
 from facedist.detect import FaceDetection, MtcnnDetector
 
@@ -16,7 +16,7 @@ def test_box_crop_matches_reference_crops():
     aligner = BoxAligner(160)
     for item in ref["crops"][:4]:
         img = np.asarray(Image.open(HUMANS / item["image"]).convert("RGB"))
-        crop = aligner.align(img, det.detect(img))[0].astype(int)
+        crop = aligner.align(img, det.detect(img))[0, 0].astype(int)
         want = np.asarray(Image.open(GOLDEN / "facenet" / item["crop"]).convert("RGB")).astype(int)
         assert crop.shape == (160, 160, 3)
         assert np.abs(crop - want).mean() < 2.0, item
@@ -25,14 +25,39 @@ def test_box_crop_matches_reference_crops():
 def test_box_partly_outside_is_clipped():
     img = np.zeros((100, 100, 3), np.uint8)
     face = FaceDetection(np.array([-20, -20, 50, 50], np.float32), 0.99, np.zeros((5, 2)))
-    assert BoxAligner(160).align(img, [face]).shape == (1, 160, 160, 3)
-    assert BoxAligner(160).align(img, []).shape == (0, 160, 160, 3)
+    assert BoxAligner(160).align(img, [face]).shape == (1, 1, 160, 160, 3)
+    assert BoxAligner(160).align(img, []).shape == (0, 1, 160, 160, 3)
 
 
 def test_dlib_chip_is_upright_and_sized():
     img = np.asarray(Image.open(HUMANS / "1 (18).jpg").convert("RGB"))
     faces = MtcnnDetector(DetectSettings()).detect(img)
-    chips = DlibChipAligner().align(img, faces)
-    assert chips.shape == (len(faces), 150, 150, 3) and chips.dtype == np.uint8
+    chips = DlibChipAligner(views=2).align(img, faces)
+    assert chips.shape == (len(faces), 2, 150, 150, 3) and chips.dtype == np.uint8
     # the chip centres the face: its middle is brighter-varying skin, not flat background
-    assert chips[0, 50:100, 50:100].std() > 10
+    assert chips[0, 0, 50:100, 50:100].std() > 10
+    # the chip from MTCNN's landmarks shows the same face at nearly the same place as dlib's
+    a, b = chips[0, 0].mean(-1).ravel(), chips[0, 1].mean(-1).ravel()
+    upside_down = chips[0, 1, ::-1].mean(-1).ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.7 > 0.3 > np.corrcoef(a, upside_down)[0, 1]
+
+
+def test_similarity_transform_recovers_a_known_warp(rng):
+    src = rng.uniform(0, 100, (5, 2))
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -4.0])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = src @ (scale * rot).T + shift
+    m = similarity_transform(src, dst)
+    assert np.allclose(m[:, :2], scale * rot) and np.allclose(m[:, 2], shift)
+
+
+def test_warp_chip_samples_where_the_transform_says(rng):
+    img = rng.integers(0, 255, (80, 90, 3), dtype=np.uint8)
+    shift = np.array([[1.0, 0, -7], [0, 1.0, -11]])  # chip (u, v) shows image (u + 7, v + 11)
+    chip = warp_chip(img, shift, 20)
+    assert np.array_equal(chip, img[11:31, 7:27])
+    half = np.array([[0.5, 0, 0], [0, 0.5, 0]])  # a 2x shrink box-reduces first: no aliasing
+    flat = np.zeros((40, 40, 3), np.uint8)
+    flat[:, ::2] = 255  # stripes one pixel wide average to grey, not to black or white
+    small = warp_chip(flat, half, 20)[2:-2, 2:-2].astype(int)
+    assert np.abs(small - 127).max() <= 2

@@ -15,7 +15,7 @@ PEOPLE = LABELED / "people"
 
 def test_help_lists_every_command():
     text = build_parser().format_help()
-    for cmd in ("run", "near", "export", "plot", "bench"):
+    for cmd in ("run", "near", "export", "plot", "people", "lookalikes", "eval", "bench"):
         assert cmd in text
 
 
@@ -82,3 +82,56 @@ def test_api_round_trip(tmp_path):
     assert len(table) == 2 and table.embeddings.shape == (2, 128)
     matches = db.near(PEOPLE / "biden" / "biden_1.jpg", k=2)
     assert matches[0].distance < 1e-3 and Path(matches[0].path).name == "biden_1.jpg"
+
+
+@pytest.mark.slow
+def test_people_commands_correct_and_corrections_stick(tmp_path, capsys):
+    """Six known people: the run finds them; a name, a merge and an `apart` survive a re-run
+    with new photos, an incremental and a full one."""
+    out = tmp_path / "out"
+    photos = tmp_path / "photos"
+    import shutil
+
+    shutil.copytree(PEOPLE, photos)
+    shutil.rmtree(photos / "obama")  # added later
+    assert main(["run", str(photos), "--out", str(out), "--no-progress"]) == 0
+
+    def main_faces():  # the largest face of each photo (one photo of obama shows somebody else too)
+        largest = {}
+        for f in csv.DictReader(open(out / "faces.csv")):
+            area = (float(f["x2"]) - float(f["x1"])) * (float(f["y2"]) - float(f["y1"]))
+            if area > largest.get(f["path"], (0,))[0]:
+                largest[f["path"]] = (area, f)
+        return [f for _, f in largest.values()]
+
+    faces = main_faces()
+    person_of = {Path(f["path"]).parent.name: int(f["person"]) for f in faces}
+    by_folder = {}
+    for f in faces:
+        by_folder.setdefault(Path(f["path"]).parent.name, set()).add(int(f["person"]))
+    assert all(len(v) == 1 for v in by_folder.values())  # each known person is one person
+    assert len({p for v in by_folder.values() for p in v}) == 5  # and nobody is merged
+    kit, rose, biden = person_of["kit_harington"], person_of["rose_leslie"], person_of["biden"]
+    capsys.readouterr()
+    assert main(["people", str(out), "name", str(kit), "Kit"]) == 0
+    assert main(["people", str(out), "merge", str(kit), str(rose)]) == 0  # a wrong merge, on purpose
+    assert main(["people", str(out), "apart", str(kit), str(biden)]) == 0
+    assert main(["people", str(out)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[-len(by_folder) + 1].startswith(f"{kit},Kit,5,5")  # named first, 3 + 2 faces
+    shutil.copytree(PEOPLE / "obama", photos / "obama")
+    for extra in ([], ["--recluster"]):
+        assert main(["run", str(photos), "--out", str(out), "--no-progress", *extra]) == 0
+        got = {}
+        for f in main_faces():
+            got.setdefault(Path(f["path"]).parent.name, set()).add((int(f["person"]), f["person_name"]))
+        assert got["kit_harington"] == got["rose_leslie"] == {(kit, "Kit")}, extra
+        assert len(got["obama"]) == 1 and got["obama"] != got["biden"], extra
+    capsys.readouterr()
+    assert main(["lookalikes", str(out), "-n", "3"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("rank,distance") and len(rows) == 4
+    dist = [float(r.split(",")[1]) for r in rows[1:]]
+    assert dist == sorted(dist)
+    assert main(["people", str(out), "merge", str(kit), "x"]) == 2  # one clear line, exit 2
+    assert "takes numbers" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 import numpy as np
 
-from facedist.compare import compare, groups, nearest
+from facedist.compare import compare, nearest, nearest_other
 
 
 def brute(x):
@@ -37,8 +37,12 @@ def test_nearest_queries(rng):
     assert idx[:, 0].tolist() == [3, 7] and np.allclose(dist[:, 0], 0, atol=1e-3)
 
 
-def test_groups_are_connected_components():
-    labels = groups(6, np.array([[0, 2], [2, 4], [1, 5]]))
-    assert labels[0] == labels[2] == labels[4]
-    assert labels[1] == labels[5] != labels[0]
-    assert len(set(labels.tolist())) == 3
+def test_nearest_other_skips_the_same_person(rng):
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    person = rng.integers(0, 5, 40)
+    idx, dist = nearest_other(x, person)
+    d = brute(x)
+    d[person[:, None] == person[None, :]] = np.inf
+    assert np.array_equal(idx, d.argmin(1)) and np.allclose(dist, d.min(1), atol=1e-4)
+    idx, dist = nearest_other(x, np.zeros(40, np.int64))  # everybody one person
+    assert (idx == -1).all() and np.isinf(dist).all()

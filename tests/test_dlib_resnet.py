@@ -41,7 +41,7 @@ def test_port_matches_dlib_on_the_same_chips(tmp_path, monkeypatch):
     chips = []
     for path in sorted((LABELED / "people").glob("*/*"))[:8]:
         img = decode_image(path, 10**9)
-        chips.append(aligner.align(img.pixels, det.detect(img.pixels)[:1]))
+        chips.append(aligner.align(img.pixels, det.detect(img.pixels)[:1])[:, 0])
     chips = np.concatenate(chips)
     ours = build_embedder(get_spec("dlib-resnet"), device="cpu").embed_batch(chips)
     theirs = build_embedder(get_spec("dlib-resnet-native"), device="cpu").embed_batch(chips)

@@ -136,7 +136,7 @@ def test_identical_files_are_processed_once_and_share_faces(tmp_path):
     faces = read_csv(tmp_path / "out" / "faces.csv")
     by_file = {}
     for row in faces:
-        by_file.setdefault(Path(row["path"]).name, []).append((row["x1"], row["y2"], row["group"]))
+        by_file.setdefault(Path(row["path"]).name, []).append((row["x1"], row["y2"], row["person"]))
     assert set(by_file) == {"a.jpg", "b.jpg", "c.jpg"} and len(by_file["a.jpg"]) == 2
     assert by_file["a.jpg"] == by_file["b.jpg"] == by_file["c.jpg"]
     assert sum(run.skipped.values()) == 2 and len(run.skipped) == 1  # both cut files, one reason

@@ -4,6 +4,9 @@
     db = facedist.open_db("out")
     table = db.faces()                      # paths, boxes, embeddings of the last run's model
     for match in db.near("query.jpg", k=5): ...
+    db.people()                             # [Person(id, name, faces, photos)], named first
+    db.name_person(3, "Ana"); db.merge_people(3, 7); db.apart(3, 9); db.move_face(1234, None)
+    db.lookalikes(10)                       # closest faces of different people
     db.export("out/export")
 """
 from __future__ import annotations
@@ -36,6 +39,22 @@ class Match:
     path: str
     face_index: int
     distance: float
+
+
+@dataclass
+class Lookalike:
+    """Two faces of different people, and how close they are."""
+
+    rank: int
+    distance: float
+    face_a: int
+    path_a: str
+    box_a: tuple[float, float, float, float]
+    person_a: int
+    face_b: int
+    path_b: str
+    box_b: tuple[float, float, float, float]
+    person_b: int
 
 
 class FaceDB:
@@ -73,6 +92,66 @@ class FaceDB:
         idx, dist = nearest(queries, table.embeddings, k)
         return [Match(q, r + 1, table.paths[j], int(table.face_index[j]), float(dist[q, r]))
                 for q in range(len(queries)) for r, j in enumerate(idx[q])]
+
+    # -- people -------------------------------------------------------------------------------
+    def people(self) -> list:
+        """Every person (people.Person: id, name, faces, photos), named first, then largest."""
+        from .people import list_people
+
+        return list_people(self.store, self.pipeline_key)
+
+    def person_of(self, table: FaceTable | None = None) -> np.ndarray:
+        """The person id of each face of `table` (default: all faces), -1 for none yet."""
+        table = self.faces() if table is None else table
+        known = self.store.face_people(table.face_ids)
+        return np.array([known.get(int(f), (-1, 0))[0] for f in table.face_ids], np.int64)
+
+    def lookalikes(self, n: int = 50) -> list[Lookalike]:
+        """The n closest pairs of faces that belong to different people, closest first."""
+        from .report import lookalikes
+
+        if n < 1:
+            raise ValueError("-n takes a positive number of pairs")
+        t = self.faces()
+        person = self.person_of(t)
+        return [Lookalike(r + 1, d, int(t.face_ids[a]), t.paths[a], tuple(map(float, t.boxes[a])),
+                          int(person[a]), int(t.face_ids[b]), t.paths[b],
+                          tuple(map(float, t.boxes[b])), int(person[b]))
+                for r, (d, a, b) in enumerate(lookalikes(t, person, n))]
+
+    def _corrected(self):
+        """Corrections are stored at once; the CSVs of the output folder follow them."""
+        from .report import write_people
+
+        t = self.faces()
+        write_people(self.out, t, self.person_of(t), self.store.person_names(self.pipeline_key))
+
+    def name_person(self, person: int, name: str) -> None:
+        from .people import Corrections
+
+        Corrections(self.store, self.pipeline_key).name(person, name)
+        self._corrected()
+
+    def merge_people(self, into: int, other: int) -> None:
+        from .people import Corrections
+
+        Corrections(self.store, self.pipeline_key).merge(into, other)
+        self._corrected()
+
+    def move_face(self, face_id: int, person: int | None) -> int:
+        """Move a face (faces.csv's face_id) to a person, or to a new one (None)."""
+        from .people import Corrections
+
+        moved_to = Corrections(self.store, self.pipeline_key).move(face_id, person)
+        self._corrected()
+        return moved_to
+
+    def apart(self, a: int, b: int) -> None:
+        """`a` and `b` are different people: no later run merges them."""
+        from .people import Corrections
+
+        Corrections(self.store, self.pipeline_key).apart(a, b)
+        self._corrected()
 
     def export(self, dest: str | Path | None = None) -> list[Path]:
         """embeddings.npy + faces.csv (+ faces.parquet when pyarrow is installed)."""

@@ -4,6 +4,9 @@
     facedist near IMAGE --db OUT [-k 10]
     facedist export --db OUT [--dest DIR]
     facedist plot OUT
+    facedist people OUT [list | name ID NAME | merge ID ID | move FACE_ID ID|new | apart ID ID]
+    facedist lookalikes OUT [-n 50]
+    facedist eval lfw DIR --out OUT    |    facedist eval people DIR --out OUT
     facedist bench PHOTOS --out OUT [--variants ...] [--limit N]
 """
 from __future__ import annotations
@@ -35,6 +38,14 @@ def _run_parser(sub) -> None:
     c = p.add_argument_group("comparison")
     c.add_argument("-k", type=int, help="nearest neighbours per face (default 10)")
     c.add_argument("--threshold", type=float, help="pair distance threshold (default: the model's)")
+    c.add_argument("--views", type=int, choices=[1, 2, 4],
+                   help="embedding views averaged per face: 1, 2 (+ mirror), 4 (+ a chip from "
+                        "MTCNN's landmarks and its mirror; dlib models; their default)")
+    c.add_argument("--people-threshold", type=float,
+                   help="people: groups merge while their mean distance is under this "
+                        "(default: the model's)")
+    c.add_argument("--recluster", action="store_true", default=None,
+                   help="cluster all faces into people again (default: only new faces join)")
     c.add_argument("--matrix-max-faces", type=int,
                    help="write distances.npy only up to this many faces (default 50000)")
     r = p.add_argument_group("resources")
@@ -63,6 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", type=Path, help="default DB/export")
     p = sub.add_parser("plot", help="draw perf/timeline.png of a finished run")
     p.add_argument("out", type=Path)
+    p = sub.add_parser("people", help="list people, or correct them (name, merge, move, apart)")
+    p.add_argument("out", type=Path, help="output folder of an earlier run")
+    p.add_argument("action", nargs="?", default="list",
+                   choices=["list", "name", "merge", "move", "apart"])
+    p.add_argument("values", nargs="*", help="name ID NAME | merge INTO OTHER | "
+                   "move FACE_ID PERSON_ID|new | apart ID ID")
+    p = sub.add_parser("lookalikes", help="closest faces of different people")
+    p.add_argument("out", type=Path)
+    p.add_argument("-n", type=int, default=50, help="pairs to list (default 50)")
+    p = sub.add_parser("eval", help="identity quality on labelled photos")
+    p.add_argument("protocol", choices=["lfw", "people"],
+                   help="lfw: LFW verification (DIR has pairs.txt and lfw/); people: BCubed of "
+                        "people against folder names")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="output folder for the run")
+    p.add_argument("--model", choices=sorted(EMBEDDERS))
+    p.add_argument("--weights")
+    p.add_argument("--views", type=int, choices=[1, 2, 4])
+    p.add_argument("--people-threshold", type=float)
+    p.add_argument("--label-face", choices=["largest", "center"], default="largest",
+                   help="people: the labelled face of a photo (default largest)")
+    p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     from .bench import add_bench_parser
 
     add_bench_parser(sub)
@@ -131,9 +164,86 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def _ints(values: list[str], what: str) -> list[int]:
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise ValueError(f"{what} takes numbers (ids from people.csv / faces.csv)") from None
+
+
+def cmd_people(args) -> int:
+    from .api import open_db
+
+    db = open_db(args.out)
+    v, act = args.values, args.action
+    need = {"list": 0, "name": 2, "merge": 2, "move": 2, "apart": 2}[act]
+    if len(v) != need:
+        raise ValueError(f"people {act} takes {need} values: see facedist people --help")
+    if act == "name":
+        db.name_person(_ints(v[:1], "name")[0], v[1])
+        print(f"person {v[0]} is now named {v[1]!r}")
+    elif act == "merge":
+        into, other = _ints(v, "merge")
+        db.merge_people(into, other)
+        print(f"person {other} merged into {into}")
+    elif act == "move":
+        face = _ints(v[:1], "move")[0]
+        to = db.move_face(face, None if v[1] == "new" else _ints(v[1:], "move")[0])
+        print(f"face {face} moved to person {to}")
+    elif act == "apart":
+        a, b = _ints(v, "apart")
+        db.apart(a, b)
+        print(f"persons {a} and {b} will stay apart")
+    else:
+        print("person,name,faces,photos")
+        for p in db.people():
+            print(f"{p.id},{p.name or ''},{p.faces},{p.photos}")
+    return 0
+
+
+def cmd_lookalikes(args) -> int:
+    from .api import open_db
+
+    print("rank,distance,face_a,path_a,person_a,face_b,path_b,person_b")
+    for m in open_db(args.out).lookalikes(args.n):
+        print(f"{m.rank},{m.distance:.4f},{m.face_a},{m.path_a},{m.person_a},{m.face_b},"
+              f"{m.path_b},{m.person_b}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import dataclasses
+    import json
+
+    from .config import Settings
+    from .evaluate import eval_lfw, eval_people
+
+    settings = Settings(progress=False).update(
+        {"model": args.model, "weights": args.weights, "views": args.views,
+         "people_threshold": args.people_threshold})
+    if args.protocol == "lfw":
+        res = eval_lfw(args.dir, args.out, settings)
+        print(f"LFW verification, {settings.model}: {100 * res.accuracy:.2f}% ± {100 * res.std:.2f} "
+              f"over {len(res.folds)} folds ({res.pairs} pairs, threshold {res.threshold:.3f}, "
+              f"{res.no_face} photos without a detected face)")
+    else:
+        res = eval_people(args.dir, args.out, settings, args.label_face)
+        print(f"people, {settings.model}: BCubed precision {res.precision:.3f}, recall "
+              f"{res.recall:.3f}, F {res.f:.3f}; {res.people_found} people found, "
+              f"{res.people_true} true ({res.labelled} labelled of {res.faces} faces)")
+    if settings.weights == "synthetic":
+        print("(synthetic weights: this only shows the code path; the figure means nothing)")
+    if args.json:
+        args.json.write_text(json.dumps({"protocol": args.protocol, "model": settings.model,
+                                         "views": settings.views, **dataclasses.asdict(res)},
+                                        indent=1) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "near": cmd_near, "export": cmd_export, "plot": cmd_plot}
+    commands = {"run": cmd_run, "near": cmd_near, "export": cmd_export, "plot": cmd_plot,
+                "people": cmd_people, "lookalikes": cmd_lookalikes, "eval": cmd_eval}
     if args.command == "bench":
         from .bench import cmd_bench
 

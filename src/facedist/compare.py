@@ -3,7 +3,8 @@
 One pass over row blocks computes ||a - b|| = sqrt(|a|^2 + |b|^2 - 2 a.b) with a matrix product,
 and from each block fills the full matrix (optional, memory-mapped .npy when large), the k nearest
 neighbours of each face, and the pairs under a threshold. Nothing is ever looped over in Python
-per pair. Same-person groups are the connected components of the under-threshold pairs.
+per pair. People (same-person groups) are made in cluster.py / people.py; `nearest_other`
+finds each face's closest face of another person (look-alikes).
 """
 from __future__ import annotations
 
@@ -99,21 +100,22 @@ def nearest(queries: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.nda
     return idx, np.take_along_axis(d, idx, 1)
 
 
-def groups(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected components of the pair graph: a group number per face (0..G-1), faces with no
-    pair alone in their group. Groups are numbered by their first face."""
-    parent = np.arange(n)
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for a, b in pairs:
-        ra, rb = find(int(a)), find(int(b))
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(i) for i in range(n)], np.int64)
-    _, labels = np.unique(roots, return_inverse=True)
-    return labels.astype(np.int64)
+def nearest_other(embeddings: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each face, the nearest face of a different person: (index, distance); -1 and inf
+    where every face is one person's."""
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n = len(x)
+    idx = np.full(n, -1, np.int64)
+    dist = np.full(n, np.inf, np.float32)
+    sq = np.einsum("ij,ij->i", x, x)
+    step = max(1, min(n, BLOCK_BYTES // max(1, 4 * n)))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        block = distance_block(x[start:stop], x, sq[start:stop], sq)
+        block[person[start:stop, None] == person[None, :]] = np.inf
+        j = np.argmin(block, axis=1)
+        d = block[np.arange(stop - start), j]
+        ok = np.isfinite(d)
+        idx[start:stop][ok] = j[ok]
+        dist[start:stop][ok] = d[ok]
+    return idx, dist

@@ -56,8 +56,12 @@ class Settings:
     chunk_images: int = 16  # images decoded, detected and stored together
     decode_workers: int = 2
     max_pixels: int = DEFAULT_MAX_PIXELS
+    views: int | None = None  # embedding views per face: 1, 2 (+ mirror), 4 (+ a second chip
+    # from MTCNN's landmarks, and its mirror; dlib models); None = the model's default
     k: int = 10
     threshold: float | None = None  # pair threshold; None = the model's default
+    people_threshold: float | None = None  # average-linkage cut for people; None = the model's
+    recluster: bool = False  # cluster all faces again (else only new faces join or form people)
     matrix_max_faces: int = 50_000  # above this no full matrix is written (N^2 grows fast)
     progress: bool = True
     # measurement (monitor / profiler)
@@ -87,6 +91,8 @@ class Settings:
                 raise ValueError(f"unknown setting {raw_key!r}")
         if self.detect.faces not in ("all", "largest"):
             raise ValueError("faces must be 'all' or 'largest'")
+        if self.views is not None and self.views not in (1, 2, 4):
+            raise ValueError("views takes 1, 2 or 4")
         if self.detect.max_side < 0:
             raise ValueError("max-side takes a number of pixels, or 0 for no limit")
         return self

@@ -1,7 +1,8 @@
 """embed: crops → embedding vectors, one batch at a time.
 
-Every embedder takes uint8 crops [N, S, S, 3] (from align) and returns float32 [N, dim]. Which
-network and weights are used comes from the registry in models.py.
+Every embedder takes uint8 crops [N, S, S, 3] and returns float32 [N, dim]. `embed_faces` turns
+the views of each face (from align, and their mirror images) into one unit-length embedding.
+Which network and weights are used comes from the registry in models.py.
 """
 from __future__ import annotations
 
@@ -133,6 +134,23 @@ class DlibEmbedder:
             return np.zeros((0, self.spec.dim), np.float32)
         vectors = self.net.compute_face_descriptor([np.ascontiguousarray(c) for c in crops])
         return np.asarray([np.asarray(v) for v in vectors], np.float32)
+
+
+def embed_faces(embedder: Embedder, crops: np.ndarray, mirror: bool, batch_size: int) -> np.ndarray:
+    """crops [N, V, S, S, 3] (V views of each face) → [N, dim]: the unit-length mean of the
+    unit-length embeddings of every view and, with `mirror`, of every view's mirror image.
+    Averaging views cancels part of each one's alignment error (LFW: README, "People")."""
+    n, views = crops.shape[:2]
+    flat = crops.reshape(n * views, *crops.shape[2:])
+    if mirror:
+        flat = np.concatenate([flat, flat[:, :, ::-1]])
+    parts = [embedder.embed_batch(flat[i:i + batch_size]) for i in range(0, len(flat), batch_size)]
+    if not parts:
+        return np.zeros((0, embedder.spec.dim), np.float32)
+    vectors = np.concatenate(parts).reshape(1 + mirror, n, views, -1).astype(np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    mean = vectors.sum((0, 2))
+    return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
 
 
 def build_embedder(spec: EmbedderSpec, weights: str | None = None, device: str = "auto") -> Embedder:

@@ -50,6 +50,8 @@ class EmbedderSpec:
     alignment: str  # "box" (crop the detector box) or "dlib-chip" (5-point similarity warp)
     normalization: str  # how crops become network input, in words
     default_threshold: float  # same-person distance threshold for pair listings
+    people_threshold: float  # average-linkage cut for people (cluster.py)
+    default_views: int  # embedding views per face (Settings.views)
     weights: WeightsSource
     build: Callable[["EmbedderSpec", Path, torch.device], object]  # returns an Embedder
 
@@ -84,21 +86,24 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
     "dlib-resnet": EmbedderSpec(
         name="dlib-resnet", dim=128, input_size=150, alignment="dlib-chip",
         normalization="(x - RGB mean) / 256 on dlib's 150x150 chip (padding 0.25)",
-        default_threshold=0.6, weights=_DLIB_DAT, build=_build_dlib),
+        default_threshold=0.4, people_threshold=0.34, default_views=4, weights=_DLIB_DAT,
+        build=_build_dlib),
     # dlib's own C++ implementation of the same network (single-threaded), for reference.
     "dlib-resnet-native": EmbedderSpec(
         name="dlib-resnet-native", dim=128, input_size=150, alignment="dlib-chip",
-        normalization="dlib's own", default_threshold=0.6, weights=_DLIB_DAT,
-        build=_build_dlib_native),
+        normalization="dlib's own", default_threshold=0.4, people_threshold=0.34,
+        default_views=4, weights=_DLIB_DAT, build=_build_dlib_native),
     "facenet-vggface2": EmbedderSpec(
         name="facenet-vggface2", dim=512, input_size=160, alignment="box",
-        normalization="(x - 127.5) / 128", default_threshold=1.0,
+        normalization="(x - 127.5) / 128", default_threshold=1.0, people_threshold=0.8,
+        default_views=1,
         weights=WeightsSource("20180402-114759-vggface2.pt", url=_FACENET_RELEASE +
                               "20180402-114759-vggface2.pt", license="MIT (facenet-pytorch)"),
         build=_build_facenet),
     "facenet-casia": EmbedderSpec(
         name="facenet-casia", dim=512, input_size=160, alignment="box",
-        normalization="(x - 127.5) / 128", default_threshold=1.0,
+        normalization="(x - 127.5) / 128", default_threshold=1.0, people_threshold=0.8,
+        default_views=1,
         weights=WeightsSource("20180408-102900-casia-webface.pt", url=_FACENET_RELEASE +
                               "20180408-102900-casia-webface.pt", license="MIT (facenet-pytorch)"),
         build=_build_facenet),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-STAGES = ("discover", "decode", "detect", "align", "embed", "store", "compare", "report")
+STAGES = ("discover", "decode", "detect", "align", "embed", "store", "compare", "people", "report")
 
 
 @dataclass

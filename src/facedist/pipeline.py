@@ -27,14 +27,15 @@ import torch
 
 from . import __version__
 from .align import make_aligner
-from .compare import compare, groups
+from .compare import compare
 from .config import Settings
 from .decode import DecodedImage, DecodeError, decode_image
 from .detect import MtcnnDetector
 from .discover import ImageFile, Rejected, discover_images
-from .embed import build_embedder
+from .embed import build_embedder, embed_faces
 from .models import get_spec, pick_device
 from .monitor import Monitor
+from .people import assign_people, suggest_threshold
 from .store import FaceStore, ImageResult
 from . import report
 
@@ -53,6 +54,9 @@ class RunSummary:
     reused: int = 0  # unchanged since an earlier run: results taken from the database
     copies: int = 0  # byte-identical to another file: that file's results copied
     faces: int = 0  # faces over all current images
+    people: int = 0  # distinct people among those faces
+    threshold: float | None = None  # pair threshold in use
+    suggested_threshold: float | None = None  # from the photos' own distances (people.py)
     skipped: dict[str, int] = field(default_factory=dict)  # reason → count
     stage_seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
@@ -73,7 +77,12 @@ class _Work:
 
 
 def pipeline_key(settings: Settings) -> str:
-    return f"{settings.detect.key()}|{settings.model}"
+    return f"{settings.detect.key()}|{settings.model}|views{resolved_views(settings)}"
+
+
+def resolved_views(settings: Settings) -> int:
+    """Embedding views per face: the setting, or the model's default."""
+    return settings.views if settings.views is not None else get_spec(settings.model).default_views
 
 
 def versions() -> dict[str, str]:
@@ -115,7 +124,9 @@ class FacePipeline:
         self.embedder = build_embedder(self.spec, settings.weights, settings.device)
         self.device = pick_device(settings.device)
         self.detector = MtcnnDetector(settings.detect, self.device)
-        self.aligner = make_aligner(self.spec)
+        views = resolved_views(settings)
+        self.aligner = make_aligner(self.spec, 2 if views == 4 else 1)
+        self.mirror = views >= 2
         # On CPU, images are detected one per core, each on one torch thread: MTCNN's many small
         # ops scale poorly across threads (measured 1.2x faster than 2 threads on one image).
         self.threads = torch.get_num_threads()
@@ -149,6 +160,12 @@ class FacePipeline:
                                         self.settings.max_pixels, max_side))
         return self.process(work, Monitor(enabled=False))
 
+    def embed_given(self, path: Path, faces: list) -> np.ndarray:
+        """Align and embed given faces (detect.FaceDetection) of one photo, without detecting."""
+        image = decode_image(path, self.settings.max_pixels, None)
+        crops = self.aligner.align(image.pixels, faces)
+        return embed_faces(self.embedder, crops, self.mirror, self.settings.embed_batch_size)
+
     def process(self, batch: list[_Work], monitor: Monitor) -> list[ImageResult]:
         """detect → align → embed for a chunk of decoded images."""
         return self.finish(batch, self.start(batch), monitor, overlapped=False)
@@ -179,10 +196,8 @@ class FacePipeline:
             crops = [self.aligner.align(w.image.pixels, faces) for w, faces in zip(ok, found)]
             monitor.count("align", faces=sum(map(len, crops)))
         with monitor.stage("embed"):
-            flat = np.concatenate(crops) if crops else np.zeros((0, 1, 1, 3), np.uint8)
-            bs = self.settings.embed_batch_size
-            parts = [self.embedder.embed_batch(flat[i:i + bs]) for i in range(0, len(flat), bs)]
-            vectors = np.concatenate(parts) if parts else np.zeros((0, self.spec.dim), np.float32)
+            flat = np.concatenate(crops) if crops else np.zeros((0, 1, 1, 1, 3), np.uint8)
+            vectors = embed_faces(self.embedder, flat, self.mirror, self.settings.embed_batch_size)
             monitor.count("embed", faces=len(vectors))
         results, at = [], 0
         by_id = {id(w): faces for w, faces in zip(ok, found)}
@@ -250,8 +265,18 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
                 (out / "distances.npy").unlink()  # a stale matrix of other faces would mislead
             result = compare(table.embeddings.reshape(len(table), -1), settings.k, threshold,
                              matrix_path)
+            summary.threshold = threshold
+            summary.suggested_threshold = suggest_threshold(result.neighbor_dist)
+        with monitor.stage("people"):
+            cut = (settings.people_threshold if settings.people_threshold is not None
+                   else faces_pipeline.spec.people_threshold)
+            person = assign_people(store, key, table.face_ids, table.embeddings, cut,
+                                   full=settings.recluster)
+            summary.people = len(set(person.tolist()))
         with monitor.stage("report"):
-            report.write_results(out, table, result, groups(len(table), result.pairs))
+            report.write_results(out, table, result, person, store.person_names(key))
+            report.write_threshold(out / "perf", result.neighbor_dist, threshold,
+                                   summary.suggested_threshold)
     finally:
         monitor.stop()
         summary.total_seconds = time.perf_counter() - t0

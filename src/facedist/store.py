@@ -1,8 +1,9 @@
 """store: one SQLite database per output folder (OUT_DIR/facedist.sqlite).
 
 Tables: runs (settings, versions, times), images (path, size, mtime, content hash, size in
-pixels), results (one row per image and pipeline key: done or skipped with its reason) and faces
-(box, landmarks, probability, model, embedding). A pipeline key names the detector settings and
+pixels), results (one row per image and pipeline key: done or skipped with its reason), faces
+(box, landmarks, probability, model, embedding), people (id, name) and face_people (each face's
+person, pinned when the user placed it; people.py). A pipeline key names the detector settings and
 the model, so embeddings of different models never mix and changed settings recompute.
 
 Each chunk of images is written in one transaction (results and faces together), so a run killed
@@ -37,6 +38,15 @@ CREATE TABLE IF NOT EXISTS faces (
     x1 REAL, y1 REAL, x2 REAL, y2 REAL, prob REAL, landmarks BLOB, embedding BLOB NOT NULL,
     UNIQUE (image_id, pipeline_key, face_index));
 CREATE INDEX IF NOT EXISTS faces_key ON faces (pipeline_key, image_id);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline_key TEXT NOT NULL, name TEXT);
+CREATE TABLE IF NOT EXISTS face_people (
+    face_id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL REFERENCES people(id),
+    pinned INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS face_people_person ON face_people (person_id);
+-- a face recomputed (changed photo, other settings) is a new face: its person goes with it
+CREATE TRIGGER IF NOT EXISTS face_gone AFTER DELETE ON faces BEGIN
+    DELETE FROM face_people WHERE face_id = OLD.id; END;
 CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
 """
 
@@ -66,6 +76,7 @@ class FaceTable:
     boxes: np.ndarray
     probs: np.ndarray
     embeddings: np.ndarray
+    landmarks: np.ndarray  # [N, 5, 2]
 
     def __len__(self) -> int:
         return len(self.face_ids)
@@ -196,18 +207,99 @@ class FaceStore:
         """All faces stored under `pipeline_key` (of the images in `paths`, if given), ordered
         by image path and face index."""
         rows = self.db.execute(
-            "SELECT f.id, i.path, f.face_index, f.x1, f.y1, f.x2, f.y2, f.prob, f.embedding "
+            "SELECT f.id, i.path, f.face_index, f.x1, f.y1, f.x2, f.y2, f.prob, f.embedding, "
+            "f.landmarks "
             "FROM faces f JOIN images i ON i.id = f.image_id WHERE f.pipeline_key = ? "
             "ORDER BY i.path, f.face_index", (pipeline_key,))
         rows = [r for r in rows if paths is None or r[1] in paths]
         if not rows:
             return FaceTable(np.zeros(0, np.int64), [], np.zeros(0, np.int64),
                              np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                             np.zeros((0, 0), np.float32))
+                             np.zeros((0, 0), np.float32), np.zeros((0, 5, 2), np.float32))
         return FaceTable(
             face_ids=np.array([r[0] for r in rows], np.int64),
             paths=[r[1] for r in rows],
             face_index=np.array([r[2] for r in rows], np.int64),
             boxes=np.array([r[3:7] for r in rows], np.float32),
             probs=np.array([r[7] for r in rows], np.float32),
-            embeddings=np.stack([np.frombuffer(r[8], np.float32) for r in rows]))
+            embeddings=np.stack([np.frombuffer(r[8], np.float32) for r in rows]),
+            landmarks=np.stack([np.frombuffer(r[9], np.float32).reshape(5, 2) for r in rows]))
+
+    def image_sizes(self) -> dict[str, tuple[int, int]]:
+        """path -> (width, height) of every decoded image."""
+        rows = self.db.execute("SELECT path, width, height FROM images WHERE width IS NOT NULL")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    # -- people (people.py) ------------------------------------------------------------------
+    def face_people(self, face_ids) -> dict[int, tuple[int, int]]:
+        """face id -> (person id, pinned) for the faces of `face_ids` that have a person."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (id INTEGER PRIMARY KEY)")
+        with self.db:
+            self.db.execute("DELETE FROM wanted")
+            self.db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)",
+                                ((int(f),) for f in face_ids))
+        rows = self.db.execute("SELECT fp.face_id, fp.person_id, fp.pinned FROM face_people fp "
+                               "JOIN wanted w ON w.id = fp.face_id")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def new_person(self, key: str) -> int:
+        with self.db:
+            return int(self.db.execute("INSERT INTO people (pipeline_key) VALUES (?)",
+                                       (key,)).lastrowid)
+
+    def set_people(self, key: str, assignments: list[tuple[int, int]]) -> None:
+        """Store (face id, person id) pairs, keeping pins; drop unnamed people left empty."""
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO face_people (face_id, person_id) VALUES (?, ?) ON CONFLICT(face_id) "
+                "DO UPDATE SET person_id = excluded.person_id", assignments)
+            self.db.execute("DELETE FROM people WHERE pipeline_key = ? AND name IS NULL AND id NOT "
+                            "IN (SELECT person_id FROM face_people)", (key,))
+
+    def people(self, key: str) -> list[tuple[int, str | None, int, int]]:
+        """(id, name, faces, photos) of every person of `key` with faces (or a name)."""
+        return self.db.execute(
+            "SELECT p.id, p.name, COUNT(f.id), COUNT(DISTINCT f.image_id) FROM people p "
+            "LEFT JOIN face_people fp ON fp.person_id = p.id LEFT JOIN faces f ON f.id = fp.face_id "
+            "WHERE p.pipeline_key = ? GROUP BY p.id", (key,)).fetchall()
+
+    def person_names(self, key: str) -> dict[int, str]:
+        return dict(self.db.execute("SELECT id, name FROM people WHERE pipeline_key = ? AND name "
+                                    "IS NOT NULL", (key,)).fetchall())
+
+    def person_exists(self, key: str, person: int) -> bool:
+        return self.db.execute("SELECT 1 FROM people WHERE id = ? AND pipeline_key = ?",
+                               (person, key)).fetchone() is not None
+
+    def name_person(self, person: int, name: str | None) -> None:
+        with self.db:
+            self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name, person))
+
+    def pin_people(self, people: list[int]) -> None:
+        with self.db:
+            self.db.executemany("UPDATE face_people SET pinned = 1 WHERE person_id = ?",
+                                [(p,) for p in people])
+
+    def merge_people(self, into: int, other: int) -> None:
+        with self.db:
+            self.db.execute("UPDATE face_people SET person_id = ?, pinned = 1 WHERE person_id IN "
+                            "(?, ?)", (into, into, other))
+            name = self.db.execute("SELECT name FROM people WHERE id = ?", (other,)).fetchone()[0]
+            self.db.execute("UPDATE people SET name = COALESCE(name, ?) WHERE id = ?", (name, into))
+            self.db.execute("DELETE FROM people WHERE id = ?", (other,))
+
+    def move_face(self, key: str, face_id: int, person: int | None) -> int:
+        row = self.db.execute("SELECT fp.person_id FROM face_people fp JOIN faces f ON "
+                              "f.id = fp.face_id WHERE fp.face_id = ? AND f.pipeline_key = ?",
+                              (face_id, key)).fetchone()
+        if row is None:
+            raise ValueError(f"no face {face_id} with a person (see faces.csv)")
+        if person is None:
+            person = self.new_person(key)
+        with self.db:
+            self.db.execute("UPDATE face_people SET pinned = 1 WHERE person_id = ?", (row[0],))
+            self.db.execute("UPDATE face_people SET person_id = ?, pinned = 1 WHERE face_id = ?",
+                            (person, face_id))
+            self.db.execute("DELETE FROM people WHERE id = ? AND name IS NULL AND id NOT IN "
+                            "(SELECT person_id FROM face_people)", (row[0],))
+        return person

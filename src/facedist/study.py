@@ -45,7 +45,7 @@ def embed_one(path: Path, detector, embedder) -> tuple[np.ndarray | None, np.nda
     faces = detector.detect(img)
     if not faces:
         return None, None
-    crop = BoxAligner(160).align(img, faces[:1])
+    crop = BoxAligner(160).align(img, faces[:1])[:, 0]
     raw = torch.from_numpy(crop).permute(0, 3, 1, 2).float()  # 0..255, no standardization
     with torch.inference_mode():
         vec = embedder.model(raw)[0].numpy()

@@ -1,0 +1,151 @@
+"""Clustering methods for people, scored with BCubed on lfw-dev and celeba.
+
+    facedist eval people ../shared/data/lfw-dev/lfw --out /tmp/people-lfw --label-face center
+    facedist eval people ../shared/data/celeba --out /tmp/people-celeba
+    python bench/people_methods.py /tmp/people-lfw:center:../shared/data/lfw-dev/lfw \\
+        /tmp/people-celeba:largest:../shared/data/celeba --out bench/results-identity/people-methods.md
+
+Each argument is OUT:LABEL_FACE:PHOTOS of a finished run (default model and views). Every
+face is clustered; the labelled face of each photo (nearest the centre, or largest) is scored
+against its folder name. Also times an incremental clustering: the first 90% of the faces
+clustered, then the last 10% added, against one full clustering of all of them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def labelled(out: Path, pick: str, root: Path):
+    from facedist.evaluate import central_faces
+
+    rows, db = central_faces(out, root, pick)
+    table = db.faces()
+    truth = np.full(len(table), None, object)
+    for i in rows.values():
+        truth[i] = Path(table.paths[i]).parent.name
+    return table, truth
+
+
+def methods(cut: float):
+    """(name, function of (graph, embeddings)) for every method and setting measured."""
+    from facedist.cluster import Graph, average_linkage, chinese_whispers, core_points
+
+    def under(g, t):
+        keep = g.d < t
+        return Graph(g.n, g.i[keep], g.j[keep], g.d[keep])
+
+    def components(g, t):
+        from facedist.cluster import relabel
+
+        parent = np.arange(g.n)
+
+        def find(a):
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        h = under(g, t)
+        for a, b in zip(h.i.tolist(), h.j.tolist()):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        return relabel(np.array([find(a) for a in range(g.n)]))
+
+    out = [(f"connected components < {t}", lambda g, x, t=t: components(g, t)) for t in (0.4,)]
+    out += [(f"average linkage, cut {c}", lambda g, x, c=c: average_linkage(g, c, 1.5 * cut))
+            for c in (round(cut - 0.02, 3), cut, round(cut + 0.02, 3))]
+    out += [(f"Chinese whispers < {t}", lambda g, x, t=t: chinese_whispers(under(g, t)))
+            for t in (0.3, 0.34, 0.4)]
+    out += [(f"core rule (Immich) < {t}, min 3 faces", lambda g, x, t=t: core_points(g, t, 3))
+            for t in (0.3, 0.34, 0.4)]
+    try:
+        from sklearn.cluster import HDBSCAN
+    except ImportError:
+        return out
+
+    def hdbscan(x, m):
+        labels = HDBSCAN(min_cluster_size=2, min_samples=m).fit_predict(x)
+        alone = labels < 0
+        labels[alone] = labels.max() + 1 + np.arange(alone.sum())  # noise: a person each
+        return labels
+
+    out += [(f"HDBSCAN (scikit-learn), min_samples {m}", lambda g, x, m=m: hdbscan(x, m))
+            for m in (1, 2)]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    from facedist.cluster import Graph, bcubed
+    from facedist.compare import compare
+    from facedist.models import get_spec
+    from facedist.people import assign_people
+    from facedist.store import FaceStore, ImageResult
+
+    cut = get_spec("dlib-resnet").people_threshold
+    lines = ["# People: clustering methods, BCubed on labelled faces\n",
+             f"Command: see `bench/people_methods.py`'s docstring. Default cut {cut}.\n"]
+    for spec in args.runs:
+        out, pick, root = spec.split(":", 2)
+        table, truth = labelled(Path(out), pick, Path(root))
+        x = table.embeddings.astype(np.float32)
+        known = truth != None  # noqa: E711 (object array)
+        res = compare(x, 0, 1.5 * cut)
+        graph = Graph(len(x), res.pairs[:, 0], res.pairs[:, 1], res.pair_dist)
+        lines += [f"## {root}: {len(x)} faces, {known.sum()} labelled, "
+                  f"{len(set(truth[known]))} people\n",
+                  "| method | precision | recall | F | people found | seconds |", "|---|---|---|---|---|---|"]
+        for name, fn in methods(cut):
+            t0 = time.perf_counter()
+            labels = fn(graph, x)
+            dt = time.perf_counter() - t0
+            p, r, f = bcubed(labels[known], truth[known])
+            lines.append(f"| {name} | {p:.3f} | {r:.3f} | {f:.3f} | {len(set(labels[known].tolist()))} | {dt:.2f} |")
+            print(lines[-1], flush=True)
+        # incremental: 90% clustered, then 10% more, against one full clustering
+        with tempfile.TemporaryDirectory() as tmp:
+            store = FaceStore(tmp)
+            store.save_chunk(1, "k", "m", [ImageResult(store.image_id(str(i), 1, 1), embeddings=x[i:i + 1],
+                                                       boxes=np.zeros((1, 4), np.float32),
+                                                       probs=np.ones(1, np.float32),
+                                                       landmarks=np.zeros((1, 5, 2), np.float32))
+                                           for i in range(len(x))])
+            ids = np.array([int(store.db.execute("SELECT id FROM faces WHERE image_id = "
+                                                 "(SELECT id FROM images WHERE path = ?)", (str(i),)).fetchone()[0])
+                            for i in range(len(x))])
+            order = np.random.default_rng(0).permutation(len(x))
+            first, later = order[: int(0.9 * len(x))], order
+            assign_people(store, "k", ids[first], x[first], cut, full=True)
+            t0 = time.perf_counter()
+            inc = assign_people(store, "k", ids[later], x[later], cut)
+            t_inc = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            full = assign_people(store, "k", ids[later], x[later], cut, full=True)
+            t_full = time.perf_counter() - t0
+            kl = known[later]
+            fi = bcubed(inc[kl], truth[later][kl])[2]
+            ff = bcubed(full[kl], truth[later][kl])[2]
+            agree = bcubed(inc, full)[2]
+            lines += ["", f"Incremental: 10% new faces ({len(x) - len(first)}) added to people of the "
+                      f"other 90% in {t_inc:.2f} s, against {t_full:.2f} s for a full clustering of all "
+                      f"({100 * t_inc / t_full:.0f}%). BCubed F {fi:.3f} incremental, {ff:.3f} full; "
+                      f"agreement between the two (BCubed F) {agree:.3f}.", ""]
+            print(lines[-2], flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

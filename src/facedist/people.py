@@ -1,0 +1,185 @@
+"""people: same-person groups that keep their ids, take corrections, and grow incrementally.
+
+Every face of a pipeline key belongs to one person (a face nobody else matches is a person of
+one face). People are stored in the database (store.py: `people`, `face_people`) and
+recomputed by `assign_people` after each run:
+
+- incremental (the default): faces that already have a person keep it; new faces join an
+  existing person, or form new people, by the same average linkage (cluster.py) with each
+  existing person as a fixed group. Only the distances of new faces to all faces are computed.
+- full (`--recluster`): everything is clustered again; faces the user placed (pinned) stay with
+  their person, and each new group takes the id of the old person it overlaps most, so ids
+  and names survive.
+
+Corrections pin faces: `merge` pins the faces of both people, `move` pins the moved face and
+the rest of the person it left, `apart` pins the faces of both people. Two people holding
+pinned faces never merge, in either kind of run, so a correction is never undone.
+
+    >>> from facedist.store import FaceStore
+    >>> import numpy as np, tempfile
+    >>> store = FaceStore(tempfile.mkdtemp())
+    >>> ids = np.array([1, 2, 3]); x = np.array([[1, 0], [0.99, 0.14], [0, 1]], np.float32)
+    >>> assign_people(store, "key", ids, x, threshold=0.3).tolist()  # person id per face
+    [1, 1, 2]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cluster import Graph, average_linkage
+from .compare import compare, distance_block
+from .store import FaceStore
+
+# Pairs up to this multiple of the cut are kept in the graph; a missing pair counts as this far.
+RADIUS_FACTOR = 1.5
+
+
+@dataclass
+class Person:
+    """A person: id, optional name, number of faces and of distinct photos."""
+
+    id: int
+    name: str | None
+    faces: int
+    photos: int
+
+
+def _graph(x: np.ndarray, rows: np.ndarray, radius: float) -> Graph:
+    """Edges under `radius` between the faces `rows` and all faces (rows against everything,
+    so the cost grows with len(rows) x N, not N x N)."""
+    n = len(x)
+    if len(rows) == n:
+        res = compare(x, 0, radius)
+        return Graph(n, res.pairs[:, 0], res.pairs[:, 1], res.pair_dist)
+    sq = np.einsum("ij,ij->i", x, x)
+    is_row = np.zeros(n, bool)
+    is_row[rows] = True
+    ii, jj, dd = [], [], []
+    step = max(1, (64 << 20) // max(1, 4 * n))
+    for start in range(0, len(rows), step):
+        r = rows[start:start + step]
+        block = distance_block(x[r], x, sq[r], sq)
+        a, b = np.nonzero(block < radius)
+        keep = (r[a] != b) & (~is_row[b] | (r[a] < b))  # each pair once, no self pairs
+        ii.append(r[a][keep])
+        jj.append(b[keep])
+        dd.append(block[a[keep], b[keep]])
+    cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt))
+    return Graph(n, cat(ii, np.int64), cat(jj, np.int64), cat(dd, np.float32))
+
+
+def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: np.ndarray,
+                  threshold: float, full: bool = False) -> np.ndarray:
+    """Give every face of `face_ids` a person (stored), and return the person id of each."""
+    n = len(face_ids)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    known = store.face_people(face_ids)  # face id -> (person id, pinned)
+    person = np.array([known.get(int(f), (-1, 0))[0] for f in face_ids], np.int64)
+    pinned = np.array([known.get(int(f), (-1, 0))[1] for f in face_ids], bool)
+    full = full or not (person >= 0).any()
+    seeds = np.where(pinned, person, -1) if full else person.copy()
+    rows = np.arange(n) if full else np.nonzero(person < 0)[0]
+    if len(rows) == 0:
+        return person
+    x = np.ascontiguousarray(embeddings, np.float32)
+    graph = _graph(x, rows, threshold * RADIUS_FACTOR)
+    labels = average_linkage(graph, threshold, threshold * RADIUS_FACTOR, seeds)
+    new_person = _person_ids(labels, seeds, person, store, key)
+    store.set_people(key, [(int(face_ids[i]), int(new_person[i])) for i in range(n)
+                           if new_person[i] != person[i] or full])
+    return new_person
+
+
+def _person_ids(labels: np.ndarray, seeds: np.ndarray, old: np.ndarray, store: FaceStore,
+                key: str) -> np.ndarray:
+    """A person id for each group: its seed's; else the old person it overlaps most (largest
+    overlaps first, each old id once); else a new id."""
+    out = np.full(len(labels), -1, np.int64)
+    taken = set(int(s) for s in seeds[seeds >= 0])
+    for g in np.unique(labels[seeds >= 0]):
+        out[labels == g] = seeds[(labels == g) & (seeds >= 0)][0]
+    free = np.nonzero(out < 0)[0]
+    overlap: dict[tuple[int, int], int] = {}
+    for i in free:
+        if old[i] >= 0 and old[i] not in taken:
+            overlap[(int(labels[i]), int(old[i]))] = overlap.get((int(labels[i]), int(old[i])), 0) + 1
+    group_id: dict[int, int] = {}
+    for (g, p), _ in sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0])):
+        if g not in group_id and p not in taken:
+            group_id[g] = p
+            taken.add(p)
+    for i in free:
+        g = int(labels[i])
+        if g not in group_id:
+            group_id[g] = store.new_person(key)
+        out[i] = group_id[g]
+    return out
+
+
+def list_people(store: FaceStore, key: str) -> list[Person]:
+    """Named people first, then by number of faces (most first), then by id."""
+    people = [Person(*row) for row in store.people(key)]
+    return sorted(people, key=lambda p: (p.name is None, -p.faces, p.id))
+
+
+class Corrections:
+    """The user's corrections of people, stored at once and respected by every later run.
+
+    >>> fix = Corrections(store, key)    # doctest: +SKIP
+    >>> fix.name(3, "Ana"); fix.merge(3, 7); fix.apart(3, 9); fix.move(1234, None)  # doctest: +SKIP
+    """
+
+    def __init__(self, store: FaceStore, key: str) -> None:
+        self.store = store
+        self.key = key
+
+    def _check(self, *person_ids: int) -> None:
+        for p in person_ids:
+            if not self.store.person_exists(self.key, p):
+                raise ValueError(f"no person {p} (see `facedist people OUT`)")
+
+    def name(self, person: int, name: str) -> None:
+        self._check(person)
+        self.store.name_person(person, name.strip() or None)
+
+    def merge(self, into: int, other: int) -> None:
+        """`other`'s faces become `into`'s; both people's faces are pinned."""
+        self._check(into, other)
+        if into == other:
+            raise ValueError("merge takes two different people")
+        self.store.merge_people(into, other)
+
+    def move(self, face_id: int, person: int | None) -> int:
+        """Move a face to `person` (None: a new person); returns the person it went to."""
+        if person is not None:
+            self._check(person)
+        return self.store.move_face(self.key, face_id, person)
+
+    def apart(self, a: int, b: int) -> None:
+        """`a` and `b` are different people: pin both, so that no run ever merges them."""
+        self._check(a, b)
+        if a == b:
+            raise ValueError("apart takes two different people")
+        self.store.pin_people([a, b])
+
+
+def suggest_threshold(neighbor_dist: np.ndarray) -> float | None:
+    """A same-person threshold from the library itself, without labels: the valley (Otsu's
+    split) in the distances of each face to its nearest neighbours, which mix same-person
+    neighbours (near) and other people (far). None when there are too few distances."""
+    d = np.asarray(neighbor_dist, np.float64).ravel()
+    d = d[np.isfinite(d)]
+    if len(d) < 50:
+        return None
+    hist, edges = np.histogram(d, bins=200)
+    centers = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centers)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(edges[int(np.argmax(between)) + 1])

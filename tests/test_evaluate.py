@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+from facedist.evaluate import fold_accuracy, read_pairs
+
+
+def test_read_pairs_in_lfw_format(tmp_path):
+    (tmp_path / "pairs.txt").write_text("2\t1\nAna\t1\t2\nAna\t1\tBob\t3\nBob\t1\t3\nAna\t2\tCy\t1\n")
+    folds, pairs = read_pairs(tmp_path / "pairs.txt")
+    assert folds == 2 and pairs[0] == ("Ana/Ana_0001.jpg", "Ana/Ana_0002.jpg", True)
+    assert pairs[1] == ("Ana/Ana_0001.jpg", "Bob/Bob_0003.jpg", False)
+    (tmp_path / "bad.txt").write_text("2\t1\nAna\t1\t2\n")
+    with pytest.raises(ValueError, match="expected 4 pairs"):
+        read_pairs(tmp_path / "bad.txt")
+
+
+def test_fold_accuracy_picks_the_threshold_on_the_other_folds(rng):
+    same = np.tile(np.r_[np.ones(50, bool), np.zeros(50, bool)], 4)
+    dist = np.where(same, rng.uniform(0.1, 0.4, 400), rng.uniform(0.5, 0.9, 400))
+    accs, thresholds = fold_accuracy(dist, same, 4)
+    assert accs == [1.0] * 4 and all(0.4 <= t <= 0.5 for t in thresholds)
+    dist[:5] = 0.95  # five same-person pairs of fold 0 look different: only fold 0 pays
+    accs, _ = fold_accuracy(dist, same, 4)
+    assert accs[0] == 0.95 and accs[1:] == [1.0] * 3

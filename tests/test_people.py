@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+
+from facedist.people import Corrections, _graph, assign_people, list_people, suggest_threshold
+from facedist.store import FaceStore, ImageResult
+
+KEY = "test-key"
+
+
+def blobs(rng, centres, per, spread=0.02):
+    x = np.concatenate([c + rng.normal(0, spread, (per, len(c))) for c in centres])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def store_faces(store, x, first_image=0):
+    """One face per image, stored as a run would; returns the faces' ids."""
+    results = []
+    for k, v in enumerate(x):
+        image_id = store.image_id(f"img{first_image + k:04d}.jpg", 1, 1)
+        results.append(ImageResult(image_id, 10, 10, None, np.array([[0, 0, 5, 5]], np.float32),
+                                   np.array([0.99], np.float32), np.zeros((1, 5, 2), np.float32),
+                                   v[None]))
+    store.save_chunk(1, KEY, "m", results)
+    return store.faces(KEY)
+
+
+@pytest.fixture
+def centres():
+    return np.eye(8)[:4] * 1.0
+
+
+def test_people_are_found_and_ids_stable(tmp_path, rng, centres):
+    store = FaceStore(tmp_path)
+    t = store_faces(store, blobs(rng, centres[:3], 5))
+    first = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
+    assert len(set(first.tolist())) == 3
+    again = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3, full=True)
+    assert np.array_equal(first, again)  # a full re-clustering keeps every id
+    assert sorted(p.faces for p in list_people(store, KEY)) == [5, 5, 5]
+
+
+def test_new_photos_join_people_incrementally(tmp_path, rng, centres, monkeypatch):
+    store = FaceStore(tmp_path)
+    x = blobs(rng, centres[:3], 5)
+    t = store_faces(store, x)
+    old = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
+    store_faces(store, np.concatenate([blobs(rng, centres[:1], 2), blobs(rng, centres[3:], 3)]), 100)
+    t2 = store.faces(KEY)
+    seen = {}
+    real_graph = _graph
+
+    def spy(x, rows, radius):
+        seen["rows"] = len(rows)
+        return real_graph(x, rows, radius)
+
+    monkeypatch.setattr("facedist.people._graph", spy)
+    person = assign_people(store, KEY, t2.face_ids, t2.embeddings, 0.3)
+    assert seen["rows"] == 5  # only the new faces' distances were computed
+    by_id = dict(zip(t2.face_ids.tolist(), person.tolist()))
+    assert [by_id[f] for f in t.face_ids.tolist()] == old.tolist()  # old faces keep their person
+    new = [by_id[f] for f in t2.face_ids.tolist() if f not in set(t.face_ids.tolist())]
+    # the photos are sorted by path: img100, img101 (blob 0), img102-104 (a new person)
+    assert new[0] == new[1] == old[0]
+    assert new[2] == new[3] == new[4] and new[2] not in set(old.tolist())
+
+
+def test_corrections_survive_incremental_and_full_runs(tmp_path, rng, centres):
+    store = FaceStore(tmp_path)
+    t = store_faces(store, blobs(rng, centres[:3], 4))
+    person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
+    a, b, c = person[0], person[4], person[8]
+    fix = Corrections(store, KEY)
+    fix.name(int(a), "Ana")
+    fix.merge(int(a), int(b))  # the user says: one person
+    moved = fix.move(int(t.face_ids[9]), None)  # this face is somebody else
+    for full in (False, True):
+        store_faces(store, blobs(rng, centres[:1], 1), 200 + full)  # new photos, then a re-run
+        t2 = store.faces(KEY)
+        p2 = assign_people(store, KEY, t2.face_ids, t2.embeddings, 0.3, full=full)
+        by_id = dict(zip(t2.face_ids.tolist(), p2.tolist()))
+        merged = {by_id[int(f)] for f in t.face_ids[:8]}
+        assert merged == {a}, full  # the merge holds, far apart as the two were
+        assert by_id[int(t.face_ids[9])] == moved != by_id[int(t.face_ids[8])]
+        assert store.person_names(KEY)[int(a)] == "Ana"
+    assert c not in merged
+
+
+def test_apart_keeps_two_close_people_apart(tmp_path, rng):
+    store = FaceStore(tmp_path)
+    near = np.eye(8)[:2] * 1.0
+    near[1] = near[0] + np.eye(8)[2] * 0.35  # two people whose faces are close
+    x = blobs(rng, near, 4, spread=0.01)
+    t = store_faces(store, x)
+    person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
+    assert len(set(person.tolist())) == 2
+    Corrections(store, KEY).apart(int(person[0]), int(person[4]))
+    p2 = assign_people(store, KEY, t.face_ids, t.embeddings, 0.5, full=True)  # a looser cut
+    assert p2[0] != p2[4]
+    p3 = assign_people(store, KEY, t.face_ids, t.embeddings, 0.5, full=False)
+    assert p3[0] != p3[4]
+
+
+def test_bad_corrections_are_refused(tmp_path, rng, centres):
+    store = FaceStore(tmp_path)
+    t = store_faces(store, blobs(rng, centres[:2], 2))
+    person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
+    fix = Corrections(store, KEY)
+    with pytest.raises(ValueError, match="no person"):
+        fix.merge(int(person[0]), 999)
+    with pytest.raises(ValueError, match="two different"):
+        fix.apart(int(person[0]), int(person[0]))
+    with pytest.raises(ValueError, match="no face"):
+        fix.move(12345, None)
+
+
+def test_suggested_threshold_falls_between_the_two_modes(rng):
+    d = np.concatenate([rng.normal(0.25, 0.03, 3000), rng.normal(0.6, 0.05, 7000)])
+    assert 0.33 < suggest_threshold(d) < 0.5
+    assert suggest_threshold(np.array([0.1, 0.2])) is None
