@@ -59,8 +59,9 @@ def methods(cut: float):
         return relabel(np.array([find(a) for a in range(g.n)]))
 
     out = [(f"connected components < {t}", lambda g, x, t=t: components(g, t)) for t in (0.4,)]
-    out += [(f"average linkage, cut {c}", lambda g, x, c=c: average_linkage(g, c, 1.5 * cut))
-            for c in (round(cut - 0.02, 3), cut, round(cut + 0.02, 3))]
+    out += [(f"average linkage, cut {c}, radius {f} x cut", lambda g, x, c=c, f=f: average_linkage(
+        under(g, f * c), c, f * c)) for c in (round(cut - 0.02, 3), cut, round(cut + 0.02, 3))
+        for f in ((1.1, 1.5) if c == cut else (1.1,))]
     out += [(f"Chinese whispers < {t}", lambda g, x, t=t: chinese_whispers(under(g, t)))
             for t in (0.3, 0.34, 0.4)]
     out += [(f"core rule (Immich) < {t}, min 3 faces", lambda g, x, t=t: core_points(g, t, 3))
@@ -71,7 +72,7 @@ def methods(cut: float):
         return out
 
     def hdbscan(x, m):
-        labels = HDBSCAN(min_cluster_size=2, min_samples=m).fit_predict(x)
+        labels = HDBSCAN(min_cluster_size=2, min_samples=m, copy=True).fit_predict(x)
         alone = labels < 0
         labels[alone] = labels.max() + 1 + np.arange(alone.sum())  # noise: a person each
         return labels
@@ -79,6 +80,35 @@ def methods(cut: float):
     out += [(f"HDBSCAN (scikit-learn), min_samples {m}", lambda g, x, m=m: hdbscan(x, m))
             for m in (1, 2)]
     return out
+
+
+def threshold_check(out: Path, x: np.ndarray, truth: np.ndarray, known: np.ndarray) -> str:
+    """The run's suggested threshold against the fixed default and the best one, by balanced
+    accuracy (mean of same- and different-person accuracy) over all labelled pairs."""
+    import json
+
+    from facedist.models import get_spec
+
+    suggested = json.loads((out / "perf" / "threshold.json").read_text())["suggested"]
+    default = get_spec("dlib-resnet").default_threshold
+    e = x[known]
+    t = truth[known]
+    from facedist.compare import distance_block
+
+    sq = np.einsum("ij,ij->i", e, e)
+    d = distance_block(e, e, sq, sq)
+    iu = np.triu_indices(len(e), 1)
+    d, same = d[iu], (t[:, None] == t[None, :])[iu]
+
+    def balanced(th: float) -> float:
+        return 0.5 * ((d[same] < th).mean() + (d[~same] >= th).mean())
+
+    grid = np.arange(0.2, 0.6, 0.005)
+    best = float(grid[int(np.argmax([balanced(g) for g in grid]))])
+    return (f"Threshold: suggested from the photos {suggested:.3f} (balanced accuracy "
+            f"{balanced(suggested):.4f}), fixed default {default} ({balanced(default):.4f}), best "
+            f"{best:.3f} ({balanced(best):.4f}); {same.sum()} same-person and {(~same).sum()} "
+            f"different-person pairs of labelled faces.")
 
 
 def main() -> int:
@@ -101,7 +131,7 @@ def main() -> int:
         table, truth = labelled(Path(out), pick, Path(root))
         x = table.embeddings.astype(np.float32)
         known = truth != None  # noqa: E711 (object array)
-        res = compare(x, 0, 1.5 * cut)
+        res = compare(x, 0, 1.5 * (cut + 0.02))
         graph = Graph(len(x), res.pairs[:, 0], res.pairs[:, 1], res.pair_dist)
         lines += [f"## {root}: {len(x)} faces, {known.sum()} labelled, "
                   f"{len(set(truth[known]))} people\n",
@@ -142,6 +172,8 @@ def main() -> int:
                       f"({100 * t_inc / t_full:.0f}%). BCubed F {fi:.3f} incremental, {ff:.3f} full; "
                       f"agreement between the two (BCubed F) {agree:.3f}.", ""]
             print(lines[-2], flush=True)
+        lines += [threshold_check(Path(out), x, truth, known), ""]
+        print(lines[-2], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     return 0

@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"facedist: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `facedist people OUT | head`: the reader has all it wants
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":
