@@ -59,9 +59,13 @@ def methods(cut: float):
         return relabel(np.array([find(a) for a in range(g.n)]))
 
     out = [(f"connected components < {t}", lambda g, x, t=t: components(g, t)) for t in (0.4,)]
-    out += [(f"average linkage, cut {c}, radius {f} x cut", lambda g, x, c=c, f=f: average_linkage(
-        under(g, f * c), c, f * c)) for c in (round(cut - 0.02, 3), cut, round(cut + 0.02, 3))
-        for f in ((1.1, 1.5) if c == cut else (1.1,))]
+    from facedist.people import neighbor_graph
+
+    def linkage(x, c, k):
+        return average_linkage(x, neighbor_graph(x, np.arange(len(x)), k), c)
+
+    out += [(f"average linkage (squared), cut {c}, {k} neighbours", lambda g, x, c=c, k=k: linkage(x, c, k))
+            for c in (round(cut - 0.02, 3), cut, round(cut + 0.02, 3)) for k in ((10, 30) if c == cut else (10,))]
     out += [(f"Chinese whispers < {t}", lambda g, x, t=t: chinese_whispers(under(g, t)))
             for t in (0.3, 0.34, 0.4)]
     out += [(f"core rule (Immich) < {t}, min 3 faces", lambda g, x, t=t: core_points(g, t, 3))
@@ -131,7 +135,7 @@ def main() -> int:
         table, truth = labelled(Path(out), pick, Path(root))
         x = table.embeddings.astype(np.float32)
         known = truth != None  # noqa: E711 (object array)
-        res = compare(x, 0, 1.5 * (cut + 0.02))
+        res = compare(x, 0, 0.4)  # pairs for the methods that take a threshold
         graph = Graph(len(x), res.pairs[:, 0], res.pairs[:, 1], res.pair_dist)
         lines += [f"## {root}: {len(x)} faces, {known.sum()} labelled, "
                   f"{len(set(truth[known]))} people\n",

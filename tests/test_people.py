@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from facedist.people import Corrections, _graph, assign_people, list_people, suggest_threshold
+from facedist.people import (Corrections, assign_people, list_people, neighbor_graph,
+                             suggest_threshold)
 from facedist.store import FaceStore, ImageResult
 
 KEY = "test-key"
@@ -47,13 +48,12 @@ def test_new_photos_join_people_incrementally(tmp_path, rng, centres, monkeypatc
     store_faces(store, np.concatenate([blobs(rng, centres[:1], 2), blobs(rng, centres[3:], 3)]), 100)
     t2 = store.faces(KEY)
     seen = {}
-    real_graph = _graph
 
-    def spy(x, rows, radius):
+    def spy(x, rows):
         seen["rows"] = len(rows)
-        return real_graph(x, rows, radius)
+        return neighbor_graph(x, rows)
 
-    monkeypatch.setattr("facedist.people._graph", spy)
+    monkeypatch.setattr("facedist.people.neighbor_graph", spy)
     person = assign_people(store, KEY, t2.face_ids, t2.embeddings, 0.3)
     assert seen["rows"] == 5  # only the new faces' distances were computed
     by_id = dict(zip(t2.face_ids.tolist(), person.tolist()))
@@ -111,6 +111,17 @@ def test_bad_corrections_are_refused(tmp_path, rng, centres):
         fix.apart(int(person[0]), int(person[0]))
     with pytest.raises(ValueError, match="no face"):
         fix.move(12345, None)
+
+
+def test_a_batch_of_new_photos_of_one_person_meets_their_old_faces(tmp_path, rng, centres):
+    store = FaceStore(tmp_path)
+    t = store_faces(store, blobs(rng, centres[:2], 3))
+    old = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
+    # more new faces than neighbours kept, closer to each other than to the older ones
+    store_faces(store, blobs(rng, centres[:1] + 0.15 * np.eye(8)[7], 30, spread=0.005), 100)
+    t2 = store.faces(KEY)
+    person = assign_people(store, KEY, t2.face_ids, t2.embeddings, 0.3)
+    assert set(person[6:].tolist()) == {old[0]}  # sorted by path: the 6 old photos first
 
 
 def test_suggested_threshold_falls_between_the_two_modes(rng):

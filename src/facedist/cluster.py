@@ -1,11 +1,11 @@
 """cluster: same-person groups ("people") from a sparse graph of face distances.
 
 Connected components over the pairs under a threshold chain a whole library into one group:
-one close pair between two people is enough. The default here is average linkage: two groups
-merge only while the *mean* distance over all their cross pairs is under the cut, so a few close
-pairs cannot chain two people together. It runs on a sparse graph (the pairs under a radius a
-little above the cut): a pair missing from the graph counts as `radius`, a lower bound of its
-true distance, so the mean can only be underestimated where most pairs are missing.
+one close pair between two people is enough. The default here is average linkage on squared
+distances: two groups merge only while the root of the *mean squared* distance over all their
+cross pairs is under the cut, so a few close pairs cannot chain two people together. That mean
+is exact from each group's sums, whatever the graph holds; the graph (each face's nearest
+neighbours) only says which groups are worth comparing, so it stays small at any scale.
 
 Constraints make corrections stick: faces pinned to the same person start as one group, and
 groups whose persons are known to differ (two pinned persons, or a "these are different
@@ -16,8 +16,9 @@ Chinese whispers and a DBSCAN-style core-point rule are here too, for comparison
 eval people --method`); measured on lfw-dev and celeba they do worse (README, "People").
 
     >>> import numpy as np
-    >>> edges = Graph(4, np.array([0, 2]), np.array([1, 3]), np.array([0.2, 0.3], np.float32))
-    >>> average_linkage(edges, cut=0.5, radius=0.8).tolist()
+    >>> x = np.array([[0, 0], [0.2, 0], [5, 0], [5.3, 0]])
+    >>> edges = Graph(4, np.array([0, 2, 1]), np.array([1, 3, 2]), np.array([0.2, 0.3, 4.8]))
+    >>> average_linkage(x, edges, cut=0.5).tolist()
     [0, 0, 1, 1]
 """
 from __future__ import annotations
@@ -45,83 +46,78 @@ def relabel(labels: np.ndarray) -> np.ndarray:
     return order[inverse].astype(np.int64)
 
 
-def average_linkage(graph: Graph, cut: float, radius: float,
+def average_linkage(x: np.ndarray, graph: Graph, cut: float,
                     seeds: np.ndarray | None = None) -> np.ndarray:
-    """Agglomerative clustering, average linkage, cut at `cut`, on a sparse graph whose
-    missing pairs count as `radius` (>= cut). Returns a group label per node (0..G-1).
+    """Agglomerative clustering of the vectors `x`: the two groups with the smallest mean
+    squared distance over all their cross pairs merge, while its root is under `cut`. Only
+    groups joined by an edge of `graph` (say, each face's nearest neighbours) are candidates;
+    the mean itself is exact, from each group's vector sum and sum of squared norms, so a few
+    close pairs cannot chain two people and a large person holds together however few of its
+    pairs are in the graph. Returns a group label per vector (0..G-1).
 
-    seeds: per node, -1 or a seed id; nodes of one seed start merged, and two groups that hold
-    different seeds never merge."""
-    n = graph.n
+    seeds: per vector, -1 or a seed id; vectors of one seed start merged, and two groups that
+    hold different seeds never merge."""
+    n = len(x)
     seed_of = np.full(n, -1, np.int64) if seeds is None else np.asarray(seeds, np.int64)
-    # per group (its root node): size, seed (-1 none), neighbour group -> [sum of distances, count]
-    parent = np.arange(n)
-    size = np.ones(n, np.int64)
+    sums = np.asarray(x, np.float64).copy()  # per group (its root): sum of vectors,
+    squares = np.einsum("ij,ij->i", sums, sums)  # sum of squared norms, size, seed
+    size = np.ones(n)
     group_seed = seed_of.copy()
-    adj: list[dict[int, list[float]] | None] = [dict() for _ in range(n)]
+    parent = np.arange(n)
+    seeded = np.nonzero(seed_of >= 0)[0]
+    if len(seeded):  # a seed's vectors are one group from the start (its first vector the root)
+        _, first, inverse = np.unique(seed_of[seeded], return_index=True, return_inverse=True)
+        roots = seeded[first]
+        parent[seeded] = roots[inverse]
+        group_sums = np.zeros((len(roots), sums.shape[1]))
+        np.add.at(group_sums, inverse, sums[seeded])
+        sums[roots] = group_sums
+        squares[roots] = np.bincount(inverse, weights=squares[seeded])
+        size[roots] = np.bincount(inverse)
+    adj: list[set[int]] = [set() for _ in range(n)]
+    ri, rj = parent[graph.i], parent[graph.j]  # every tree is one level deep here
+    for a, b in zip(ri[ri != rj].tolist(), rj[ri != rj].tolist()):
+        adj[a].add(b)
+        adj[b].add(a)
 
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
+    def mean_square(a: int, b: int) -> float:
+        return float(squares[a] / size[a] + squares[b] / size[b]
+                     - 2.0 * sums[a] @ sums[b] / (size[a] * size[b]))
 
-    # seeds first: a seed's nodes become one group whatever their distances
-    first_of_seed: dict[int, int] = {}
-    for a in range(n):
-        s = int(seed_of[a])
-        if s >= 0:
-            root = first_of_seed.setdefault(s, a)
-            if root != a:
-                parent[a] = root
-                size[root] += 1
-    for a, b, dist in zip(graph.i.tolist(), graph.j.tolist(), graph.d.tolist()):
-        ra, rb = find(a), find(b)
-        if ra == rb:
-            continue
-        for x, y in ((ra, rb), (rb, ra)):
-            entry = adj[x].setdefault(y, [0.0, 0])
-            entry[0] += dist
-            entry[1] += 1
-
-    def mean(a: int, b: int, entry: list[float]) -> float:
-        pairs = size[a] * size[b]
-        return (entry[0] + (pairs - entry[1]) * radius) / pairs
-
+    limit = cut * cut
     version = [0] * n  # bumped on every merge: older heap entries are stale
-    heap = [(mean(a, b, e), a, b, 0, 0) for a in range(n) if parent[a] == a
-            for b, e in adj[a].items() if a < b]
+    heap = [(mean_square(a, b), a, b, 0, 0) for a in range(n) for b in adj[a] if a < b]
     heapq.heapify(heap)
     while heap:
         m, a, b, va, vb = heapq.heappop(heap)
-        if m >= cut:
+        if m >= limit:
             break
         if parent[a] != a or parent[b] != b or version[a] != va or version[b] != vb:
             continue
-        sa, sb = int(group_seed[a]), int(group_seed[b])
-        if sa >= 0 and sb >= 0 and sa != sb:
+        if group_seed[a] >= 0 and group_seed[b] >= 0 and group_seed[a] != group_seed[b]:
             continue  # two known people: never one group
-        # merge the smaller adjacency into the larger
         keep, gone = (a, b) if len(adj[a]) >= len(adj[b]) else (b, a)
         parent[gone] = keep
+        sums[keep] += sums[gone]
+        squares[keep] += squares[gone]
         size[keep] += size[gone]
-        group_seed[keep] = max(sa, sb)
-        adj[keep].pop(gone, None)
-        for c, entry in adj[gone].items():
-            if c == keep:
-                continue
-            mine = adj[keep].setdefault(c, [0.0, 0])
-            mine[0] += entry[0]
-            mine[1] += entry[1]
-            other = adj[c]
-            other.pop(gone, None)
-            other[keep] = mine
-        adj[gone] = None
+        group_seed[keep] = max(group_seed[keep], group_seed[gone])
+        for c in adj[gone]:
+            if c != keep:
+                adj[c].discard(gone)
+                adj[c].add(keep)
+                adj[keep].add(c)
+        adj[keep].discard(gone)
+        adj[gone] = set()
         version[keep] += 1
-        for c, entry in adj[keep].items():
-            x, y = min(keep, c), max(keep, c)
-            heapq.heappush(heap, (mean(keep, c, entry), x, y, version[x], version[y]))
-    return relabel(np.array([find(a) for a in range(n)], np.int64))
+        for c in adj[keep]:
+            lo, hi = min(keep, c), max(keep, c)
+            heapq.heappush(heap, (mean_square(keep, c), lo, hi, version[lo], version[hi]))
+    while True:  # every vector to its root
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            return relabel(parent)
+        parent = up
 
 
 def chinese_whispers(graph: Graph, iterations: int = 20) -> np.ndarray:

@@ -6,7 +6,8 @@ recomputed by `assign_people` after each run:
 
 - incremental (the default): faces that already have a person keep it; new faces join an
   existing person, or form new people, by the same average linkage (cluster.py) with each
-  existing person as a fixed group. Only the distances of new faces to all faces are computed.
+  existing person as a fixed group. Only the distances of new faces to all faces are computed
+  (to find their nearest neighbours); the linkage itself is exact from each group's sums.
 - full (`--recluster`): everything is clustered again; faces the user placed (pinned) stay with
   their person, and each new group takes the id of the old person it overlaps most, so ids
   and names survive.
@@ -29,13 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cluster import Graph, average_linkage
-from .compare import compare, distance_block
+from .compare import distance_block
 from .store import FaceStore
 
-# Pairs up to this multiple of the cut are kept in the graph; a missing pair counts as this far.
-# Measured on lfw-dev: the same people (BCubed F 0.938) at 1.1 as at 1.5, with 50 000 instead of
-# 4.9 million edges (0.55 s instead of 64 s; bench/results-identity/people-methods.md).
-RADIUS_FACTOR = 1.1
+# Each face is linked to this many nearest faces: the groups worth comparing. The people are
+# the same with 30 (lfw-dev, celeba; README "People"); more only costs time.
+GRAPH_NEIGHBORS = 10
 
 
 @dataclass
@@ -48,28 +48,31 @@ class Person:
     photos: int
 
 
-def _graph(x: np.ndarray, rows: np.ndarray, radius: float) -> Graph:
-    """Edges under `radius` between the faces `rows` and all faces (rows against everything,
-    so the cost grows with len(rows) x N, not N x N)."""
+def neighbor_graph(x: np.ndarray, rows: np.ndarray, k: int = GRAPH_NEIGHBORS) -> Graph:
+    """Each face of `rows` linked to its k nearest faces among all and, when `rows` are not all
+    faces, to its k nearest among the others too (a batch of new photos of one person must
+    still meet that person's older faces): rows x N distances, block by block, so the cost
+    grows with len(rows) x N and the memory with len(rows) x k."""
     n = len(x)
-    if len(rows) == n:
-        res = compare(x, 0, radius)
-        return Graph(n, res.pairs[:, 0], res.pairs[:, 1], res.pair_dist)
+    k = min(k, n - 1)
+    if k <= 0 or len(rows) == 0:
+        return Graph(n, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     sq = np.einsum("ij,ij->i", x, x)
-    is_row = np.zeros(n, bool)
-    is_row[rows] = True
     ii, jj, dd = [], [], []
     step = max(1, (64 << 20) // max(1, 4 * n))
     for start in range(0, len(rows), step):
         r = rows[start:start + step]
         block = distance_block(x[r], x, sq[r], sq)
-        a, b = np.nonzero(block < radius)
-        keep = (r[a] != b) & (~is_row[b] | (r[a] < b))  # each pair once, no self pairs
-        ii.append(r[a][keep])
-        jj.append(b[keep])
-        dd.append(block[a[keep], b[keep]])
-    cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt))
-    return Graph(n, cat(ii, np.int64), cat(jj, np.int64), cat(dd, np.float32))
+        block[np.arange(len(r)), r] = np.inf  # not its own neighbour
+        for among_others in (False, True) if len(rows) < n else (False,):
+            if among_others:
+                block[:, rows] = np.inf
+            kk = min(k, n - len(rows)) if among_others else k
+            near = np.argpartition(block, kk - 1, axis=1)[:, :kk]
+            ii.append(np.repeat(r, kk))
+            jj.append(near.ravel())
+            dd.append(np.take_along_axis(block, near, 1).ravel())
+    return Graph(n, np.concatenate(ii), np.concatenate(jj), np.concatenate(dd))
 
 
 def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: np.ndarray,
@@ -87,8 +90,7 @@ def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: 
     if len(rows) == 0:
         return person
     x = np.ascontiguousarray(embeddings, np.float32)
-    graph = _graph(x, rows, threshold * RADIUS_FACTOR)
-    labels = average_linkage(graph, threshold, threshold * RADIUS_FACTOR, seeds)
+    labels = average_linkage(x, neighbor_graph(x, rows), threshold, seeds)
     new_person = _person_ids(labels, seeds, person, store, key)
     store.set_people(key, [(int(face_ids[i]), int(new_person[i])) for i in range(n)
                            if new_person[i] != person[i] or full])
@@ -99,10 +101,10 @@ def _person_ids(labels: np.ndarray, seeds: np.ndarray, old: np.ndarray, store: F
                 key: str) -> np.ndarray:
     """A person id for each group: its seed's; else the old person it overlaps most (largest
     overlaps first, each old id once); else a new id."""
-    out = np.full(len(labels), -1, np.int64)
-    taken = set(int(s) for s in seeds[seeds >= 0])
-    for g in np.unique(labels[seeds >= 0]):
-        out[labels == g] = seeds[(labels == g) & (seeds >= 0)][0]
+    seed_of_group = np.full(labels.max() + 1, -1, np.int64)
+    seed_of_group[labels[seeds >= 0]] = seeds[seeds >= 0]  # a group holds one seed at most
+    out = seed_of_group[labels]
+    taken = set(np.unique(seeds[seeds >= 0]).tolist())
     free = np.nonzero(out < 0)[0]
     overlap: dict[tuple[int, int], int] = {}
     for i in free:
