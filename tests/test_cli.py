@@ -135,3 +135,16 @@ def test_people_commands_correct_and_corrections_stick(tmp_path, capsys):
     assert dist == sorted(dist)
     assert main(["people", str(out), "merge", str(kit), "x"]) == 2  # one clear line, exit 2
     assert "takes numbers" in capsys.readouterr().err
+
+
+def test_people_and_view_settings_are_checked():
+    from facedist.align import make_aligner
+    from facedist.models import get_spec
+
+    with pytest.raises(ValueError, match="people-threshold"):
+        Settings().update({"people-threshold": 0})
+    with pytest.raises(ValueError, match="views takes 1, 2 or 4"):
+        Settings().update({"views": 3})
+    with pytest.raises(ValueError, match="one view only"):
+        make_aligner(get_spec("facenet-vggface2"), 2)
+    assert make_aligner(get_spec("dlib-resnet"), 2).views == 2

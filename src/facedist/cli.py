@@ -42,8 +42,8 @@ def _run_parser(sub) -> None:
                    help="embedding views averaged per face: 1, 2 (+ mirror), 4 (+ a chip from "
                         "MTCNN's landmarks and its mirror; dlib models; their default)")
     c.add_argument("--people-threshold", type=float,
-                   help="people: groups merge while their mean distance is under this "
-                        "(default: the model's)")
+                   help="people: groups merge while the root of their mean squared distance "
+                        "is under this (default: the model's)")
     c.add_argument("--recluster", action="store_true", default=None,
                    help="cluster all faces into people again (default: only new faces join)")
     c.add_argument("--matrix-max-faces", type=int,

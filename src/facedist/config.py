@@ -91,6 +91,8 @@ class Settings:
                 raise ValueError(f"unknown setting {raw_key!r}")
         if self.detect.faces not in ("all", "largest"):
             raise ValueError("faces must be 'all' or 'largest'")
+        if self.people_threshold is not None and not self.people_threshold > 0:
+            raise ValueError("people-threshold takes a distance above 0")
         if self.views is not None and self.views not in (1, 2, 4):
             raise ValueError("views takes 1, 2 or 4")
         if self.detect.max_side < 0:
