@@ -241,3 +241,24 @@ def test_detect_workers_return_each_image_its_own_faces(tmp_path):
     for mine, ref in zip(parallel, one_by_one):
         for a, b in zip(mine, ref):
             assert np.allclose(a.box, b.box, atol=0.5)
+
+
+def test_no_face_anywhere_is_an_ordinary_answer(tmp_path):
+    """An empty folder, or photos without faces: exit 0, every table with its header only."""
+    from PIL import Image
+
+    from facedist.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    Image.new("RGB", (200, 150), (120, 130, 140)).save(blank / "wall.jpg")
+    for photos in (empty, blank):
+        out = tmp_path / ("out-" + photos.name)
+        assert main(["run", str(photos), "--out", str(out), "--no-progress"]) == 0
+        for name in ("faces", "people", "lookalikes", "neighbors", "pairs"):
+            rows = (out / f"{name}.csv").read_text().splitlines()
+            assert len(rows) == 1 and rows[0].count(",") >= 4, (photos, name)
+        assert main(["people", str(out)]) == 0
+        assert main(["lookalikes", str(out)]) == 0

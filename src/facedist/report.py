@@ -33,7 +33,7 @@ def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
 def lookalikes(table: FaceTable, person: np.ndarray, n: int | None = None) -> list[tuple]:
     """The closest pairs of faces of different people, closest first: (distance, a, b) with
     row indices a < b of `table`, each pair once."""
-    other, dist = nearest_other(table.embeddings.reshape(len(table), -1), person)
+    other, dist = nearest_other(table.embeddings, person)
     pairs = {}
     for a in np.argsort(dist, kind="stable"):
         if other[a] < 0:
@@ -50,7 +50,7 @@ def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3) -> dict[int
     ids, inverse = np.unique(person, return_inverse=True)
     if len(ids) < 2:
         return {int(p): [] for p in ids}
-    x = table.embeddings.reshape(len(table), -1).astype(np.float64)
+    x = table.embeddings.astype(np.float64)
     centre = np.zeros((len(ids), x.shape[1]))
     np.add.at(centre, inverse, x)
     centre /= np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
@@ -112,6 +112,8 @@ def format_summary(s) -> str:
     lines = [f"facedist: {s.images} images ({s.processed} processed, {s.reused} unchanged{copies}), "
              f"{s.faces} faces, {s.people} people, {s.warnings} skipped, {s.total_seconds:.1f} s"
              + (f", {s.processed / s.total_seconds:.1f} images/s" if s.total_seconds else "")]
+    if not s.faces:
+        lines.append("  no face found: the tables below hold only their headers")
     if s.stage_seconds:
         lines.append("  time per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in s.stage_seconds.items()))
     for reason, n in sorted(s.skipped.items(), key=lambda kv: -kv[1]):
