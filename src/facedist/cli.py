@@ -217,6 +217,7 @@ def cmd_eval(args) -> int:
 
     from .config import Settings
     from .evaluate import eval_lfw, eval_people
+    from .pipeline import resolved_views
 
     settings = Settings(progress=False).update(
         {"model": args.model, "weights": args.weights, "views": args.views,
@@ -235,7 +236,8 @@ def cmd_eval(args) -> int:
         print("(synthetic weights: this only shows the code path; the figure means nothing)")
     if args.json:
         args.json.write_text(json.dumps({"protocol": args.protocol, "model": settings.model,
-                                         "views": settings.views, **dataclasses.asdict(res)},
+                                         "views": resolved_views(settings),
+                                         **dataclasses.asdict(res)},
                                         indent=1) + "\n")
     return 0
 
