@@ -143,8 +143,64 @@ def test_people_and_view_settings_are_checked():
 
     with pytest.raises(ValueError, match="people-threshold"):
         Settings().update({"people-threshold": 0})
-    with pytest.raises(ValueError, match="views takes 1, 2 or 4"):
+    with pytest.raises(ValueError, match="views takes one of 1, 2, 4"):
         Settings().update({"views": 3})
     with pytest.raises(ValueError, match="one view only"):
         make_aligner(get_spec("facenet-vggface2"), 2)
     assert make_aligner(get_spec("dlib-resnet"), 2).views == 2
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"k": "ten"}, "k takes a whole number"), ({"k": 0}, "k takes"), ({"k": 2.5}, "k takes"),
+    ({"threshold": "x"}, "threshold takes a distance"), ({"threshold": -1}, "threshold takes"),
+    ({"thresholds": 0.6}, "thresholds takes three numbers"),
+    ({"thresholds": [0.6, 0.7]}, "thresholds takes"), ({"thresholds": [0.6, 0.7, 7]}, "thresholds takes"),
+    ({"min-face-size": 0}, "min-face-size takes"), ({"min_face_size": -20}, "min-face-size takes"),
+    ({"factor": 1.0}, "factor takes a number between 0 and 1"), ({"factor": 0}, "factor takes"),
+    ({"max-side": -1}, "max-side takes"), ({"embed-batch-size": 0}, "embed-batch-size takes"),
+    ({"decode-workers": "two"}, "decode-workers takes"), ({"max-pixels": 0}, "max-pixels takes"),
+    ({"faces": "some"}, "faces takes one of all, largest"), ({"plot": "yes"}, "plot takes true or false"),
+    ({"sample-interval": 0}, "sample-interval takes"), ({"matrix-max-faces": -5}, "matrix-max-faces takes"),
+    ({"views": 3}, "views takes"), ({"people-threshold": "far"}, "people-threshold takes"),
+    ({"colour": "red"}, "unknown setting 'colour'"),
+])
+def test_every_bad_setting_is_one_line_before_any_work(values, message, tmp_path, capsys):
+    with pytest.raises(ValueError, match=message):
+        Settings().update(values)
+    key, value = next(iter(values.items()))
+    cfg = tmp_path / "settings.yaml"
+    import yaml
+
+    cfg.write_text(yaml.safe_dump({key: value}))
+    out = tmp_path / "out"
+    assert main(["run", str(PEOPLE), "--out", str(out), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.split()[0] in err and "Traceback" not in err
+    assert not out.exists()  # refused before any work
+
+
+def test_broken_yaml_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_text("k: [1\nfoo: : :\n")
+    assert main(["run", str(PEOPLE), "--out", str(tmp_path / "out"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "not valid YAML (line 2)" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_near_writes_real_csv_whatever_the_path(tmp_path, capsys):
+    import shutil
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    odd = photos / 'a, "b"\n c.jpg'
+    shutil.copy(PEOPLE / "obama" / "obama_1.jpg", odd)
+    out = tmp_path / "out"
+    assert main(["run", str(photos), "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["near", str(PEOPLE / "obama" / "obama_2.jpg"), "--db", str(out), "-k", "1"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines(keepends=True)))
+    assert rows and rows[0]["path"] == str(odd)
+    assert main(["near", str(PEOPLE / "obama" / "obama_2.jpg"), "--db", str(out), "-k", "0"]) == 2
+    assert main(["near", str(PEOPLE / "obama" / "obama_2.jpg"), "--db", str(tmp_path / "none")]) == 2
+    assert not (tmp_path / "none").exists()  # a reader never creates a database

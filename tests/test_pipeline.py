@@ -262,3 +262,17 @@ def test_no_face_anywhere_is_an_ordinary_answer(tmp_path):
             assert len(rows) == 1 and rows[0].count(",") >= 4, (photos, name)
         assert main(["people", str(out)]) == 0
         assert main(["lookalikes", str(out)]) == 0
+
+
+def test_output_folder_may_not_be_or_hold_the_photos(tmp_path, capsys):
+    from facedist.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(LABELED / "people" / "biden" / "biden_1.jpg", photos / "a.jpg")
+    before = tree_state(photos)
+    for out in (photos, tmp_path):
+        assert main(["run", str(photos), "--out", str(out), "--no-progress"]) == 2
+        assert "is the photo folder or holds it" in capsys.readouterr().err
+    assert tree_state(photos) == before and not (tmp_path / "facedist.sqlite").exists()
+    assert main(["run", str(photos), "--out", str(photos / "out"), "--no-progress"]) == 0  # inside: fine

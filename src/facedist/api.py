@@ -61,7 +61,11 @@ class FaceDB:
     """Read access to an output folder's database, for the settings of its last run."""
 
     def __init__(self, out: str | Path) -> None:
+        from .store import DB_NAME
+
         self.out = Path(out)
+        if not (self.out / DB_NAME).is_file():  # a reader never creates a database
+            raise FileNotFoundError(f"{self.out}: no facedist database here (run facedist run first)")
         self.store = FaceStore(self.out)
         last = self.store.last_run()
         if last is None:
@@ -77,6 +81,9 @@ class FaceDB:
     def near(self, image: str | Path, k: int = 10, weights: str | None = None) -> list[Match]:
         """The k stored faces nearest to each face found in `image`."""
         from .compare import nearest
+
+        if not (isinstance(k, int) and k >= 1):
+            raise ValueError(f"-k takes a whole number of neighbours, at least 1, not {k!r}")
         from .pipeline import FacePipeline
 
         if weights:

@@ -138,7 +138,8 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
         from .config import Settings
         from .store import FaceStore
 
-        photos = vdir / "photos"
+        photos = inputs.with_name(f"{inputs.name}-{variant}")  # beside the output, never in it
+        shutil.rmtree(photos, ignore_errors=True)
         photos.mkdir()
         for p in paths:
             os.symlink(os.readlink(p), photos / p.name)
@@ -166,6 +167,8 @@ def _list(a):
 def _tidy(out: Path, variants: list[str]) -> None:
     """Keep what the results speak of (each variant's perf/), drop the scratch: input links,
     vector files, databases and the per-face tables used for agreement."""
+    for variant in variants:
+        shutil.rmtree(out / f"input-{variant}", ignore_errors=True)
     shutil.rmtree(out / "input", ignore_errors=True)
     for variant in variants:
         for entry in (out / variant).iterdir():

@@ -61,7 +61,10 @@ def _run_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="facedist", description="Which faces look like which?")
+    parser.add_argument("--version", action="version", version=f"facedist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     p = sub.add_parser("near", help="most similar stored faces to each face in IMAGE")
@@ -141,12 +144,20 @@ def cmd_near(args) -> int:
     db = open_db(args.db)
     matches = db.near(args.image, k=args.k, weights=args.weights)
     if not matches:
-        print(f"{args.image}: no face found, or no faces stored")
-        return 0
-    print("query_face,rank,path,face_index,distance")
-    for m in matches:
-        print(f"{m.query_face},{m.rank},{m.path},{m.face_index},{m.distance:.4f}")
+        print(f"facedist: {args.image}: no face found, or no faces stored", file=sys.stderr)
+    out = _csv_out(["query_face", "rank", "path", "face_index", "distance"])
+    out.writerows([m.query_face, m.rank, m.path, m.face_index, f"{m.distance:.4f}"] for m in matches)
     return 0
+
+
+def _csv_out(header: list[str]):
+    """A CSV writer on stdout, its header written: paths with commas, quotes or newlines stay
+    one field."""
+    import csv
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    return writer
 
 
 def cmd_export(args) -> int:
@@ -195,19 +206,18 @@ def cmd_people(args) -> int:
         db.apart(a, b)
         print(f"persons {a} and {b} will stay apart")
     else:
-        print("person,name,faces,photos")
-        for p in db.people():
-            print(f"{p.id},{p.name or ''},{p.faces},{p.photos}")
+        _csv_out(["person", "name", "faces", "photos"]).writerows(
+            [p.id, p.name or "", p.faces, p.photos] for p in db.people())
     return 0
 
 
 def cmd_lookalikes(args) -> int:
     from .api import open_db
 
-    print("rank,distance,face_a,path_a,person_a,face_b,path_b,person_b")
-    for m in open_db(args.out).lookalikes(args.n):
-        print(f"{m.rank},{m.distance:.4f},{m.face_a},{m.path_a},{m.person_a},{m.face_b},"
-              f"{m.path_b},{m.person_b}")
+    pairs = open_db(args.out).lookalikes(args.n)
+    _csv_out(["rank", "distance", "face_a", "path_a", "person_a", "face_b", "path_b", "person_b"]) \
+        .writerows([m.rank, f"{m.distance:.4f}", m.face_a, m.path_a, m.person_a, m.face_b, m.path_b,
+                    m.person_b] for m in pairs)
     return 0
 
 

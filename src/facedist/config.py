@@ -70,33 +70,19 @@ class Settings:
     profile: bool = False
 
     def update(self, values: Mapping[str, Any]) -> "Settings":
-        """Apply a mapping of settings (YAML or flags); unknown keys are an error."""
+        """Apply a mapping of settings (YAML, flags or API keywords), each checked as it enters:
+        a wrong key, type or range raises ValueError with one line naming the setting and what
+        it takes (the CLI prints it and exits 2, before any work)."""
         top = {f.name for f in dataclasses.fields(self)}
         det = {f.name for f in dataclasses.fields(DetectSettings)}
         for raw_key, value in values.items():
             if value is None:
                 continue
-            key = raw_key.replace("-", "_")
-            if key in det:
-                if key == "thresholds":
-                    value = tuple(float(v) for v in value)
-                    if len(value) != 3:
-                        raise ValueError("thresholds takes three numbers (P-, R-, O-Net)")
-                setattr(self.detect, key, value)
-            elif key in top and key != "detect":
-                if key in ("photos", "out"):
-                    value = Path(value)
-                setattr(self, key, value)
-            else:
+            key = str(raw_key).replace("-", "_")
+            if key not in det and (key not in top or key == "detect"):
                 raise ValueError(f"unknown setting {raw_key!r}")
-        if self.detect.faces not in ("all", "largest"):
-            raise ValueError("faces must be 'all' or 'largest'")
-        if self.people_threshold is not None and not self.people_threshold > 0:
-            raise ValueError("people-threshold takes a distance above 0")
-        if self.views is not None and self.views not in (1, 2, 4):
-            raise ValueError("views takes 1, 2 or 4")
-        if self.detect.max_side < 0:
-            raise ValueError("max-side takes a number of pixels, or 0 for no limit")
+            value = _checked(key, value)
+            setattr(self.detect if key in det else self, key, value)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,10 +93,86 @@ class Settings:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """The settings mapping of a YAML file; a file that is not one raises a one-line ValueError."""
     import yaml
 
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ValueError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the settings file: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of settings")
     return data
+
+
+def _number(kind: type, test, takes: str):
+    def check(name: str, value: Any) -> Any:
+        ok_type = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                   and (kind is float or float(value).is_integer()))
+        if not ok_type or not test(value):
+            raise ValueError(f"{name.replace('_', '-')} takes {takes}, not {value!r}")
+        return kind(value)
+    return check
+
+
+def _choice(*allowed):
+    def check(name: str, value: Any) -> Any:
+        if value not in allowed:
+            raise ValueError(f"{name.replace('_', '-')} takes one of {', '.join(map(str, allowed))}, "
+                             f"not {value!r}")
+        return value
+    return check
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name.replace('_', '-')} takes true or false, not {value!r}")
+    return value
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, (str, Path)):
+        raise ValueError(f"{name.replace('_', '-')} takes a text, not {value!r}")
+    return str(value)
+
+
+def _thresholds(name: str, value: Any) -> tuple[float, float, float]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                       for v in value)):
+        raise ValueError(f"thresholds takes three numbers from 0 to 1 (P-, R-, O-Net), not {value!r}")
+    return tuple(float(v) for v in value)
+
+
+# What each setting takes. Sizes and counts are positive; MTCNN's smallest window is 12 px, and
+# a smaller face size would blow every photo up (memory grows without bound).
+_CHECKS = {
+    "photos": lambda n, v: Path(_text(n, v)), "out": lambda n, v: Path(_text(n, v)),
+    "model": _text, "weights": _text, "device": _text,
+    "min_face_size": _number(float, lambda v: v >= 12, "a face size in pixels, at least 12"),
+    "thresholds": _thresholds,
+    "factor": _number(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
+    "faces": _choice("all", "largest"),
+    "exact": _flag,
+    "max_side": _number(int, lambda v: v >= 0, "a number of pixels, or 0 for no limit"),
+    "embed_batch_size": _number(int, lambda v: v >= 1, "a whole number, at least 1"),
+    "chunk_images": _number(int, lambda v: v >= 1, "a whole number, at least 1"),
+    "decode_workers": _number(int, lambda v: v >= 1, "a whole number, at least 1"),
+    "max_pixels": _number(int, lambda v: v >= 1, "a number of pixels, at least 1"),
+    "views": _choice(1, 2, 4),
+    "k": _number(int, lambda v: v >= 1, "a whole number of neighbours, at least 1"),
+    "threshold": _number(float, lambda v: v > 0, "a distance above 0"),
+    "people_threshold": _number(float, lambda v: v > 0, "a distance above 0"),
+    "recluster": _flag, "progress": _flag, "plot": _flag, "profile": _flag,
+    "matrix_max_faces": _number(int, lambda v: v >= 0, "a number of faces, 0 or more"),
+    "sample_interval": _number(float, lambda v: v > 0, "a number of seconds above 0"),
+}
+
+
+def _checked(key: str, value: Any) -> Any:
+    return _CHECKS[key](key, value)

@@ -224,6 +224,11 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
         raise ValueError("photos and out are required")
     if not Path(settings.photos).exists():
         raise FileNotFoundError(f"{settings.photos}: no such folder")
+    photos_at, out_at = Path(settings.photos).resolve(), Path(settings.out).resolve()
+    if out_at == photos_at or out_at in photos_at.parents:
+        # the database and perf/ would be written into the photo tree
+        raise ValueError(f"--out {settings.out} is the photo folder or holds it: choose an output "
+                         f"folder outside {settings.photos} (one inside it is fine)")
     monitor = monitor or Monitor(settings.sample_interval)
     out = Path(settings.out)
     summary = RunSummary(out=out)
