@@ -268,8 +268,7 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
             matrix_path = out / "distances.npy" if len(table) <= settings.matrix_max_faces else None
             if matrix_path is None and (out / "distances.npy").exists():
                 (out / "distances.npy").unlink()  # a stale matrix of other faces would mislead
-            result = compare(table.embeddings, settings.k, threshold,
-                             matrix_path)
+            result = compare(table.embeddings, settings.k, threshold, matrix_path)
             summary.threshold = threshold
             summary.suggested_threshold = suggest_threshold(result.neighbor_dist)
         with monitor.stage("people"):

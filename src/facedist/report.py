@@ -3,8 +3,8 @@
 faces.csv (one row per face, with its person), people.csv (one row per person: faces, photos,
 nearest other people), lookalikes.csv (closest pairs of faces of different people),
 neighbors.csv (k nearest of each face), pairs.csv (pairs under the threshold, closest first)
-and, unless too large, distances.npy (written by compare). Files are written under a temporary name and renamed, so a killed run never leaves
-a half-written table behind.
+and, unless too large, distances.npy (written by compare). Files are written under a temporary
+name and renamed, so a killed run never leaves a half-written table behind.
 """
 from __future__ import annotations
 
