@@ -23,8 +23,7 @@ import numpy as np
 def faces_of(out: Path):
     from facedist.api import open_db
 
-    db = open_db(out)
-    return db.faces(), db.store.image_sizes()
+    return open_db(out).faces()
 
 
 def fit(work: Path):
@@ -38,7 +37,7 @@ def fit(work: Path):
     predictor = dlib.shape_predictor(str(package_file(DLIB_SHAPE_PREDICTOR)))
     rel, marks = [], []
     for name in ("celeba", "humans"):
-        table, _ = faces_of(work / name)
+        table = faces_of(work / name)
         by_path: dict[str, list[int]] = {}
         for i, p in enumerate(table.paths):
             by_path.setdefault(p, []).append(i)
@@ -92,7 +91,7 @@ def main() -> int:
     from facedist.config import Settings
     from facedist.decode import decode_image
     from facedist.embed import build_embedder
-    from facedist.evaluate import fold_accuracy, read_pairs
+    from facedist.evaluate import central_faces, fold_accuracy, read_pairs
     from facedist.models import DLIB_SHAPE_PREDICTOR, get_spec, package_file
 
     data = args.shared / "data"
@@ -100,7 +99,7 @@ def main() -> int:
                          ("lfw", data / "lfw-dev" / "lfw")):
         pipeline.run(Settings(photos=photos, out=args.work / name, views=1, progress=False))
     box_map, template, symmetric, n_fit = fit(args.work)
-    lines = [f"# Alignment levers on LFW (lfw-dev), dlib-resnet\n",
+    lines = ["# Alignment levers on LFW (lfw-dev), dlib-resnet\n",
              f"Command: `python bench/identity_levers.py ../shared --work /tmp/levers --out {args.out}`\n",
              f"Fitted on {n_fit} faces of celeba + humans that dlib's HOG detector and MTCNN both find:",
              f"- dlib's box relative to MTCNN's (x1, y1, x2, y2 in MTCNN box widths/heights): "
@@ -111,16 +110,7 @@ def main() -> int:
 
     folds, pairs = read_pairs(data / "lfw-dev" / "pairs.txt")
     root = (data / "lfw-dev" / "lfw").resolve()
-    table, sizes = faces_of(args.work / "lfw")
-    best: dict[str, tuple[float, int]] = {}
-    for i, p in enumerate(table.paths):
-        w, h = sizes[p]
-        x1, y1, x2, y2 = table.boxes[i]
-        score = ((x1 + x2) / 2 - w / 2) ** 2 + ((y1 + y2) / 2 - h / 2) ** 2
-        rel = Path(p).resolve().relative_to(root).as_posix()
-        if rel not in best or score < best[rel][0]:
-            best[rel] = (score, i)
-    rows = {k: v[1] for k, v in best.items()}
+    rows, table, _ = central_faces(args.work / "lfw", root)
     med_box = np.median([table.boxes[i] for i in rows.values()], 0)
     med_marks = np.median([table.landmarks[i] for i in rows.values()], 0)
     photos = sorted({p for a, b, _ in pairs for p in (a, b)})

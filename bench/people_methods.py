@@ -24,8 +24,7 @@ import numpy as np
 def labelled(out: Path, pick: str, root: Path):
     from facedist.evaluate import central_faces
 
-    rows, db = central_faces(out, root, pick)
-    table = db.faces()
+    rows, table, _ = central_faces(out, root, pick)
     truth = np.full(len(table), None, object)
     for i in rows.values():
         truth[i] = Path(table.paths[i]).parent.name
@@ -40,25 +39,8 @@ def methods(cut: float):
         keep = g.d < t
         return Graph(g.n, g.i[keep], g.j[keep], g.d[keep])
 
-    def components(g, t):
-        from facedist.cluster import relabel
-
-        parent = np.arange(g.n)
-
-        def find(a):
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
-
-        h = under(g, t)
-        for a, b in zip(h.i.tolist(), h.j.tolist()):
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-        return relabel(np.array([find(a) for a in range(g.n)]))
-
-    out = [(f"connected components < {t}", lambda g, x, t=t: components(g, t)) for t in (0.4,)]
+    # connected components are the core rule with every face a core face
+    out = [(f"connected components < {t}", lambda g, x, t=t: core_points(g, t, 1)) for t in (0.4,)]
     from facedist.people import neighbor_graph
 
     def linkage(x, c, k):

@@ -109,9 +109,10 @@ class FaceDB:
 
     def person_of(self, table: FaceTable | None = None) -> np.ndarray:
         """The person id of each face of `table` (default: all faces), -1 for none yet."""
+        from .people import person_ids
+
         table = self.faces() if table is None else table
-        known = self.store.face_people(table.face_ids)
-        return np.array([known.get(int(f), (-1, 0))[0] for f in table.face_ids], np.int64)
+        return person_ids(self.store, table.face_ids)[0]
 
     def lookalikes(self, n: int = 50) -> list[Lookalike]:
         """The n closest pairs of faces that belong to different people, closest first."""

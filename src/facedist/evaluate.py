@@ -62,9 +62,9 @@ def fold_accuracy(dist: np.ndarray, same: np.ndarray, folds: int) -> tuple[list[
     return accs, thresholds
 
 
-def central_faces(out: Path, root: Path, pick: str = "center") -> tuple[dict[str, int], object]:
-    """The stored faces of the last run in `out`, and for each photo (path relative to `root`)
-    the row of its labelled face: nearest the centre, or largest."""
+def central_faces(out: Path, root: Path, pick: str = "center"):
+    """For each photo (path relative to `root`) the row of its labelled face, nearest the centre
+    or largest; the stored faces of the last run in `out`; and the open database."""
     from .api import open_db
 
     db = open_db(out)
@@ -81,7 +81,7 @@ def central_faces(out: Path, root: Path, pick: str = "center") -> tuple[dict[str
         rel = Path(path).resolve().relative_to(root.resolve()).as_posix()
         if rel not in best or score < best[rel][0]:
             best[rel] = (score, i)
-    return {k: v[1] for k, v in best.items()}, db
+    return {k: v[1] for k, v in best.items()}, table, db
 
 
 def eval_lfw(root: Path, out: Path, settings: Settings) -> LfwResult:
@@ -92,8 +92,7 @@ def eval_lfw(root: Path, out: Path, settings: Settings) -> LfwResult:
     folds, pairs = read_pairs(root / "pairs.txt")
     settings.photos, settings.out = root / "lfw", out
     pipeline.run(settings)
-    rows, db = central_faces(out, root / "lfw")
-    table = db.faces()
+    rows, table, db = central_faces(out, root / "lfw")
     vectors = {rel: table.embeddings[i] for rel, i in rows.items()}
     missing = sorted({p for a, b, _ in pairs for p in (a, b)} - set(vectors))
     if missing:
@@ -129,8 +128,7 @@ def eval_people(root: Path, out: Path, settings: Settings, pick: str = "largest"
 
     settings.photos, settings.out, settings.recluster = root, out, True
     pipeline.run(settings)
-    rows, db = central_faces(out, root, pick)
-    table = db.faces()
+    rows, table, db = central_faces(out, root, pick)
     person = db.person_of(table)
     labelled = sorted(rows.values())
     truth = np.array([Path(table.paths[i]).parent.name for i in labelled])

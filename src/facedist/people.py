@@ -75,15 +75,21 @@ def neighbor_graph(x: np.ndarray, rows: np.ndarray, k: int = GRAPH_NEIGHBORS) ->
     return Graph(n, np.concatenate(ii), np.concatenate(jj), np.concatenate(dd))
 
 
+def person_ids(store: FaceStore, face_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stored person of each face (-1 for none yet), and whether the user pinned it there."""
+    known = store.face_people(face_ids)  # face id -> (person id, pinned)
+    person = np.array([known.get(int(f), (-1, 0))[0] for f in face_ids], np.int64)
+    pinned = np.array([known.get(int(f), (-1, 0))[1] for f in face_ids], bool)
+    return person, pinned
+
+
 def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: np.ndarray,
                   threshold: float, full: bool = False) -> np.ndarray:
     """Give every face of `face_ids` a person (stored), and return the person id of each."""
     n = len(face_ids)
     if n == 0:
         return np.zeros(0, np.int64)
-    known = store.face_people(face_ids)  # face id -> (person id, pinned)
-    person = np.array([known.get(int(f), (-1, 0))[0] for f in face_ids], np.int64)
-    pinned = np.array([known.get(int(f), (-1, 0))[1] for f in face_ids], bool)
+    person, pinned = person_ids(store, face_ids)
     full = full or not (person >= 0).any()
     seeds = np.where(pinned, person, -1) if full else person.copy()
     rows = np.arange(n) if full else np.nonzero(person < 0)[0]
