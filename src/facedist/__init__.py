@@ -4,15 +4,29 @@
     result = facedist.run("photos/", out="out/")         # detect, embed, compare
     db = facedist.open_db("out/")
     db.near("someone.jpg", k=5)                            # most similar stored faces
+    faces = facedist.analyze("someone.jpg")                # [Face(box, prob, landmarks, embedding)]
+
+Importing facedist changes nothing process-wide (threads, malloc, environment); the command line
+calls `tune_process()` for long runs, and a library caller may.
 """
-import os
-
-# oneDNN caches compiled convolutions per input shape; photos come in endless shapes, and its
-# default (1024 entries) holds hundreds of MB for no speed gain here. Must be set before torch loads.
-os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
-
 __version__ = "0.1.0"
 
-from .api import FaceDB, open_db, run  # noqa: E402
+from .api import Analyzer, Face, FaceDB, analyze, open_db, run  # noqa: E402
+from .errors import FacedistError  # noqa: E402
 
-__all__ = ["run", "open_db", "FaceDB", "__version__"]
+
+def tune_process() -> None:
+    """Process-wide settings that make long runs leaner; call it before torch is imported.
+    oneDNN caches compiled convolutions per input shape, and photos come in endless shapes: its
+    default (1024 entries) holds hundreds of MB for no speed gain here. And every thread
+    allocates from one malloc heap (pipeline.share_one_heap)."""
+    import os
+
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    from .pipeline import share_one_heap
+
+    share_one_heap()
+
+
+__all__ = ["run", "open_db", "FaceDB", "analyze", "Analyzer", "Face", "FacedistError",
+           "tune_process", "__version__"]

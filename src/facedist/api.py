@@ -1,5 +1,6 @@
 """The Python API: the same verbs as the command line.
 
+    faces = facedist.analyze("photo.jpg")    # [Face(box, prob, landmarks, embedding)], no database
     summary = facedist.run("photos", out="out", model="dlib-resnet")
     db = facedist.open_db("out")
     table = db.faces()                      # paths, boxes, embeddings of the last run's model
@@ -11,13 +12,63 @@
 """
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import Settings
-from .store import FaceStore, FaceTable
+from .errors import explain
+from .store import FaceStore, FaceTable, OutputLock
+
+
+@dataclass
+class Face:
+    """One face found in an image, in that image's pixel coordinates (upright)."""
+
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    prob: float  # the detector's confidence
+    landmarks: np.ndarray  # [5, 2]: eyes, nose, mouth corners (x, y)
+    embedding: np.ndarray  # unit length; distances below the model's threshold: same person
+
+
+class Analyzer:
+    """Detector and embedder built once, for many in-memory images or files (nothing stored).
+
+    >>> analyzer = Analyzer(model="facenet-vggface2", weights="synthetic", device="cpu")
+    >>> analyzer.get(np.zeros((120, 160, 3), np.uint8))  # a black image: no face
+    []
+    """
+
+    def __init__(self, **settings) -> None:
+        from .pipeline import FacePipeline
+
+        self.settings = Settings(progress=False).update(settings)
+        self.pipeline = FacePipeline(self.settings)
+
+    def get(self, image) -> list[Face]:
+        """The faces of `image`: a path, encoded bytes, a PIL image or an RGB uint8 array
+        [H, W, 3] (grey [H, W] and RGBA [H, W, 4] are converted), largest face first."""
+        from .decode import as_decoded
+
+        [found] = self.pipeline.process_images([as_decoded(image, self.settings.max_pixels)])
+        if found.reason:
+            raise ValueError(found.reason)
+        return [Face(tuple(map(float, found.boxes[i])), float(found.probs[i]), found.landmarks[i],
+                     found.embeddings[i]) for i in range(len(found.probs))]
+
+
+@functools.lru_cache(maxsize=2)
+def _analyzer(settings: str) -> Analyzer:
+    return Analyzer(**json.loads(settings))
+
+
+def analyze(image, **settings) -> list[Face]:
+    """The faces of one image (see Analyzer.get), with the models of `settings` (built on the
+    first call with these settings, then reused)."""
+    return _analyzer(json.dumps(settings, sort_keys=True)).get(image)
 
 
 def run(photos: str | Path, out: str | Path, config: str | Path | None = None, **settings):
@@ -61,37 +112,43 @@ class FaceDB:
     """Read access to an output folder's database, for the settings of its last run."""
 
     def __init__(self, out: str | Path) -> None:
-        from .store import DB_NAME
-
         self.out = Path(out)
-        if not (self.out / DB_NAME).is_file():  # a reader never creates a database
-            raise FileNotFoundError(f"{self.out}: no facedist database here (run facedist run first)")
-        self.store = FaceStore(self.out)
-        last = self.store.last_run()
+        try:
+            self.store = FaceStore(self.out, create=False)  # a reader never creates a database
+            last = self.store.last_run()
+        except Exception as exc:
+            raise (explain(exc, self.out) or exc) from None
         if last is None:
-            raise FileNotFoundError(f"{self.out}: no facedist run recorded here")
+            raise FileNotFoundError(f"{self.out}: no finished facedist run here")
+        self.run_id = last["id"]  # readers see this run's results, not those of one going on
         self.pipeline_key = last["pipeline_key"]
         self.settings = Settings().update({k: v for k, v in last["settings"].items()
                                            if k not in ("detect",)})
         self.settings.update(last["settings"].get("detect", {}))
 
     def faces(self) -> FaceTable:
-        return self.store.faces(self.pipeline_key)
+        """The faces of the last finished run."""
+        return self.store.faces(self.pipeline_key, upto_run=self.run_id)
 
-    def near(self, image: str | Path, k: int = 10, weights: str | None = None) -> list[Match]:
-        """The k stored faces nearest to each face found in `image`."""
+    def near(self, image, k: int = 10, weights: str | None = None) -> list[Match]:
+        """The k stored faces nearest to each face found in `image` (a path, or an image as
+        Analyzer.get takes it)."""
         from .compare import nearest
+        from .decode import as_decoded
+        from .discover import display_path
 
-        if not (isinstance(k, int) and k >= 1):
+        if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
             raise ValueError(f"-k takes a whole number of neighbours, at least 1, not {k!r}")
         from .pipeline import FacePipeline
 
         if weights:
             self.settings.weights = weights
         # The query goes through exactly the run's decode → detect → align → embed.
-        [found] = FacePipeline(self.settings).process_files([Path(image)])
+        query = image if isinstance(image, (str, Path)) else as_decoded(image, self.settings.max_pixels)
+        [found] = FacePipeline(self.settings).process_images([query])
         if found.reason:
-            raise ValueError(f"{image}: {found.reason}")
+            raise ValueError(f"{display_path(image) if isinstance(image, (str, Path)) else 'image'}: "
+                             f"{found.reason}")
         queries = found.embeddings
         table = self.faces()
         if len(table) == 0 or len(queries) == 0:
@@ -127,48 +184,51 @@ class FaceDB:
                           tuple(map(float, t.boxes[b])), int(person[b]))
                 for r, (d, a, b) in enumerate(lookalikes(t, person, n))]
 
-    def _corrected(self):
-        """Corrections are stored at once; the CSVs of the output folder follow them."""
+    def _correct(self, action: str, *values):
+        """Apply a people.Corrections action while holding the output folder (a run going on
+        would overwrite the CSVs), then rewrite the CSVs that follow people."""
+        from .people import Corrections
         from .report import write_people
 
-        t = self.faces()
-        write_people(self.out, t, self.person_of(t), self.store.person_names(self.pipeline_key))
+        lock = OutputLock(self.out, what=f"people {action}")
+        try:
+            result = getattr(Corrections(self.store, self.pipeline_key), action)(*values)
+            t = self.faces()
+            write_people(self.out, t, self.person_of(t), self.store.person_names(self.pipeline_key))
+        except Exception as exc:
+            fault = explain(exc, self.out)
+            if fault is None:
+                raise
+            raise fault from None
+        finally:
+            lock.release()
+        return result
 
     def name_person(self, person: int, name: str) -> None:
-        from .people import Corrections
-
-        Corrections(self.store, self.pipeline_key).name(person, name)
-        self._corrected()
+        self._correct("name", person, name)
 
     def merge_people(self, into: int, other: int) -> None:
-        from .people import Corrections
-
-        Corrections(self.store, self.pipeline_key).merge(into, other)
-        self._corrected()
+        self._correct("merge", into, other)
 
     def move_face(self, face_id: int, person: int | None) -> int:
         """Move a face (faces.csv's face_id) to a person, or to a new one (None)."""
-        from .people import Corrections
-
-        moved_to = Corrections(self.store, self.pipeline_key).move(face_id, person)
-        self._corrected()
-        return moved_to
+        return self._correct("move", face_id, person)
 
     def apart(self, a: int, b: int) -> None:
         """`a` and `b` are different people: no later run merges them."""
-        from .people import Corrections
-
-        Corrections(self.store, self.pipeline_key).apart(a, b)
-        self._corrected()
+        self._correct("apart", a, b)
 
     def export(self, dest: str | Path | None = None) -> list[Path]:
         """embeddings.npy + faces.csv (+ faces.parquet when pyarrow is installed)."""
         from .report import write_csv
 
+        from .report import replacing
+
         dest = Path(dest) if dest else self.out / "export"
         dest.mkdir(parents=True, exist_ok=True)
         t = self.faces()
-        np.save(dest / "embeddings.npy", t.embeddings.astype(np.float32))
+        with replacing(dest / "embeddings.npy", "wb") as fh:
+            np.save(fh, t.embeddings.astype(np.float32).reshape(len(t), -1))
         header = ["row", "face_id", "path", "face_index", "x1", "y1", "x2", "y2", "prob"]
         rows = [[i, int(t.face_ids[i]), t.paths[i], int(t.face_index[i]),
                  *map(float, t.boxes[i]), float(t.probs[i])] for i in range(len(t))]
@@ -179,7 +239,10 @@ class FaceDB:
             import pyarrow.parquet as pq
         except ImportError:
             return written
+        from .discover import display_path
+
         cols = {h: [r[i] for r in rows] for i, h in enumerate(header)}
+        cols["path"] = [display_path(p) for p in cols["path"]]
         cols["embedding"] = [v.tolist() for v in t.embeddings]
         pq.write_table(pa.table(cols), dest / "faces.parquet")
         return written + [dest / "faces.parquet"]

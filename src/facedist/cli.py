@@ -12,14 +12,32 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 from pathlib import Path
 
-from .models import EMBEDDERS, WeightsUnavailable
+from .errors import FacedistError, explain
+from .models import EMBEDDERS
+
+log = logging.getLogger("facedist")
+
+
+def _common(json_output: bool) -> argparse.ArgumentParser:
+    """Flags every command takes: -v/-q, and --json where the output is a result."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", help="say more on stderr (each "
+                   "skipped file, tracebacks of internal errors)")
+    g.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr, no progress")
+    if json_output:
+        p.add_argument("--json", action="store_true", help="results as JSON on stdout")
+    return p
 
 
 def _run_parser(sub) -> None:
-    p = sub.add_parser("run", help="detect, embed and compare every face under PHOTOS")
+    p = sub.add_parser("run", help="detect, embed and compare every face under PHOTOS",
+                       parents=[_common(True)])
     p.add_argument("photos", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="output folder (database, CSVs, perf/)")
     p.add_argument("--config", type=Path, help="YAML file of settings; flags override it")
@@ -53,6 +71,8 @@ def _run_parser(sub) -> None:
     r.add_argument("--decode-workers", type=int, help="decoding threads (default 2)")
     r.add_argument("--max-pixels", type=int, help="refuse images declaring more pixels")
     r.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    r.add_argument("--wait", action="store_true", default=None,
+                   help="if another run is writing OUT, wait for it (default: exit 6 at once)")
     m = p.add_argument_group("measurement")
     m.add_argument("--sample-interval", type=float, help="monitor sampling period in s (default 0.1)")
     m.add_argument("--plot", action="store_true", default=None, help="write perf/timeline.png")
@@ -67,26 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"facedist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
-    p = sub.add_parser("near", help="most similar stored faces to each face in IMAGE")
+    p = sub.add_parser("near", help="most similar stored faces to each face in IMAGE",
+                       parents=[_common(True)])
     p.add_argument("image", type=Path)
     p.add_argument("--db", type=Path, required=True, help="output folder of an earlier run")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--weights", help="weights file, if the run's model needs one")
-    p = sub.add_parser("export", help="embeddings.npy + faces.csv (+ parquet with pyarrow)")
+    p = sub.add_parser("export", help="embeddings.npy + faces.csv (+ parquet with pyarrow)",
+                       parents=[_common(True)])
     p.add_argument("--db", type=Path, required=True)
     p.add_argument("--dest", type=Path, help="default DB/export")
-    p = sub.add_parser("plot", help="draw perf/timeline.png of a finished run")
+    p = sub.add_parser("plot", help="draw perf/timeline.png of a finished run",
+                       parents=[_common(False)])
     p.add_argument("out", type=Path)
-    p = sub.add_parser("people", help="list people, or correct them (name, merge, move, apart)")
+    p = sub.add_parser("people", help="list people, or correct them (name, merge, move, apart)",
+                       parents=[_common(True)])
     p.add_argument("out", type=Path, help="output folder of an earlier run")
     p.add_argument("action", nargs="?", default="list",
                    choices=["list", "name", "merge", "move", "apart"])
     p.add_argument("values", nargs="*", help="name ID NAME | merge INTO OTHER | "
                    "move FACE_ID PERSON_ID|new | apart ID ID")
-    p = sub.add_parser("lookalikes", help="closest faces of different people")
+    p = sub.add_parser("lookalikes", help="closest faces of different people",
+                       parents=[_common(True)])
     p.add_argument("out", type=Path)
     p.add_argument("-n", type=int, default=50, help="pairs to list (default 50)")
-    p = sub.add_parser("eval", help="identity quality on labelled photos")
+    p = sub.add_parser("eval", help="identity quality on labelled photos", parents=[_common(False)])
     p.add_argument("protocol", choices=["lfw", "people"],
                    help="lfw: LFW verification (DIR has pairs.txt and lfw/); people: BCubed of "
                         "people against folder names")
@@ -98,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--people-threshold", type=float)
     p.add_argument("--label-face", choices=["largest", "center"], default="largest",
                    help="people: the labelled face of a photo (default largest)")
-    p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    p.add_argument("--json-file", dest="json_file", type=Path,
+                   help="also write the figures to this JSON file")
     from .bench import add_bench_parser
 
     add_bench_parser(sub)
@@ -112,8 +138,11 @@ def cmd_run(args) -> int:
     settings = Settings(photos=args.photos, out=args.out)
     if args.config:
         settings.update(load_yaml(args.config))
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "func", "photos", "out")}
+    flags = {k: v for k, v in vars(args).items()
+             if k not in ("command", "config", "photos", "out", "verbose", "quiet", "json")}
     settings.update(flags)
+    if args.quiet:
+        settings.progress = False
     if settings.profile:
         import cProfile
         import pstats
@@ -131,23 +160,42 @@ def cmd_run(args) -> int:
         from .monitor import plot_timeline
 
         plot_timeline(settings.out / "perf")
-    print(report.format_summary(summary))
+    if args.json:
+        _print_json(report.summary_dict(summary))
+    else:
+        print(report.format_summary(summary))
     if summary.warnings:
-        print(f"facedist: {summary.warnings} warning(s): files skipped, reasons above "
-              f"(and in the database)", file=sys.stderr)
+        log.warning(f"warning: {summary.warnings} file(s) skipped, the reasons in the summary "
+                    f"(each file with -v, and in the database)")
     return 0
+
+
+def _print_json(value) -> None:
+    json.dump(value, sys.stdout, indent=1, ensure_ascii=False)
+    sys.stdout.write("\n")
 
 
 def cmd_near(args) -> int:
     from .api import open_db
 
+    from .discover import display_path
+
     db = open_db(args.db)
     matches = db.near(args.image, k=args.k, weights=args.weights)
     if not matches:
-        print(f"facedist: {args.image}: no face found, or no faces stored", file=sys.stderr)
-    out = _csv_out(["query_face", "rank", "path", "face_index", "distance"])
-    out.writerows([m.query_face, m.rank, m.path, m.face_index, f"{m.distance:.4f}"] for m in matches)
+        log.warning(f"{display_path(args.image)}: no face found, or no faces stored")
+    header = ["query_face", "rank", "path", "face_index", "distance"]
+    _results(args, header, [[m.query_face, m.rank, display_path(m.path), m.face_index,
+                             round(m.distance, 4)] for m in matches])
     return 0
+
+
+def _results(args, header: list[str], rows: list[list]) -> None:
+    """Result rows on stdout: CSV with its header, or with --json a list of objects."""
+    if getattr(args, "json", False):
+        _print_json([dict(zip(header, r)) for r in rows])
+    else:
+        _csv_out(header).writerows(rows)
 
 
 def _csv_out(header: list[str]):
@@ -163,8 +211,13 @@ def _csv_out(header: list[str]):
 def cmd_export(args) -> int:
     from .api import open_db
 
-    for path in open_db(args.db).export(args.dest):
-        print(path)
+    from .discover import display_path
+
+    written = [display_path(p) for p in open_db(args.db).export(args.dest)]
+    if args.json:
+        _print_json(written)
+    else:
+        print("\n".join(written))
     return 0
 
 
@@ -191,39 +244,47 @@ def cmd_people(args) -> int:
     if len(v) != need:
         raise ValueError(f"people {act} takes {need} values: see facedist people --help")
     if act == "name":
-        db.name_person(_ints(v[:1], "name")[0], v[1])
-        print(f"person {v[0]} is now named {v[1]!r}")
+        person = _ints(v[:1], "name")[0]
+        db.name_person(person, v[1])
+        said, done = f"person {person} is now named {v[1]!r}", {"person": person, "name": v[1]}
     elif act == "merge":
         into, other = _ints(v, "merge")
         db.merge_people(into, other)
-        print(f"person {other} merged into {into}")
+        said, done = f"person {other} merged into {into}", {"person": into, "merged": other}
     elif act == "move":
         face = _ints(v[:1], "move")[0]
         to = db.move_face(face, None if v[1] == "new" else _ints(v[1:], "move")[0])
-        print(f"face {face} moved to person {to}")
+        said, done = f"face {face} moved to person {to}", {"face_id": face, "person": to}
     elif act == "apart":
         a, b = _ints(v, "apart")
         db.apart(a, b)
-        print(f"persons {a} and {b} will stay apart")
+        said, done = f"persons {a} and {b} will stay apart", {"apart": [a, b]}
     else:
-        _csv_out(["person", "name", "faces", "photos"]).writerows(
-            [p.id, p.name or "", p.faces, p.photos] for p in db.people())
+        _results(args, ["person", "name", "faces", "photos"],
+                 [[p.id, p.name or "", p.faces, p.photos] for p in db.people()])
+        return 0
+    if args.json:
+        _print_json({"action": act, **done})
+    else:
+        print(said)
     return 0
 
 
 def cmd_lookalikes(args) -> int:
     from .api import open_db
 
+    from .discover import display_path
+
     pairs = open_db(args.out).lookalikes(args.n)
-    _csv_out(["rank", "distance", "face_a", "path_a", "person_a", "face_b", "path_b", "person_b"]) \
-        .writerows([m.rank, f"{m.distance:.4f}", m.face_a, m.path_a, m.person_a, m.face_b, m.path_b,
-                    m.person_b] for m in pairs)
+    _results(args, ["rank", "distance", "face_a", "path_a", "person_a", "face_b", "path_b",
+                    "person_b"],
+             [[m.rank, round(m.distance, 4), m.face_a, display_path(m.path_a), m.person_a,
+               m.face_b, display_path(m.path_b), m.person_b] for m in pairs])
     return 0
 
 
 def cmd_eval(args) -> int:
     import dataclasses
-    import json
 
     from .config import Settings
     from .evaluate import eval_lfw, eval_people
@@ -244,8 +305,8 @@ def cmd_eval(args) -> int:
               f"{res.people_true} true ({res.labelled} labelled of {res.faces} faces)")
     if settings.weights == "synthetic":
         print("(synthetic weights: this only shows the code path; the figure means nothing)")
-    if args.json:
-        args.json.write_text(json.dumps({"protocol": args.protocol, "model": settings.model,
+    if args.json_file:
+        args.json_file.write_text(json.dumps({"protocol": args.protocol, "model": settings.model,
                                          "views": resolved_views(settings),
                                          **dataclasses.asdict(res)},
                                         indent=1) + "\n")
@@ -253,24 +314,57 @@ def cmd_eval(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: every failure is one line on stderr and an exit code (errors.py)."""
+    from . import tune_process
+
     args = build_parser().parse_args(argv)
+    _setup_logging(args)
+    tune_process()  # this process is ours: leaner malloc and oneDNN caches for long runs
     commands = {"run": cmd_run, "near": cmd_near, "export": cmd_export, "plot": cmd_plot,
                 "people": cmd_people, "lookalikes": cmd_lookalikes, "eval": cmd_eval}
     if args.command == "bench":
         from .bench import cmd_bench
 
         commands["bench"] = cmd_bench
+    out = getattr(args, "out", None) or getattr(args, "db", None)
     try:
         return commands[args.command](args)
-    except WeightsUnavailable as exc:
-        print(f"facedist: {exc}", file=sys.stderr)
-        return 3
+    except FacedistError as exc:
+        return _fail(str(exc), exc.exit_code)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"facedist: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted: what was stored is kept, and a rerun goes on from there", 130)
     except BrokenPipeError:  # `facedist people OUT | head`: the reader has all it wants
         sys.stdout = None
         return 0
+    except Exception as exc:
+        fault = explain(exc, out)
+        if fault is not None:
+            return _fail(str(fault), fault.exit_code)
+        log.debug("traceback of the internal error:", exc_info=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return _fail(f"internal error: {type(exc).__name__}: {first} (a bug: run again with -v "
+                     f"for the traceback, and please report it)", 1)
+
+
+def _fail(message: str, code: int) -> int:
+    from .discover import display_path
+
+    print(f"facedist: {display_path(message).splitlines()[0] if message else 'failed'}",
+          file=sys.stderr)
+    return code
+
+
+def _setup_logging(args) -> None:
+    """Messages on stderr as `facedist: ...` lines; results alone go to stdout."""
+    level = (logging.DEBUG if getattr(args, "verbose", False)
+             else logging.ERROR if getattr(args, "quiet", False) else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("facedist: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
 
 
 if __name__ == "__main__":

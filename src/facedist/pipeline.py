@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import platform
+import sqlite3
 import sys
 import threading
 import time
@@ -31,15 +33,19 @@ from .compare import compare
 from .config import Settings
 from .decode import DecodedImage, DecodeError, decode_image
 from .detect import MtcnnDetector
-from .discover import ImageFile, Rejected, discover_images
-from .embed import build_embedder, embed_faces
-from .models import get_spec, pick_device
+from .discover import ImageFile, Rejected, classify_file, discover_images, display_path
+from .embed import embed_faces
+from .errors import explain
+from .models import get_spec, pick_device, resolve_weights, sha256_file
 from .monitor import Monitor
 from .people import assign_people, suggest_threshold
-from .store import FaceStore, ImageResult
+from .store import FaceStore, ImageResult, OutputLock
 from . import report
 
+log = logging.getLogger("facedist")
+
 MAX_FILE_BYTES = 1 << 30  # a 1 GiB "photo" is refused before it is read
+READ_WHOLE_BYTES = 32 << 20  # larger files are decoded from disk, not from bytes held
 CHUNK_PIXELS = 32_000_000  # decoded pixels held at once, bounds memory on huge photos
 # Chunks detected ahead of the one embedded (1 left the workers idle a third of a FaceNet run);
 # the decoded pixels of DETECT_AHEAD + 1 chunks are held at once.
@@ -68,7 +74,7 @@ class RunSummary:
 
 @dataclass
 class _Work:
-    file: ImageFile
+    file: ImageFile | None  # None: an image given in memory
     image_id: int
     sha256: str | None = None
     image: DecodedImage | None = None
@@ -93,21 +99,31 @@ def versions() -> dict[str, str]:
 
 
 def read_and_decode(work: _Work, max_pixels: int, max_side: int | None,
-                    claim: Callable[[str], bool] | None = None) -> _Work:
-    """Read the file once, hash those bytes and decode them (runs in a worker thread). With
-    `claim`, content another file has already claimed is marked duplicate and not decoded."""
+                    claim: Callable[[str], bool] | None = None, large_lock=None) -> _Work:
+    """Read the file, hash it and decode it (runs in a worker thread). Files up to
+    READ_WHOLE_BYTES are read once and decoded from those bytes; larger ones are hashed as a
+    stream and decoded from disk, so that their bytes are never all held. With `claim`, content
+    another file has already claimed is marked duplicate and not decoded; `large_lock`: see
+    decode_image."""
     try:
         if work.file.size > MAX_FILE_BYTES:
             raise DecodeError(f"file is {work.file.size} bytes, over the {MAX_FILE_BYTES} limit")
+        h = hashlib.sha256()
         with open(work.file.path, "rb") as fh:
-            data = fh.read()
-        work.sha256 = hashlib.sha256(data).hexdigest()
+            data = fh.read(READ_WHOLE_BYTES + 1)
+            h.update(data)
+            whole = len(data) <= READ_WHOLE_BYTES
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        work.sha256 = h.hexdigest()
         if not data:
             raise DecodeError("empty file (0 bytes)")
         if claim is not None and not claim(work.sha256):
             work.duplicate = True
             return work
-        work.image = decode_image(io.BytesIO(data), max_pixels, max_side)
+        source = io.BytesIO(data) if whole else work.file.path
+        del data
+        work.image = decode_image(source, max_pixels, max_side, large_lock)
     except DecodeError as exc:
         work.reason = str(exc)
     except OSError as exc:
@@ -121,8 +137,11 @@ class FacePipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.spec = get_spec(settings.model)
-        self.embedder = build_embedder(self.spec, settings.weights, settings.device)
         self.device = pick_device(settings.device)
+        # the weights file in use (None: synthetic), whose hash the output's database records
+        self.weights_path = (None if settings.weights == "synthetic"
+                             else resolve_weights(self.spec, settings.weights))
+        self.embedder = self.spec.build(self.spec, self.weights_path or "synthetic", self.device)
         self.detector = MtcnnDetector(settings.detect, self.device)
         views = resolved_views(settings)
         self.aligner = make_aligner(self.spec, 2 if views == 4 else 1)
@@ -150,14 +169,21 @@ class FacePipeline:
                    for i in sorted(range(len(images)), key=lambda i: -images[i].pixels.size)}
         return lambda: [futures[i].result() for i in range(len(images))]
 
-    def process_files(self, paths: list[Path]) -> list[ImageResult]:
-        """Decode and process a few files outside a run (for `near`); nothing is stored."""
+    def process_images(self, images: list[Path | DecodedImage]) -> list[ImageResult]:
+        """Process a few photos outside a run (files, or images already in memory), for `near`
+        and `analyze`; nothing is stored. A file that is not a regular file (a FIFO would block
+        the read) or cannot be decoded gets its result's `reason`."""
         max_side = self.settings.detect.decode_max_side
         work = []
-        for i, path in enumerate(paths):
-            st = path.stat()
-            work.append(read_and_decode(_Work(ImageFile(path, st.st_size, st.st_mtime_ns), i),
-                                        self.settings.max_pixels, max_side))
+        for i, image in enumerate(images):
+            if isinstance(image, DecodedImage):
+                work.append(_Work(None, i, image=image))
+                continue
+            found = classify_file(Path(image))
+            if isinstance(found, Rejected):
+                work.append(_Work(None, i, reason=found.reason))
+            else:
+                work.append(read_and_decode(_Work(found, i), self.settings.max_pixels, max_side))
         return self.process(work, Monitor(enabled=False))
 
     def embed_given(self, path: Path, faces: list) -> np.ndarray:
@@ -219,77 +245,117 @@ class FacePipeline:
 
 
 def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
-    """Run the whole pipeline on settings.photos into settings.out; returns the summary."""
+    """Run the whole pipeline on settings.photos into settings.out; returns the summary.
+
+    Faults raise errors.FacedistError (one line, with its exit code); the run is then recorded
+    as failed, what was stored stays, and a rerun goes on from there."""
     if settings.photos is None or settings.out is None:
         raise ValueError("photos and out are required")
     if not Path(settings.photos).exists():
-        raise FileNotFoundError(f"{settings.photos}: no such folder")
+        raise FileNotFoundError(f"{display_path(settings.photos)}: no such folder")
     photos_at, out_at = Path(settings.photos).resolve(), Path(settings.out).resolve()
     if out_at == photos_at or out_at in photos_at.parents:
         # the database and perf/ would be written into the photo tree
-        raise ValueError(f"--out {settings.out} is the photo folder or holds it: choose an output "
-                         f"folder outside {settings.photos} (one inside it is fine)")
-    monitor = monitor or Monitor(settings.sample_interval)
+        raise ValueError(f"--out {display_path(settings.out)} is the photo folder or holds it: "
+                         f"choose an output folder outside {display_path(settings.photos)} "
+                         f"(one inside it is fine)")
     out = Path(settings.out)
+    faces_pipeline = FacePipeline(settings)  # fails here, before any work, if weights are missing
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = OutputLock(out, wait=settings.wait)
+    except Exception as exc:
+        raise (explain(exc, display_path(out)) or exc) from None
+    try:
+        return _run_locked(settings, faces_pipeline, out, monitor or Monitor(settings.sample_interval))
+    finally:
+        lock.release()
+
+
+def _run_locked(settings: Settings, faces_pipeline: FacePipeline, out: Path,
+                monitor: Monitor) -> RunSummary:
     summary = RunSummary(out=out)
     t0 = time.perf_counter()
-    _share_one_heap()
-    faces_pipeline = FacePipeline(settings)  # fails here, before any work, if weights are missing
-    store = FaceStore(out)
-    key = pipeline_key(settings)
-    run_id = store.begin_run(key, settings.model, str(Path(settings.photos).resolve()),
-                             settings.to_dict(), versions())
-    monitor.start()
+    store = run_id = None
     try:
-        with monitor.stage("discover"):
-            found = list(discover_images(settings.photos, exclude=[out]))
-            files = [f for f in found if isinstance(f, ImageFile)]
-            monitor.count("discover", images=len(files))
-        summary.images = len(files)
-        known = store.known_images(key)
-        todo, rejected = [], [f for f in found if isinstance(f, Rejected)]
-        for f in files:
-            prev = known.get(str(f.path))
-            if prev and prev[1] == f.size and prev[2] == f.mtime_ns and prev[4] is not None:
-                summary.reused += 1
-                continue
-            todo.append(_Work(f, store.image_id(str(f.path), f.size, f.mtime_ns)))
-        if rejected:
-            store.save_chunk(run_id, key, settings.model, [
-                ImageResult(store.image_id(str(r.path), 0, 0), reason=r.reason) for r in rejected])
-        _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor, summary)
-        paths = {str(f.path) for f in files} | {str(r.path) for r in rejected}
-        for _, reason in store.skipped(key, paths):
-            summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
-        with monitor.stage("compare"):
-            table = store.faces(key, paths)
-            summary.faces = len(table)
-            threshold = settings.threshold if settings.threshold is not None else faces_pipeline.spec.default_threshold
-            matrix_path = out / "distances.npy" if len(table) <= settings.matrix_max_faces else None
-            if matrix_path is None and (out / "distances.npy").exists():
-                (out / "distances.npy").unlink()  # a stale matrix of other faces would mislead
-            result = compare(table.embeddings, settings.k, threshold, matrix_path)
-            summary.threshold = threshold
-            summary.suggested_threshold = suggest_threshold(result.neighbor_dist)
-        with monitor.stage("people"):
-            cut = (settings.people_threshold if settings.people_threshold is not None
-                   else faces_pipeline.spec.people_threshold)
-            person = assign_people(store, key, table.face_ids, table.embeddings, cut,
-                                   full=settings.recluster)
-            summary.people = len(set(person.tolist()))
-        with monitor.stage("report"):
-            report.write_results(out, table, result, person, store.person_names(key))
-            report.write_threshold(out / "perf", result.neighbor_dist, threshold,
-                                   summary.suggested_threshold)
-    finally:
+        store = FaceStore(out, check=True)
+        if faces_pipeline.weights_path is not None:
+            store.check_weights(faces_pipeline.weights_path.name,
+                                sha256_file(faces_pipeline.weights_path))
+        key = pipeline_key(settings)
+        run_id = store.begin_run(key, settings.model, str(Path(settings.photos).resolve()),
+                                 settings.to_dict(), versions())
+        monitor.start()
+        paths = _run_stages(settings, faces_pipeline, store, run_id, key, monitor, summary)
         monitor.stop()
         summary.total_seconds = time.perf_counter() - t0
         summary.stage_seconds = {k: round(v.seconds, 3) for k, v in monitor.stages.items()}
         perf = monitor.write(out / "perf", images=summary.processed, faces=summary.faces)
         store.finish_run(run_id, {**perf, "found": summary.images, "reused": summary.reused,
-                                  "skipped": summary.skipped})
-        store.close()
-    return summary
+                                  "skipped": summary.skipped}, seen=paths)
+        return summary
+    except BaseException as exc:
+        monitor.stop()
+        fault = explain(exc, display_path(out))
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(fault or exc)
+        if store is not None and run_id is not None:
+            try:  # recorded as failed, so that no reader takes it for a finished run
+                store.finish_run(run_id, {"found": summary.images}, error=reason.splitlines()[0])
+            except sqlite3.Error:
+                pass  # the database cannot take even that (disk full): the run stays "running"
+        if fault is None or fault is exc:
+            raise
+        raise fault from None
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _run_stages(settings, faces_pipeline, store, run_id, key, monitor, summary) -> list[str]:
+    """discover → process new files → compare → people → report; returns the paths found."""
+    out = Path(settings.out)
+    with monitor.stage("discover"):
+        found = list(discover_images(settings.photos, exclude=[out]))
+        files = [f for f in found if isinstance(f, ImageFile)]
+        monitor.count("discover", images=len(files))
+    summary.images = len(files)
+    known = store.known_images(key)
+    todo, rejected = [], [f for f in found if isinstance(f, Rejected)]
+    for f in files:
+        prev = known.get(str(f.path))
+        if prev and prev[1] == f.size and prev[2] == f.mtime_ns and prev[4] is not None:
+            summary.reused += 1
+            continue
+        todo.append(_Work(f, store.image_id(str(f.path), f.size, f.mtime_ns)))
+    if rejected:
+        store.save_chunk(run_id, key, settings.model, [
+            ImageResult(store.image_id(str(r.path), 0, 0), reason=r.reason) for r in rejected])
+    _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor, summary)
+    paths = {str(f.path) for f in files} | {str(r.path) for r in rejected}
+    for path, reason in store.skipped(key, paths):
+        log.debug(f"skipped {display_path(path)}: {reason}")
+        summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
+    with monitor.stage("compare"):
+        table = store.faces(key, paths)
+        summary.faces = len(table)
+        threshold = settings.threshold if settings.threshold is not None else faces_pipeline.spec.default_threshold
+        matrix_path = out / "distances.npy" if len(table) <= settings.matrix_max_faces else None
+        if matrix_path is None and (out / "distances.npy").exists():
+            (out / "distances.npy").unlink()  # a stale matrix of other faces would mislead
+        result = compare(table.embeddings, settings.k, threshold, matrix_path)
+        summary.threshold = threshold
+        summary.suggested_threshold = suggest_threshold(result.neighbor_dist)
+    with monitor.stage("people"):
+        cut = (settings.people_threshold if settings.people_threshold is not None
+               else faces_pipeline.spec.people_threshold)
+        person = assign_people(store, key, table.face_ids, table.embeddings, cut,
+                               full=settings.recluster)
+        summary.people = len(set(person.tolist()))
+    with monitor.stage("report"):
+        report.write_results(out, table, result, person, store.person_names(key))
+        report.write_threshold(out / "perf", result.neighbor_dist, threshold,
+                               summary.suggested_threshold)
+    return sorted(paths)
 
 
 class _ContentClaims:
@@ -314,6 +380,7 @@ def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> 
     is held decoded, so memory does not grow with the number of images."""
     max_side = settings.detect.decode_max_side
     claim = _ContentClaims()
+    large = threading.Lock()  # one large photo decoded at a time (decode.LARGE_PIXELS)
     pending = iter(todo)
     futures: list = []
 
@@ -322,7 +389,8 @@ def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> 
             w = next(pending, None)
             if w is None:
                 return
-            futures.append(pool.submit(read_and_decode, w, settings.max_pixels, max_side, claim))
+            futures.append(pool.submit(read_and_decode, w, settings.max_pixels, max_side, claim,
+                                       large))
 
     submit(settings.chunk_images + max(1, settings.decode_workers))
     chunk, pixels = [], 0
@@ -418,7 +486,7 @@ def _load_libc():
 _LIBC = _load_libc()
 
 
-def _share_one_heap() -> None:
+def share_one_heap() -> None:
     """Let every thread allocate from one glibc heap (arena). By default each busy thread gets
     its own, and each keeps the freed buffers of its last photos: measured 900 instead of 1110 MB
     peak for a FaceNet run of the humans photos, at the same speed. Threads started earlier keep

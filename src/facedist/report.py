@@ -10,24 +10,39 @@ from __future__ import annotations
 
 import csv
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, IO
 
 import numpy as np
 
+from . import discover  # noqa: F401  (registers the "facedist-display" error handler)
 from .compare import Comparison, compare, nearest_other
 from .store import FaceTable
 
 LOOKALIKES_MAX = 1000  # rows of lookalikes.csv
 
 
-def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
+@contextmanager
+def replacing(path: Path, mode: str = "w", **kwargs) -> Iterator[IO]:
+    """Open a temporary file beside `path` that replaces it once written whole; on any failure
+    (disk full) the temporary file is removed and `path` stays as it was."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    try:
+        with open(tmp, mode, **kwargs) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
+    """A UTF-8 CSV; paths that are not valid UTF-8 show their odd bytes as \\xNN."""
+    with replacing(path, newline="", encoding="utf-8", errors="facedist-display") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def lookalikes(table: FaceTable, person: np.ndarray, n: int | None = None) -> list[tuple]:
@@ -106,6 +121,20 @@ def write_results(out: Path, table: FaceTable, result: Comparison, person: np.nd
                for (a, b), d in zip(result.pairs, result.pair_dist)))
 
 
+def summary_dict(s) -> dict:
+    """A run's summary (pipeline.RunSummary) as plain JSON values, for `run --json`."""
+    import dataclasses
+
+    from .discover import display_path
+
+    d = dataclasses.asdict(s)
+    d["out"] = display_path(s.out)
+    d["files"] = {name: display_path(s.out / name) for name in (
+        "faces.csv", "people.csv", "lookalikes.csv", "neighbors.csv", "pairs.csv",
+        "distances.npy", "facedist.sqlite") if (s.out / name).exists()}
+    return d
+
+
 def format_summary(s) -> str:
     """The closing lines of `facedist run` (s: pipeline.RunSummary)."""
     copies = f", {s.copies} copies of other files" if s.copies else ""
@@ -136,7 +165,8 @@ def write_threshold(perf: Path, neighbor_dist: np.ndarray, threshold: float,
     perf.mkdir(parents=True, exist_ok=True)
     d = neighbor_dist[np.isfinite(neighbor_dist)]
     counts, edges = np.histogram(d, bins=50) if len(d) else (np.zeros(0, int), np.zeros(0))
-    (perf / "threshold.json").write_text(json.dumps({
-        "threshold": threshold, "suggested": suggested,
-        "neighbor_distance_histogram": {"counts": counts.tolist(),
-                                        "edges": [round(float(e), 5) for e in edges]}}, indent=1))
+    with replacing(perf / "threshold.json") as fh:
+        json.dump({"threshold": threshold, "suggested": suggested,
+                   "neighbor_distance_histogram": {"counts": counts.tolist(),
+                                                   "edges": [round(float(e), 5) for e in edges]}},
+                  fh, indent=1)

@@ -8,10 +8,17 @@ the model, so embeddings of different models never mix and changed settings reco
 
 Each chunk of images is written in one transaction (results and faces together), so a run killed
 at any moment loses at most the chunk in flight and never leaves a face twice or half-written.
+One run writes an output folder at a time (`OutputLock`); readers see the last finished run
+(`faces(upto_run=...)`), never the chunks of one still going.
+
+Paths are stored losslessly: as text when they are valid UTF-8, else as their raw bytes (file
+names from other systems); `from_db` gives back the str Python's os functions use.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -24,10 +31,12 @@ DB_NAME = "facedist.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, started REAL, finished REAL, pipeline_key TEXT, model TEXT,
-    photos TEXT, settings TEXT, versions TEXT, summary TEXT);
+    photos TEXT, settings TEXT, versions TEXT, summary TEXT,
+    status TEXT, error TEXT);  -- running, finished or failed (with its one-line error)
 CREATE TABLE IF NOT EXISTS images (
     id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER, mtime_ns INTEGER,
-    sha256 TEXT, width INTEGER, height INTEGER);
+    sha256 TEXT, width INTEGER, height INTEGER,
+    seen_run INTEGER);  -- the last finished run that found this file
 CREATE TABLE IF NOT EXISTS results (
     image_id INTEGER NOT NULL REFERENCES images(id), pipeline_key TEXT NOT NULL,
     status TEXT NOT NULL, reason TEXT, n_faces INTEGER, run_id INTEGER,
@@ -48,7 +57,26 @@ CREATE INDEX IF NOT EXISTS face_people_person ON face_people (person_id);
 CREATE TRIGGER IF NOT EXISTS face_gone AFTER DELETE ON faces BEGIN
     DELETE FROM face_people WHERE face_id = OLD.id; END;
 CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
+CREATE TABLE IF NOT EXISTS weights (  -- SHA-256 of weights files first used by this database
+    filename TEXT PRIMARY KEY, sha256 TEXT NOT NULL, first_used REAL);
 """
+# Columns added since the first schema: (table, column, type, value for existing rows)
+_ADDED = [("runs", "status", "TEXT", "CASE WHEN finished IS NULL THEN 'failed' ELSE 'finished' END"),
+          ("runs", "error", "TEXT", "NULL"),
+          ("images", "seen_run", "INTEGER", "(SELECT MAX(id) FROM runs WHERE status = 'finished')")]
+
+
+def to_db(path: str) -> str | bytes:
+    """A path as stored: text if it is valid UTF-8, else its bytes (lossless either way)."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def from_db(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 @dataclass
@@ -82,14 +110,73 @@ class FaceTable:
         return len(self.face_ids)
 
 
+class OutputLock:
+    """The one writer of an output folder: an exclusive lock on OUT/facedist.lock, held until
+    `release` (or the process ends, even by kill -9). A second writer waits (`wait=True`) or gets
+    errors.Busy naming the holder.
+
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> first = OutputLock(out)
+    >>> OutputLock(out)
+    Traceback (most recent call last):
+    ...
+    facedist.errors.Busy: ...
+    >>> first.release()
+    >>> OutputLock(out).release()
+    """
+
+    def __init__(self, out_dir: str | Path, wait: bool = False, what: str = "run") -> None:
+        from .errors import Busy
+
+        path = Path(out_dir) / "facedist.lock"
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(self._fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(self._fd)
+            raise Busy(f"{out_dir}: {holder} is writing this output folder; wait for it to end "
+                       f"(or pass --wait), or choose another --out") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"facedist {what} (pid {os.getpid()})".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+
 class FaceStore:
-    def __init__(self, out_dir: str | Path) -> None:
+    """The database of one output folder. `create=False` (readers) refuses a folder without
+    one; `check=True` (writers) runs SQLite's quick_check first, so that a damaged database is
+    reported, and left as it is, before any work."""
+
+    def __init__(self, out_dir: str | Path, create: bool = True, check: bool = False) -> None:
         self.path = Path(out_dir) / DB_NAME
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"{out_dir}: no facedist database here (run facedist run first)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
-        self.db.executescript(SCHEMA)
+        try:
+            if check:
+                bad = [r[0] for r in self.db.execute("PRAGMA quick_check")]
+                if bad != ["ok"]:
+                    raise sqlite3.DatabaseError(f"database disk image is malformed: {bad[0]}")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
+            self.db.executescript(SCHEMA)
+            self._migrate()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _migrate(self) -> None:
+        for table, column, kind, value in _ADDED:
+            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                with self.db:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    self.db.execute(f"UPDATE {table} SET {column} = {value}")
 
     def close(self) -> None:
         self.db.close()
@@ -99,23 +186,47 @@ class FaceStore:
                   versions: dict) -> int:
         with self.db:
             cur = self.db.execute(
-                "INSERT INTO runs (started, pipeline_key, model, photos, settings, versions) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (time.time(), pipeline_key, model, photos,
-                                              json.dumps(settings), json.dumps(versions)))
+                "INSERT INTO runs (started, pipeline_key, model, photos, settings, versions, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                (time.time(), pipeline_key, model, to_db(photos), json.dumps(settings),
+                 json.dumps(versions)))
         return int(cur.lastrowid)
 
-    def finish_run(self, run_id: int, summary: dict) -> None:
+    def finish_run(self, run_id: int, summary: dict, seen: list[str] | None = None,
+                   error: str | None = None) -> None:
+        """Record the run's end: finished, with the paths it found (`seen`: what readers will
+        see), or failed with its one-line `error`."""
         with self.db:
-            self.db.execute("UPDATE runs SET finished = ?, summary = ? WHERE id = ?",
-                            (time.time(), json.dumps(summary), run_id))
+            if error is None and seen is not None:
+                self.db.executemany("UPDATE images SET seen_run = ? WHERE path = ?",
+                                    ((run_id, to_db(p)) for p in seen))
+            self.db.execute("UPDATE runs SET finished = ?, summary = ?, status = ?, error = ? "
+                            "WHERE id = ?", (time.time(), json.dumps(summary),
+                                             "failed" if error else "finished", error, run_id))
 
-    def last_run(self) -> dict | None:
+    def last_run(self, finished: bool = True) -> dict | None:
+        """The last run (only finished ones, by default): id, pipeline_key, model, settings."""
         row = self.db.execute("SELECT id, pipeline_key, model, settings FROM runs "
-                              "ORDER BY id DESC LIMIT 1").fetchone()
+                              + ("WHERE status = 'finished' " if finished else "")
+                              + "ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return None
         return {"id": row[0], "pipeline_key": row[1], "model": row[2],
                 "settings": json.loads(row[3])}
+
+    def check_weights(self, filename: str, sha256: str) -> None:
+        """Refuse a weights file whose content differs from the one this database was made with
+        (its embeddings would not compare); record it on first use."""
+        from .errors import WeightsError
+
+        row = self.db.execute("SELECT sha256 FROM weights WHERE filename = ?", (filename,)).fetchone()
+        if row is None:
+            with self.db:
+                self.db.execute("INSERT INTO weights VALUES (?, ?, ?)", (filename, sha256, time.time()))
+        elif row[0] != sha256:
+            raise WeightsError(f"{filename}: SHA-256 {sha256[:16]}… differs from the file this "
+                               f"output was made with ({row[0][:16]}…): the file is damaged or "
+                               f"another one; restore it, or choose another --out")
 
     # -- images -------------------------------------------------------------------------------
     def known_images(self, pipeline_key: str) -> dict[str, tuple[int, int, int, str | None, str | None]]:
@@ -123,7 +234,7 @@ class FaceStore:
         rows = self.db.execute(
             "SELECT i.path, i.id, i.size, i.mtime_ns, i.sha256, r.status FROM images i "
             "LEFT JOIN results r ON r.image_id = i.id AND r.pipeline_key = ?", (pipeline_key,))
-        return {r[0]: tuple(r[1:]) for r in rows}
+        return {from_db(r[0]): tuple(r[1:]) for r in rows}
 
     def image_id(self, path: str, size: int, mtime_ns: int) -> int:
         """The id of `path`, inserting it or recording its new size/mtime."""
@@ -131,8 +242,8 @@ class FaceStore:
             self.db.execute(
                 "INSERT INTO images (path, size, mtime_ns) VALUES (?, ?, ?) ON CONFLICT(path) "
                 "DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns",
-                (path, size, mtime_ns))
-        return int(self.db.execute("SELECT id FROM images WHERE path = ?", (path,)).fetchone()[0])
+                (to_db(path), size, mtime_ns))
+        return int(self.db.execute("SELECT id FROM images WHERE path = ?", (to_db(path),)).fetchone()[0])
 
     def image_with_result(self, pipeline_key: str, sha256: str, prefer: int | None = None) -> int | None:
         """An image whose content is `sha256` and that has a result under `pipeline_key`
@@ -201,16 +312,23 @@ class FaceStore:
         rows = self.db.execute(
             "SELECT i.path, r.reason FROM results r JOIN images i ON i.id = r.image_id "
             "WHERE r.pipeline_key = ? AND r.status = 'skipped' ORDER BY i.path", (pipeline_key,))
-        return [(p, r) for p, r in rows if paths is None or p in paths]
+        return [(from_db(p), r) for p, r in rows if paths is None or from_db(p) in paths]
 
-    def faces(self, pipeline_key: str, paths: set[str] | None = None) -> FaceTable:
-        """All faces stored under `pipeline_key` (of the images in `paths`, if given), ordered
-        by image path and face index."""
+    def faces(self, pipeline_key: str, paths: set[str] | None = None,
+              upto_run: int | None = None) -> FaceTable:
+        """All faces stored under `pipeline_key`, ordered by image path and face index: of the
+        images in `paths`, if given; with `upto_run`, as that finished run left them (the files
+        it found, results of it or earlier runs)."""
+        visible = ("AND i.seen_run = ? AND EXISTS (SELECT 1 FROM results r WHERE r.image_id = "
+                   "i.id AND r.pipeline_key = f.pipeline_key AND r.run_id <= ?) "
+                   if upto_run is not None else "")
         rows = self.db.execute(
             "SELECT f.id, i.path, f.face_index, f.x1, f.y1, f.x2, f.y2, f.prob, f.embedding, "
             "f.landmarks "
-            "FROM faces f JOIN images i ON i.id = f.image_id WHERE f.pipeline_key = ? "
-            "ORDER BY i.path, f.face_index", (pipeline_key,))
+            "FROM faces f JOIN images i ON i.id = f.image_id WHERE f.pipeline_key = ? " + visible
+            + "ORDER BY i.path, f.face_index",
+            (pipeline_key,) + ((upto_run, upto_run) if upto_run is not None else ()))
+        rows = [(r[0], from_db(r[1]), *r[2:]) for r in rows]
         rows = [r for r in rows if paths is None or r[1] in paths]
         if not rows:
             return FaceTable(np.zeros(0, np.int64), [], np.zeros(0, np.int64),
@@ -228,7 +346,7 @@ class FaceStore:
     def image_sizes(self) -> dict[str, tuple[int, int]]:
         """path -> (width, height) of every decoded image."""
         rows = self.db.execute("SELECT path, width, height FROM images WHERE width IS NOT NULL")
-        return {r[0]: (r[1], r[2]) for r in rows}
+        return {from_db(r[0]): (r[1], r[2]) for r in rows}
 
     # -- people (people.py) ------------------------------------------------------------------
     def face_people(self, face_ids) -> dict[int, tuple[int, int]]:

@@ -1,0 +1,81 @@
+"""errors: what can stop a run, each with its exit code and a one-line message saying the cause
+and what to do. The command line prints `str(error)` and exits with `error.exit_code`; the API
+raises the same exceptions. A file that cannot be read is not an error: it is skipped with a
+reason and the run goes on.
+
+    exit 0  done (skipped files are warnings, counted in the summary)
+    exit 1  an internal error (a bug): one line; `-v` prints the traceback
+    exit 2  a wrong setting or argument, or a photo folder that does not exist
+    exit 3  model weights missing, damaged, or giving non-finite embeddings
+    exit 4  the output folder cannot be written: disk full, read-only, no permission
+    exit 5  the output database is damaged (left as it is, never overwritten)
+    exit 6  another facedist process is writing the output folder
+    exit 130  interrupted (Ctrl-C); what was stored is kept and a rerun resumes
+"""
+from __future__ import annotations
+
+import errno
+import sqlite3
+from pathlib import Path
+
+
+class FacedistError(Exception):
+    """A run or command could not go on; str(error) is one line saying why and what to do."""
+
+    exit_code = 1
+
+
+class SettingError(FacedistError, ValueError):
+    exit_code = 2
+
+
+class WeightsError(FacedistError, RuntimeError):
+    exit_code = 3
+
+
+class OutputError(FacedistError, OSError):
+    exit_code = 4
+
+
+class DatabaseDamaged(FacedistError):
+    exit_code = 5
+
+
+class Busy(FacedistError):
+    exit_code = 6
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def explain(exc: BaseException, out: str | Path | None) -> FacedistError | None:
+    """The FacedistError that says what `exc` (raised while writing the output folder `out`)
+    means for the user, or None when it is none of the known faults."""
+    where = f"{out}: " if out is not None else ""
+    keep = "what was already stored is kept and a rerun goes on from there"
+    if isinstance(exc, FacedistError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return OutputError(f"{where}no space left to write ({exc.strerror}); free some space or "
+                           f"choose another --out, then run again: {keep}")
+    if isinstance(exc, OSError) and exc.errno in _DENIED:
+        return OutputError(f"{where}cannot write the output folder ({exc.strerror}); make it "
+                           f"writable or choose another --out")
+    if isinstance(exc, sqlite3.DatabaseError):
+        msg = str(exc)
+        if "full" in msg:
+            return OutputError(f"{where}no space left for the database ({msg}); free some space "
+                               f"or choose another --out, then run again: {keep}")
+        if "disk I/O" in msg:
+            return OutputError(f"{where}the database could not be written ({msg}: disk full, or "
+                               f"a file-size limit); free space or choose another --out: {keep}")
+        if "readonly" in msg or "unable to open" in msg:
+            return OutputError(f"{where}cannot write the database ({msg}); make the output folder "
+                               f"writable or choose another --out")
+        if "locked" in msg or "busy" in msg:
+            return Busy(f"{where}the database is locked by another process; wait for it to finish")
+        return DatabaseDamaged(f"{where}facedist.sqlite is damaged ({msg}); facedist leaves it "
+                               f"as it is: choose another --out (or move this folder away to "
+                               f"start over)")
+    return None
