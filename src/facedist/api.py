@@ -228,7 +228,10 @@ class FaceDB:
         dest.mkdir(parents=True, exist_ok=True)
         t = self.faces()
         with replacing(dest / "embeddings.npy", "wb") as fh:
-            np.save(fh, t.embeddings.astype(np.float32).reshape(len(t), -1))
+            from .models import get_spec
+
+            dim = get_spec(self.settings.model).dim
+            np.save(fh, t.embeddings.astype(np.float32) if len(t) else np.zeros((0, dim), np.float32))
         header = ["row", "face_id", "path", "face_index", "x1", "y1", "x2", "y2", "prob"]
         rows = [[i, int(t.face_ids[i]), t.paths[i], int(t.face_index[i]),
                  *map(float, t.boxes[i]), float(t.probs[i])] for i in range(len(t))]

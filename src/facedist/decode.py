@@ -45,6 +45,9 @@ class DecodedImage:
 # (one at a time), and reduced band by band so that no full-size RGB copy is ever made.
 LARGE_PIXELS = 16_000_000
 BAND_PIXELS = 4_000_000  # source pixels converted at once while reducing
+# Pillow decodes WebP (no reduced decoding) at ~15 bytes a pixel: measured 2.1 GB peak for a
+# 118.8 M pixel WebP (bench/results-trust/huge-photos.md); 36 M pixels stay under 1 GB.
+WEBP_MAX_PIXELS = 36_000_000
 
 _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
@@ -67,6 +70,10 @@ def decode_image(path, max_pixels: int, max_side: int | None = None,
             if w * h > max_pixels:
                 raise DecodeError(f"declared size {w}x{h} exceeds the pixel limit "
                                   f"({max_pixels} pixels)")
+            if img.format == "WEBP" and w * h > WEBP_MAX_PIXELS:
+                raise DecodeError(f"WebP of {w}x{h}: Pillow decodes WebP whole at ~15 bytes a "
+                                  f"pixel, over facedist's 1 GB budget above {WEBP_MAX_PIXELS} "
+                                  f"pixels; convert it (to PNG or JPEG) to include it")
             scale = 1.0
             if max_side and img.format == "JPEG" and max(w, h) > 2 * max_side:
                 img.draft("RGB", (max(1, w * max_side // max(w, h)),
@@ -101,7 +108,7 @@ def decode_image(path, max_pixels: int, max_side: int | None = None,
         raise DecodeError("is a directory") from None
     except Image.UnidentifiedImageError:
         raise DecodeError("not a recognised image format") from None
-    except Image.DecompressionBombError as exc:  # over Pillow's own limit, which its user may set
+    except Image.DecompressionBombError:  # over Pillow's own limit, which its user may set
         pillows = f", and Pillow's: {2 * Image.MAX_IMAGE_PIXELS}" if Image.MAX_IMAGE_PIXELS else ""
         raise DecodeError(f"declared size exceeds the pixel limit ({max_pixels} pixels{pillows})") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError, struct.error, IndexError,

@@ -47,7 +47,8 @@ def _show_bytes(exc: UnicodeError):
                    else f"\\u{ord(c):04x}" for c in bad), exc.end
 
 
-codecs.register_error("facedist-display", _show_bytes)
+DISPLAY_ERRORS = "facedist-display"  # an `errors=` for files opened for text: odd bytes as \\xNN
+codecs.register_error(DISPLAY_ERRORS, _show_bytes)
 
 
 def display_path(path: str | Path) -> str:
@@ -56,7 +57,7 @@ def display_path(path: str | Path) -> str:
     >>> display_path(os.fsdecode(b"caf\\xe9.jpg"))
     'caf\\\\xe9.jpg'
     """
-    return str(path).encode("utf-8", "facedist-display").decode("utf-8")
+    return str(path).encode("utf-8", DISPLAY_ERRORS).decode("utf-8")
 
 
 def is_image_name(name: str) -> bool:

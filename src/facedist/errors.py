@@ -67,9 +67,13 @@ def explain(exc: BaseException, out: str | Path | None) -> FacedistError | None:
         if "full" in msg:
             return OutputError(f"{where}no space left for the database ({msg}); free some space "
                                f"or choose another --out, then run again: {keep}")
+        if "disk I/O" in msg and _nearly_full(out):
+            return OutputError(f"{where}no space left for the database ({msg}); free some space "
+                               f"or choose another --out, then run again: {keep}")
         if "disk I/O" in msg:
-            return OutputError(f"{where}the database could not be written ({msg}: disk full, or "
-                               f"a file-size limit); free space or choose another --out: {keep}")
+            return OutputError(f"{where}the database could not be written ({msg}: a failing "
+                               f"disk, or a file-size limit); check the disk or choose another "
+                               f"--out: {keep}")
         if "readonly" in msg or "unable to open" in msg:
             return OutputError(f"{where}cannot write the database ({msg}); make the output folder "
                                f"writable or choose another --out")
@@ -79,3 +83,12 @@ def explain(exc: BaseException, out: str | Path | None) -> FacedistError | None:
                                f"as it is: choose another --out (or move this folder away to "
                                f"start over)")
     return None
+
+
+def _nearly_full(out: str | Path | None) -> bool:
+    import shutil
+
+    try:
+        return out is not None and shutil.disk_usage(out).free < (16 << 20)
+    except OSError:
+        return False

@@ -135,9 +135,20 @@ def sha256_file(path: Path) -> str:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("FACEDIST_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "facedist")
-    return Path(root)
+    """Where downloaded and converted weights are kept: $FACEDIST_CACHE, else the user's cache."""
+    root = Path(os.environ.get("FACEDIST_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "facedist"))
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"FACEDIST_CACHE={root} is not a folder: unset it or name a folder")
+    return root
+
+
+def offline() -> bool:
+    """$FACEDIST_OFFLINE: 1 never downloads; 0 or unset may."""
+    value = os.environ.get("FACEDIST_OFFLINE", "")
+    if value not in ("", "0", "1"):
+        raise ValueError(f"FACEDIST_OFFLINE takes 0 or 1, not {value!r}")
+    return value == "1"
 
 
 def package_file(source: WeightsSource) -> Path:
@@ -169,7 +180,7 @@ def resolve_weights(spec: EmbedderSpec, override: str | None = None,
         _check_sha256(path, src.sha256)
         return path
     cached = cache_dir() / "weights" / src.filename
-    if not cached.is_file() and download and os.environ.get("FACEDIST_OFFLINE") != "1":
+    if not cached.is_file() and download and not offline():
         try:
             _download(src.url, cached)
         except OSError as exc:

@@ -36,7 +36,7 @@ from .detect import MtcnnDetector
 from .discover import ImageFile, Rejected, classify_file, discover_images, display_path
 from .embed import embed_faces
 from .errors import explain
-from .models import get_spec, pick_device, resolve_weights, sha256_file
+from .models import cache_dir, get_spec, offline, pick_device, resolve_weights, sha256_file
 from .monitor import Monitor
 from .people import assign_people, suggest_threshold
 from .store import FaceStore, ImageResult, OutputLock
@@ -136,6 +136,7 @@ class FacePipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        offline(), cache_dir()  # the environment's settings are checked before any work too
         self.spec = get_spec(settings.model)
         self.device = pick_device(settings.device)
         # the weights file in use (None: synthetic), whose hash the output's database records

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, IO
 
 import numpy as np
 
-from . import discover  # noqa: F401  (registers the "facedist-display" error handler)
+from .discover import DISPLAY_ERRORS
 from .compare import Comparison, compare, nearest_other
 from .store import FaceTable
 
@@ -39,7 +39,7 @@ def replacing(path: Path, mode: str = "w", **kwargs) -> Iterator[IO]:
 
 def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
     """A UTF-8 CSV; paths that are not valid UTF-8 show their odd bytes as \\xNN."""
-    with replacing(path, newline="", encoding="utf-8", errors="facedist-display") as fh:
+    with replacing(path, newline="", encoding="utf-8", errors=DISPLAY_ERRORS) as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
@@ -142,7 +142,7 @@ def format_summary(s) -> str:
              f"{s.faces} faces, {s.people} people, {s.warnings} skipped, {s.total_seconds:.1f} s"
              + (f", {s.processed / s.total_seconds:.1f} images/s" if s.total_seconds else "")]
     if not s.faces:
-        lines.append("  no face found: the tables below hold only their headers")
+        lines.append("  no face found: the tables hold only their headers")
     if s.stage_seconds:
         lines.append("  time per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in s.stage_seconds.items()))
     for reason, n in sorted(s.skipped.items(), key=lambda kv: -kv[1]):
