@@ -362,9 +362,23 @@ def _setup_logging(args) -> None:
              else logging.ERROR if getattr(args, "quiet", False) else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("facedist: %(message)s"))
+    handler.addFilter(_first_line)
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+    # a library's Python warnings (torch, Pillow): one line each, and only with -v
+    logging.captureWarnings(True)
+    warned = logging.getLogger("py.warnings")
+    warned.handlers[:] = [handler]
+    warned.setLevel(logging.DEBUG if level == logging.DEBUG else logging.CRITICAL)
+    warned.propagate = False
+
+
+def _first_line(record: logging.LogRecord) -> bool:
+    """Every message is one line (a warning's source line and the like are dropped)."""
+    text = record.getMessage()
+    record.msg, record.args = (text.splitlines() or [""])[0], ()
+    return True
 
 
 if __name__ == "__main__":

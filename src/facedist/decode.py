@@ -7,6 +7,7 @@ EXIF orientation is applied; every Pillow mode becomes RGB (alpha composited on 
 """
 from __future__ import annotations
 
+import contextlib
 import struct
 import warnings
 from dataclasses import dataclass
@@ -63,9 +64,7 @@ def decode_image(path, max_pixels: int, max_side: int | None = None,
     by band as they are converted (peak memory: the decoded file in its own mode, once). With
     `large_lock` (a threading.Lock), photos over LARGE_PIXELS are decoded one at a time."""
     try:
-        with warnings.catch_warnings(), Image.open(path) as img:
-            # Pillow's EXIF, palette and size chatter is not news: our own limit is max_pixels
-            warnings.simplefilter("ignore")
+        with _quiet(), Image.open(path) as img:
             w, h = img.size
             if w * h > max_pixels:
                 raise DecodeError(f"declared size {w}x{h} exceeds the pixel limit "
@@ -119,6 +118,15 @@ def decode_image(path, max_pixels: int, max_side: int | None = None,
     if pixels.ndim != 3 or pixels.shape[0] < 1 or pixels.shape[1] < 1:
         raise DecodeError("empty image")
     return DecodedImage(pixels=pixels, scale=scale)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Pillow's EXIF, palette and size warnings are not news (our own limit is max_pixels); a
+    damaged file is answered by its DecodeError alone."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _reduced_rgb(img: Image.Image, factor: int) -> np.ndarray:
