@@ -6,6 +6,7 @@ the pipeline names a model.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -127,6 +128,14 @@ def get_spec(name: str) -> EmbedderSpec:
 
 
 def sha256_file(path: Path) -> str:
+    """The file's SHA-256; a weights file is checked at several steps of one start (registry,
+    conversion cache, the output's record), so it is hashed once per content version."""
+    st = os.stat(path)
+    return _sha256(os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
