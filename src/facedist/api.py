@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Settings
-from .errors import explain
+from .errors import explained
 from .store import FaceStore, FaceTable, OutputLock
 
 
@@ -53,7 +53,9 @@ class Analyzer:
         [H, W, 3] (grey [H, W] and RGBA [H, W, 4] are converted), largest face first."""
         from .decode import as_decoded
 
-        [found] = self.pipeline.process_images([as_decoded(image, self.settings.max_pixels)])
+        s = self.settings
+        [found] = self.pipeline.process_images([as_decoded(image, s.max_pixels,
+                                                           s.detect.decode_max_side)])
         if found.reason:
             raise ValueError(found.reason)
         return [Face(tuple(map(float, found.boxes[i])), float(found.probs[i]), found.landmarks[i],
@@ -113,11 +115,9 @@ class FaceDB:
 
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
-        try:
+        with explained(self.out):
             self.store = FaceStore(self.out, create=False)  # a reader never creates a database
             last = self.store.last_run()
-        except Exception as exc:
-            raise (explain(exc, self.out) or exc) from None
         if last is None:
             raise FileNotFoundError(f"{self.out}: no finished facedist run here")
         self.run_id = last["id"]  # readers see this run's results, not those of one going on
@@ -144,7 +144,7 @@ class FaceDB:
         if weights:
             self.settings.weights = weights
         # The query goes through exactly the run's decode → detect → align → embed.
-        query = image if isinstance(image, (str, Path)) else as_decoded(image, self.settings.max_pixels)
+        query = as_decoded(image, self.settings.max_pixels, self.settings.detect.decode_max_side)
         [found] = FacePipeline(self.settings).process_images([query])
         if found.reason:
             raise ValueError(f"{display_path(image) if isinstance(image, (str, Path)) else 'image'}: "
@@ -190,18 +190,15 @@ class FaceDB:
         from .people import Corrections
         from .report import write_people
 
-        lock = OutputLock(self.out, what=f"people {action}")
-        try:
-            result = getattr(Corrections(self.store, self.pipeline_key), action)(*values)
-            t = self.faces()
-            write_people(self.out, t, self.person_of(t), self.store.person_names(self.pipeline_key))
-        except Exception as exc:
-            fault = explain(exc, self.out)
-            if fault is None:
-                raise
-            raise fault from None
-        finally:
-            lock.release()
+        with explained(self.out):
+            lock = OutputLock(self.out, what=f"people {action}")
+            try:
+                result = getattr(Corrections(self.store, self.pipeline_key), action)(*values)
+                t = self.faces()
+                names = self.store.person_names(self.pipeline_key)
+                write_people(self.out, t, self.person_of(t), names)
+            finally:
+                lock.release()
         return result
 
     def name_person(self, person: int, name: str) -> None:
@@ -220,17 +217,14 @@ class FaceDB:
 
     def export(self, dest: str | Path | None = None) -> list[Path]:
         """embeddings.npy + faces.csv (+ faces.parquet when pyarrow is installed)."""
-        from .report import write_csv
-
-        from .report import replacing
+        from .models import get_spec
+        from .report import replacing, write_csv
 
         dest = Path(dest) if dest else self.out / "export"
         dest.mkdir(parents=True, exist_ok=True)
         t = self.faces()
+        dim = get_spec(self.settings.model).dim  # an empty table still has the model's width
         with replacing(dest / "embeddings.npy", "wb") as fh:
-            from .models import get_spec
-
-            dim = get_spec(self.settings.model).dim
             np.save(fh, t.embeddings.astype(np.float32) if len(t) else np.zeros((0, dim), np.float32))
         header = ["row", "face_id", "path", "face_index", "x1", "y1", "x2", "y2", "prob"]
         rows = [[i, int(t.face_ids[i]), t.paths[i], int(t.face_index[i]),

@@ -169,17 +169,18 @@ def _to_rgb(img: Image.Image, top: float | None = None) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def as_decoded(image, max_pixels: int):
+def as_decoded(image, max_pixels: int, max_side: int | None = None):
     """An image given to the API, ready for the pipeline: a path stays a Path (decoded like any
-    photo); encoded bytes, a PIL image or a uint8 array (RGB [H, W, 3], grey [H, W], RGBA
-    [H, W, 4]) become a DecodedImage. Anything else raises ValueError."""
+    photo); encoded bytes (decoded as a photo of a run is, `max_side` included), a PIL image or
+    a uint8 array (RGB [H, W, 3], grey [H, W], RGBA [H, W, 4]) become a DecodedImage. Anything
+    else raises ValueError."""
     if isinstance(image, (str, Path)):
         return Path(image)
     if isinstance(image, (bytes, bytearray, memoryview)):
         import io
 
         try:
-            return decode_image(io.BytesIO(bytes(image)), max_pixels)
+            return decode_image(io.BytesIO(bytes(image)), max_pixels, max_side)
         except DecodeError as exc:
             raise ValueError(f"image bytes: {exc}") from None
     if isinstance(image, Image.Image):

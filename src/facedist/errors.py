@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 class FacedistError(Exception):
@@ -83,6 +85,21 @@ def explain(exc: BaseException, out: str | Path | None) -> FacedistError | None:
                                f"as it is: choose another --out (or move this folder away to "
                                f"start over)")
     return None
+
+
+@contextmanager
+def explained(out: str | Path | None) -> Iterator[None]:
+    """Raise, in place of a known fault met in the block (see `explain`), its FacedistError;
+    anything else goes on as it was."""
+    try:
+        yield
+    except FacedistError:
+        raise
+    except Exception as exc:
+        fault = explain(exc, out)
+        if fault is None:
+            raise
+        raise fault from None
 
 
 def _nearly_full(out: str | Path | None) -> bool:

@@ -152,6 +152,12 @@ def cache_dir() -> Path:
     return root
 
 
+def check_environment() -> None:
+    """Raise ValueError (one line) for a wrong FACEDIST_OFFLINE or FACEDIST_CACHE."""
+    offline()
+    cache_dir()
+
+
 def offline() -> bool:
     """$FACEDIST_OFFLINE: 1 never downloads; 0 or unset may."""
     value = os.environ.get("FACEDIST_OFFLINE", "")

@@ -34,9 +34,9 @@ from .config import Settings
 from .decode import DecodedImage, DecodeError, decode_image
 from .detect import MtcnnDetector
 from .discover import ImageFile, Rejected, classify_file, discover_images, display_path
-from .embed import embed_faces
-from .errors import explain
-from .models import cache_dir, get_spec, offline, pick_device, resolve_weights, sha256_file
+from .embed import build_embedder, embed_faces
+from .errors import explain, explained
+from .models import check_environment, get_spec, pick_device, resolve_weights, sha256_file
 from .monitor import Monitor
 from .people import assign_people, suggest_threshold
 from .store import FaceStore, ImageResult, OutputLock
@@ -136,13 +136,14 @@ class FacePipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        offline(), cache_dir()  # the environment's settings are checked before any work too
+        check_environment()  # the environment's settings are checked before any work too
         self.spec = get_spec(settings.model)
         self.device = pick_device(settings.device)
         # the weights file in use (None: synthetic), whose hash the output's database records
         self.weights_path = (None if settings.weights == "synthetic"
                              else resolve_weights(self.spec, settings.weights))
-        self.embedder = self.spec.build(self.spec, self.weights_path or "synthetic", self.device)
+        self.embedder = build_embedder(self.spec, str(self.weights_path or "synthetic"),
+                                       settings.device)
         self.detector = MtcnnDetector(settings.detect, self.device)
         views = resolved_views(settings)
         self.aligner = make_aligner(self.spec, 2 if views == 4 else 1)
@@ -262,11 +263,9 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
                          f"(one inside it is fine)")
     out = Path(settings.out)
     faces_pipeline = FacePipeline(settings)  # fails here, before any work, if weights are missing
-    try:
+    with explained(display_path(out)):
         out.mkdir(parents=True, exist_ok=True)
         lock = OutputLock(out, wait=settings.wait)
-    except Exception as exc:
-        raise (explain(exc, display_path(out)) or exc) from None
     try:
         return _run_locked(settings, faces_pipeline, out, monitor or Monitor(settings.sample_interval))
     finally:

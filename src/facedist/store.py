@@ -204,11 +204,10 @@ class FaceStore:
                             "WHERE id = ?", (time.time(), json.dumps(summary),
                                              "failed" if error else "finished", error, run_id))
 
-    def last_run(self, finished: bool = True) -> dict | None:
-        """The last run (only finished ones, by default): id, pipeline_key, model, settings."""
+    def last_run(self) -> dict | None:
+        """The last finished run: id, pipeline_key, model, settings."""
         row = self.db.execute("SELECT id, pipeline_key, model, settings FROM runs "
-                              + ("WHERE status = 'finished' " if finished else "")
-                              + "ORDER BY id DESC LIMIT 1").fetchone()
+                              "WHERE status = 'finished' ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return None
         return {"id": row[0], "pipeline_key": row[1], "model": row[2],
