@@ -22,7 +22,9 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/facedist run "$(PHOTOS)" --out "$(OUT)" $(ARGS)
 
+# The browser tests of the HTML report need Debian's chromium: installed here where missing.
 test: install
+	tools/install-chromium
 	$(BIN)/python -m pytest -q -rs $(ARGS)
 
 bench: install

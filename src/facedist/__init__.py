@@ -5,13 +5,14 @@
     db = facedist.open_db("out/")
     db.near("someone.jpg", k=5)                            # most similar stored faces
     faces = facedist.analyze("someone.jpg")                # [Face(box, prob, landmarks, embedding)]
+    facedist.write_report("out/")                          # out/report/index.html
 
 Importing facedist changes nothing process-wide (threads, malloc, environment); the command line
 calls `tune_process()` for long runs, and a library caller may.
 """
 __version__ = "0.1.0"
 
-from .api import Analyzer, Face, FaceDB, analyze, open_db, run  # noqa: E402
+from .api import Analyzer, Face, FaceDB, analyze, open_db, run, write_report  # noqa: E402
 from .errors import FacedistError  # noqa: E402
 
 
@@ -28,5 +29,5 @@ def tune_process() -> None:
     share_one_heap()
 
 
-__all__ = ["run", "open_db", "FaceDB", "analyze", "Analyzer", "Face", "FacedistError",
+__all__ = ["run", "open_db", "FaceDB", "analyze", "Analyzer", "Face", "FacedistError", "write_report",
            "tune_process", "__version__"]

@@ -9,6 +9,7 @@
     db.name_person(3, "Ana"); db.merge_people(3, 7); db.apart(3, 9); db.move_face(1234, None)
     db.lookalikes(10)                       # closest faces of different people
     db.export("out/export")
+    facedist.write_report("out")            # out/report/index.html: people, look-alikes, ...
 """
 from __future__ import annotations
 
@@ -244,9 +245,31 @@ class FaceDB:
         pq.write_table(pa.table(cols), dest / "faces.parquet")
         return written + [dest / "faces.parquet"]
 
+    def report(self, dest: str | Path | None = None, workers: int = 2, progress: bool = False):
+        """Write the offline HTML report (default OUT/report/index.html), holding the output
+        folder while it writes; returns report.html.ReportSummary."""
+        from .report.html import write_report
+
+        with explained(self.out):
+            lock = OutputLock(self.out, what="report")
+            try:
+                return write_report(self, dest, workers, progress)
+            finally:
+                lock.release()
+
     def close(self) -> None:
         self.store.close()
 
 
 def open_db(out: str | Path) -> FaceDB:
     return FaceDB(out)
+
+
+def write_report(out: str | Path, dest: str | Path | None = None, workers: int = 2):
+    """The HTML report of an output folder's last finished run: OUT/report/index.html, opened
+    from disk. Thumbnails already cut are kept. Returns report.html.ReportSummary."""
+    db = FaceDB(out)
+    try:
+        return db.report(dest, workers)
+    finally:
+        db.close()

@@ -6,6 +6,7 @@
     facedist plot OUT
     facedist people OUT [list | name ID NAME | merge ID ID | move FACE_ID ID|new | apart ID ID]
     facedist lookalikes OUT [-n 50]
+    facedist report OUT                 → OUT/report/index.html
     facedist eval lfw DIR --out OUT    |    facedist eval people DIR --out OUT
     facedist bench PHOTOS --out OUT [--variants ...] [--limit N]
 """
@@ -76,6 +77,8 @@ def _run_parser(sub) -> None:
     m = p.add_argument_group("measurement")
     m.add_argument("--sample-interval", type=float, help="monitor sampling period in s (default 0.1)")
     m.add_argument("--plot", action="store_true", default=None, help="write perf/timeline.png")
+    m.add_argument("--report", action="store_true", default=None,
+                   help="write the HTML report, OUT/report/index.html (as `facedist report OUT`)")
     m.add_argument("--profile", action="store_true", default=None,
                    help="cProfile the run: perf/profile.txt (top 20) and perf/profile.prof")
 
@@ -111,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                        parents=[_common(True)])
     p.add_argument("out", type=Path)
     p.add_argument("-n", type=int, default=50, help="pairs to list (default 50)")
+    p = sub.add_parser("report", help="offline HTML report: OUT/report/index.html",
+                       parents=[_common(True)])
+    p.add_argument("out", type=Path, help="output folder of an earlier run")
+    p.add_argument("--dest", type=Path, help="report folder (default OUT/report)")
+    p.add_argument("--workers", type=int, default=2, help="threads cutting thumbnails (default 2)")
     p = sub.add_parser("eval", help="identity quality on labelled photos", parents=[_common(False)])
     p.add_argument("protocol", choices=["lfw", "people"],
                    help="lfw: LFW verification (DIR has pairs.txt and lfw/); people: BCubed of "
@@ -283,6 +291,31 @@ def cmd_lookalikes(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .api import open_db
+    from .discover import display_path
+
+    if args.workers < 1:
+        raise ValueError(f"--workers takes a whole number, at least 1, not {args.workers}")
+    db = open_db(args.out)
+    try:
+        r = db.report(args.dest, args.workers, progress=not (args.quiet or args.json))
+    finally:
+        db.close()
+    if args.json:
+        _print_json({"index": display_path(r.index), "pages": r.pages, "faces": r.faces,
+                     "people": r.people, "thumbnails_made": r.thumbs_made,
+                     "thumbnails_kept": r.thumbs_kept, "thumbnails_failed": r.thumbs_failed,
+                     "seconds": round(r.seconds, 3)})
+        return 0
+    print(display_path(r.index))
+    log.info(f"{r.pages} pages, {r.faces} faces, {r.people} people; thumbnails: {r.thumbs_made} "
+             f"cut, {r.thumbs_kept} kept from before; {r.seconds:.1f} s")
+    for photo, reason in r.thumbs_failed.items():
+        log.warning(f"no thumbnails from {photo}: {reason}")
+    return 0
+
+
 def cmd_eval(args) -> int:
     import dataclasses
 
@@ -321,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args)
     tune_process()  # this process is ours: leaner malloc and oneDNN caches for long runs
     commands = {"run": cmd_run, "near": cmd_near, "export": cmd_export, "plot": cmd_plot,
-                "people": cmd_people, "lookalikes": cmd_lookalikes, "eval": cmd_eval}
+                "people": cmd_people, "lookalikes": cmd_lookalikes, "report": cmd_report,
+                "eval": cmd_eval}
     if args.command == "bench":
         from .bench import cmd_bench
 

@@ -69,6 +69,7 @@ class Settings:
     sample_interval: float = 0.1
     plot: bool = False
     profile: bool = False
+    report: bool = False  # write OUT/report/index.html after the run (report/html.py)
 
     def update(self, values: Mapping[str, Any]) -> "Settings":
         """Apply a mapping of settings (YAML, flags or API keywords), each checked as it enters:
@@ -171,6 +172,7 @@ _CHECKS = {
     "threshold": _number(float, lambda v: v > 0, "a distance above 0"),
     "people_threshold": _number(float, lambda v: v > 0, "a distance above 0"),
     "recluster": _flag, "progress": _flag, "wait": _flag, "plot": _flag, "profile": _flag,
+    "report": _flag,
     "matrix_max_faces": _number(int, lambda v: v >= 0, "a number of faces, 0 or more"),
     "sample_interval": _number(float, lambda v: v > 0, "a number of seconds above 0"),
 }

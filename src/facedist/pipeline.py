@@ -66,6 +66,7 @@ class RunSummary:
     skipped: dict[str, int] = field(default_factory=dict)  # reason → count
     stage_seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
+    report: Path | None = None  # report/index.html, with settings.report
 
     @property
     def warnings(self) -> int:
@@ -267,9 +268,26 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
         out.mkdir(parents=True, exist_ok=True)
         lock = OutputLock(out, wait=settings.wait)
     try:
-        return _run_locked(settings, faces_pipeline, out, monitor or Monitor(settings.sample_interval))
+        summary = _run_locked(settings, faces_pipeline, out, monitor or Monitor(settings.sample_interval))
+        if settings.report:
+            summary.report = _write_report(settings, out)
+        return summary
     finally:
         lock.release()
+
+
+def _write_report(settings: Settings, out: Path) -> Path:
+    """The HTML report of the run just finished (the caller holds the output folder)."""
+    from .api import FaceDB
+    from .report.html import write_report
+
+    with explained(display_path(out)):
+        db = FaceDB(out)
+        try:
+            return write_report(db, workers=settings.decode_workers,
+                                progress=settings.progress).index
+        finally:
+            db.close()
 
 
 def _run_locked(settings: Settings, faces_pipeline: FacePipeline, out: Path,

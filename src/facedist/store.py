@@ -204,6 +204,15 @@ class FaceStore:
                             "WHERE id = ?", (time.time(), json.dumps(summary),
                                              "failed" if error else "finished", error, run_id))
 
+    def run_record(self, run_id: int) -> dict:
+        """A run as recorded: times, model, photos folder, settings, versions, summary."""
+        row = self.db.execute("SELECT started, finished, model, photos, settings, versions, summary,"
+                              " status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return {"id": run_id, "started": row[0], "finished": row[1], "model": row[2],
+                "photos": from_db(row[3]), "settings": json.loads(row[4] or "{}"),
+                "versions": json.loads(row[5] or "{}"), "summary": json.loads(row[6] or "{}"),
+                "status": row[7]}
+
     def last_run(self) -> dict | None:
         """The last finished run: id, pipeline_key, model, settings."""
         row = self.db.execute("SELECT id, pipeline_key, model, settings FROM runs "
@@ -307,10 +316,15 @@ class FaceStore:
                     " prob, landmarks, embedding FROM faces WHERE image_id = ? AND pipeline_key = ?",
                     (image_id, original, pipeline_key))
 
-    def skipped(self, pipeline_key: str, paths: set[str] | None = None) -> list[tuple[str, str]]:
+    def skipped(self, pipeline_key: str, paths: set[str] | None = None,
+                seen_run: int | None = None) -> list[tuple[str, str]]:
+        """(path, reason) of the files skipped under `pipeline_key`: of `paths`, if given; with
+        `seen_run`, those that finished run found."""
         rows = self.db.execute(
             "SELECT i.path, r.reason FROM results r JOIN images i ON i.id = r.image_id "
-            "WHERE r.pipeline_key = ? AND r.status = 'skipped' ORDER BY i.path", (pipeline_key,))
+            "WHERE r.pipeline_key = ? AND r.status = 'skipped' "
+            + ("AND i.seen_run = ? " if seen_run is not None else "") + "ORDER BY i.path",
+            (pipeline_key,) + ((seen_run,) if seen_run is not None else ()))
         return [(from_db(p), r) for p, r in rows if paths is None or from_db(p) in paths]
 
     def faces(self, pipeline_key: str, paths: set[str] | None = None,
@@ -341,6 +355,11 @@ class FaceStore:
             probs=np.array([r[7] for r in rows], np.float32),
             embeddings=np.stack([np.frombuffer(r[8], np.float32) for r in rows]),
             landmarks=np.stack([np.frombuffer(r[9], np.float32).reshape(5, 2) for r in rows]))
+
+    def image_records(self) -> dict[str, tuple[str | None, int, int]]:
+        """path -> (content SHA-256, size in bytes, mtime_ns) as the last run saw each file."""
+        rows = self.db.execute("SELECT path, sha256, size, mtime_ns FROM images")
+        return {from_db(r[0]): (r[1], r[2], r[3]) for r in rows}
 
     def image_sizes(self) -> dict[str, tuple[int, int]]:
         """path -> (width, height) of every decoded image."""

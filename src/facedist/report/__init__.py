@@ -1,4 +1,5 @@
-"""report: write what a run found as files, and say it in a few lines.
+"""report: write what a run found as files, and say it in a few lines (the HTML report of the
+same results: report/html.py).
 
 faces.csv (one row per face, with its person), people.csv (one row per person: faces, photos,
 nearest other people), lookalikes.csv (closest pairs of faces of different people),
@@ -16,9 +17,9 @@ from typing import Iterable, Iterator, IO
 
 import numpy as np
 
-from .discover import DISPLAY_ERRORS
-from .compare import Comparison, compare, nearest_other
-from .store import FaceTable
+from ..discover import DISPLAY_ERRORS
+from ..compare import Comparison, compare, nearest_other
+from ..store import FaceTable
 
 LOOKALIKES_MAX = 1000  # rows of lookalikes.csv
 
@@ -125,13 +126,13 @@ def summary_dict(s) -> dict:
     """A run's summary (pipeline.RunSummary) as plain JSON values, for `run --json`."""
     import dataclasses
 
-    from .discover import display_path
+    from ..discover import display_path
 
     d = dataclasses.asdict(s)
     d["out"] = display_path(s.out)
     d["files"] = {name: display_path(s.out / name) for name in (
         "faces.csv", "people.csv", "lookalikes.csv", "neighbors.csv", "pairs.csv",
-        "distances.npy", "facedist.sqlite") if (s.out / name).exists()}
+        "distances.npy", "facedist.sqlite", "report/index.html") if (s.out / name).exists()}
     return d
 
 
@@ -153,6 +154,8 @@ def format_summary(s) -> str:
                      f"(perf/threshold.json)")
     lines.append(f"  results in {s.out}/ (faces.csv, people.csv, lookalikes.csv, neighbors.csv, pairs.csv"
                  + (", distances.npy" if (s.out / "distances.npy").exists() else "") + ", perf/)")
+    if s.report is not None:
+        lines.append(f"  report: {s.report} (open it in a browser)")
     return "\n".join(lines)
 
 

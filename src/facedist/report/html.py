@@ -1,0 +1,463 @@
+"""html: the offline HTML report of an output folder, OUT/report/index.html.
+
+It opens from disk: no server, and nothing is fetched from outside report/ (styles and the one
+script are files beside the pages). Pages are rendered by Jinja2 with autoescape on, so file and
+person names are always text; the neighbour viewer's data is JSON that face.js puts in the page
+with textContent. Long lists are paged, and thumbnails below the fold load lazily, so the first
+page costs the same at 100 faces or 1,000,000.
+
+    index.html           summary, first people, look-alikes, neighbours, threshold, skipped, performance
+    people[-N].html      one card per person (named first, then largest)
+    person-ID[-N].html   a person's faces; each links to its photo and to its neighbours
+    lookalikes[-N].html  closest faces of different people, side by side
+    skipped[-N].html     files skipped, each with its reason
+    face.html#ID         a face's k nearest faces (data/neighbours-C.js, CHUNK faces a file)
+    thumbs/              face thumbnails, cut once (thumbs.py)
+
+    >>> from facedist.api import open_db       # doctest: +SKIP
+    >>> write_report(open_db("out")).index     # doctest: +SKIP
+    PosixPath('out/report/index.html')
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..discover import display_path
+from . import lookalikes, replacing
+from .thumbs import ThumbJob, cut_thumbnails, stale, thumb_name
+
+log = logging.getLogger("facedist")
+
+PEOPLE_PER_PAGE = 48
+FACES_PER_PAGE = 240
+PAIRS_PER_PAGE = 50
+SKIPPED_PER_PAGE = 200
+CARD_FACES = 4  # thumbnails on a person's card
+ON_INDEX = {"people": 12, "pairs": 10, "skipped": 20}
+LOOKALIKES_SHOWN = 500
+CHUNK = 1000  # faces per neighbour data file (by face id)
+STATIC = ("report.css", "face.js", "favicon.svg", "missing.svg")
+
+
+@dataclass
+class ReportFace:
+    """One face as the report shows it."""
+
+    row: int  # index in the run's face table
+    face_id: int  # faces.csv's face_id: stable across runs
+    path: str  # the photo, for display
+    photo_url: str  # file:// URI of the original photo
+    thumb: str  # relative to the report folder
+    person: int
+    prob: float
+
+
+@dataclass
+class ReportPerson:
+    id: int
+    name: str | None
+    faces: list[ReportFace]
+    photos: int
+    spread: float | None  # root mean squared distance between its faces (None: one face)
+
+    @property
+    def page(self) -> str:
+        return f"person-{self.id}.html"
+
+    @property
+    def label(self) -> str:
+        return self.name or f"person {self.id}"
+
+
+@dataclass
+class ReportSummary:
+    """What write_report did."""
+
+    index: Path
+    pages: int
+    faces: int
+    people: int
+    thumbs_made: int
+    thumbs_kept: int
+    thumbs_failed: dict[str, str] = field(default_factory=dict)  # photo -> reason
+    seconds: float = 0.0
+
+
+def page_name(stem: str, n: int) -> str:
+    """Page n (1-based) of a paged list: stem.html, stem-2.html, ..."""
+    return f"{stem}.html" if n == 1 else f"{stem}-{n}.html"
+
+
+def paged(items: list, per_page: int) -> list[list]:
+    return [items[i:i + per_page] for i in range(0, len(items), per_page)] or [[]]
+
+
+def absolute_photo(path: str, run: dict) -> Path:
+    """A stored photo path as an absolute path: paths under a relative PHOTOS were stored as
+    given, and the run recorded PHOTOS both as given and resolved."""
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    given = run["settings"].get("photos")
+    try:
+        return Path(run["photos"]) / p.relative_to(given)
+    except (TypeError, ValueError):
+        return p.absolute()
+
+
+def spread(x: np.ndarray) -> float | None:
+    """Root mean squared distance between distinct faces of one person: the same measure the
+    people threshold cuts (cluster.py's average linkage), from the mean in O(n)."""
+    n = len(x)
+    if n < 2:
+        return None
+    x = x.astype(np.float64)
+    centred = ((x - x.mean(0)) ** 2).sum(1).mean()
+    return float(math.sqrt(2 * n / (n - 1) * centred))
+
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=PackageLoader("facedist.report", "templates"),
+                      autoescape=select_autoescape(["html", "js"], default=True),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["dist"] = lambda d: "—" if d is None else f"{d:.3f}"
+    env.filters["secs"] = lambda s: "—" if s is None else f"{s:.2f} s"
+    env.filters["when"] = lambda t: "—" if not t else datetime.fromtimestamp(t).strftime(
+        "%Y-%m-%d %H:%M:%S")
+    env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
+    env.globals["page_name"] = page_name
+    env.globals["person_page"] = lambda f: f"person-{f.person}.html"
+    return env
+
+
+class ReportWriter:
+    """Gathers a run's results from a FaceDB and writes the report's files."""
+
+    def __init__(self, db, dest: Path, workers: int = 2, progress: bool = False) -> None:
+        self.db, self.dest, self.workers, self.progress = db, Path(dest), workers, progress
+        self.written: set[str] = set()  # relative names written this time
+        self.env = _environment()
+
+    # -- gathering ----------------------------------------------------------------------------
+    def gather(self) -> None:
+        db = self.db
+        self.run = db.store.run_record(db.run_id)
+        self.table = t = db.faces()
+        self.person_of = db.person_of(t)
+        names = db.store.person_names(db.pipeline_key)
+        records = db.store.image_records()
+        self.absolute: dict[str, Path] = {p: absolute_photo(p, self.run) for p in set(t.paths)}
+        self.faces = [ReportFace(i, int(t.face_ids[i]), display_path(t.paths[i]),
+                                 self.absolute[t.paths[i]].as_uri(),
+                                 thumb_name(records.get(t.paths[i], (None,))[0] or t.paths[i],
+                                            t.boxes[i]),
+                                 int(self.person_of[i]), float(t.probs[i]))
+                      for i in range(len(t))]
+        rows_of: dict[int, list[int]] = {}
+        for i, p in enumerate(self.person_of.tolist()):
+            rows_of.setdefault(p, []).append(i)
+        self.people = sorted(
+            (ReportPerson(p, names.get(p), [self.faces[i] for i in rows],
+                          len({t.paths[i] for i in rows}), spread(t.embeddings[rows]))
+             for p, rows in rows_of.items()),
+            key=lambda q: (q.name is None, -len(q.faces), q.id))
+        self.person = {q.id: q for q in self.people}
+        self.env.globals["person_label"] = lambda f: self.person[f.person].label
+        self.skipped = [(display_path(p), r) for p, r in
+                        db.store.skipped(db.pipeline_key, seen_run=db.run_id)]
+        pairs = run_lookalikes(db.out / "lookalikes.csv", t, self.person_of)
+        if pairs is None:  # no table of these faces and people: computed (N x N distances)
+            pairs = lookalikes(t, self.person_of, LOOKALIKES_SHOWN)
+        self.pairs = [(d, self.faces[a], self.faces[b]) for d, a, b in pairs[:LOOKALIKES_SHOWN]]
+        perf = db.out / "perf"
+        self.perf = _read_json(perf / "summary.json")
+        self.threshold = _read_json(perf / "threshold.json")
+
+    def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each face's k nearest: the run's (neighbors.csv), else computed (N x N distances)."""
+        from ..compare import compare
+
+        k = min(self.db.settings.k, len(self.table) - 1)
+        if k < 1:
+            return np.zeros((len(self.table), 0), np.int64), np.zeros((len(self.table), 0))
+        found = run_neighbours(self.db.out / "neighbors.csv", self.table, k)
+        if found is not None:
+            return found
+        res = compare(self.table.embeddings, k, 0.0)
+        return res.neighbors, res.neighbor_dist
+
+    # -- writing ------------------------------------------------------------------------------
+    def write(self) -> ReportSummary:
+        t0 = time.perf_counter()
+        self.dest.mkdir(parents=True, exist_ok=True)
+        self.gather()
+        made, kept, failed = self.write_thumbnails()
+        self.write_static()
+        self.write_timeline()
+        self.write_pages(failed)
+        self.write_neighbours()
+        self.remove_stale()
+        return ReportSummary(self.dest / "index.html", sum(n.endswith(".html") for n in self.written),
+                             len(self.faces), len(self.people), made, kept, failed,
+                             time.perf_counter() - t0)
+
+    def write_thumbnails(self) -> tuple[int, int, dict[str, str]]:
+        """Cut the missing thumbnails; a face whose photo can't be read shows missing.svg."""
+        wanted: dict[str, ThumbJob] = {}
+        have, scheduled = 0, set()  # copies of a photo share their thumbnails: cut once
+        for f, path in zip(self.faces, self.table.paths):
+            if (self.dest / f.thumb).exists():
+                have += 1
+                continue
+            if f.thumb in scheduled:
+                continue
+            scheduled.add(f.thumb)
+            job = wanted.setdefault(path, ThumbJob(str(self.absolute[path]), [], []))
+            job.boxes.append(tuple(self.table.boxes[f.row]))
+            job.names.append(f.thumb)
+        jobs = list(wanted.values())
+        changed = self._changed_since_run(wanted)
+        for path in changed:
+            jobs.remove(wanted[path])
+        bar = None
+        if jobs and self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(jobs), unit="photo", desc="thumbnails")
+        result = cut_thumbnails(jobs, self.dest, self.db.settings.max_pixels, self.workers,
+                                bar.update if bar else None)
+        if bar:
+            bar.close()
+        failed = {display_path(p): r for p, r in result.failed.items()}
+        failed.update({display_path(self.absolute[p]): "changed since the run: run facedist "
+                       "again" for p in changed})
+        for f in self.faces:
+            if f.thumb in scheduled and not (self.dest / f.thumb).exists():
+                f.thumb = "missing.svg"  # its photo (or the copy cut for it) could not be read
+        self.written.update(f.thumb for f in self.faces)
+        return result.made, have, failed
+
+    def _changed_since_run(self, wanted: dict[str, ThumbJob]) -> list[str]:
+        """Photos whose size or mtime differ from what the run stored: their boxes would cut
+        the wrong place."""
+        records = self.db.store.image_records()
+        changed = []
+        for path in wanted:
+            try:
+                st = os.stat(self.absolute[path])
+            except OSError:
+                continue  # cut_photo gives the reason
+            _, size, mtime_ns = records.get(path, (None, None, None))
+            if size is not None and (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+                changed.append(path)
+        return changed
+
+    def write_static(self) -> None:
+        from importlib.resources import files
+
+        static = files("facedist.report") / "static"
+        for name in STATIC:
+            self._write(name, static.joinpath(name).read_bytes())
+
+    def write_timeline(self) -> None:
+        self.timeline = None
+        perf, png = self.db.out / "perf", self.dest / "timeline.png"
+        sources = [perf / "timeline.csv", perf / "summary.json"]
+        if all(p.exists() for p in sources):
+            if not png.exists() or png.stat().st_mtime_ns < max(p.stat().st_mtime_ns for p in sources):
+                from ..monitor import plot_timeline
+
+                tmp = self.dest / "timeline.tmp.png"
+                try:
+                    plot_timeline(perf, tmp)
+                    os.replace(tmp, png)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            self.timeline = "timeline.png"
+            self.written.add("timeline.png")
+
+    def write_pages(self, thumbs_failed: dict[str, str]) -> None:
+        common = {"run": self.run, "out": display_path(self.db.out.resolve()),
+                  "generated": time.time(), "total_people": len(self.people),
+                  "total_faces": len(self.faces)}
+        people_pages = paged(self.people, PEOPLE_PER_PAGE)
+        pair_pages = paged(self.pairs, PAIRS_PER_PAGE)
+        skipped_pages = paged(self.skipped, SKIPPED_PER_PAGE)
+        self._render("index.html", "index.html", **common, **self.summary(),
+                     people=self.people[:ON_INDEX["people"]], people_pages=len(people_pages),
+                     pairs=self.pairs[:ON_INDEX["pairs"]], pair_pages=len(pair_pages),
+                     total_pairs=len(self.pairs), skipped=self.skipped[:ON_INDEX["skipped"]],
+                     total_skipped=len(self.skipped), thumbs_failed=thumbs_failed,
+                     histogram=self.histogram(), perf=self.perf, timeline=self.timeline,
+                     example=self.faces[0] if self.faces else None, card_faces=CARD_FACES)
+        for n, page in enumerate(people_pages, 1):
+            self._render(page_name("people", n), "people.html", **common, people=page, n=n,
+                         pages=len(people_pages), card_faces=CARD_FACES)
+        for q in self.people:
+            pages = paged(q.faces, FACES_PER_PAGE)
+            for n, page in enumerate(pages, 1):
+                self._render(page_name(f"person-{q.id}", n), "person.html", **common, person=q,
+                             faces=page, n=n, pages=len(pages))
+        for n, page in enumerate(pair_pages, 1):
+            self._render(page_name("lookalikes", n), "lookalikes.html", **common, pairs=page, n=n,
+                         pages=len(pair_pages), first_rank=(n - 1) * PAIRS_PER_PAGE + 1)
+        for n, page in enumerate(skipped_pages, 1):
+            self._render(page_name("skipped", n), "skipped.html", **common, skipped=page, n=n,
+                         pages=len(skipped_pages))
+        chunks = sorted({f.face_id // CHUNK for f in self.faces})
+        self._render("face.html", "face.html", **common, chunks=chunks, chunk=CHUNK,
+                     k=self.db.settings.k)
+
+    def summary(self) -> dict:
+        s = self.run["summary"]
+        reasons: dict[str, int] = {}
+        for _, r in self.skipped:
+            reasons[r] = reasons.get(r, 0) + 1
+        settings = self.run["settings"]
+        shown = {k: v for k, v in settings.items() if k not in ("detect",)}
+        shown.update({f"detect.{k}": v for k, v in settings.get("detect", {}).items()})
+        return {"images": s.get("found", len(set(self.table.paths)) + len(self.skipped)),
+                "photos_with_faces": len(set(self.table.paths)),
+                "named": sum(q.name is not None for q in self.people),
+                "reasons": sorted(reasons.items(), key=lambda kv: -kv[1]),
+                "settings": sorted((k, json.dumps(v) if not isinstance(v, str) else v)
+                                   for k, v in shown.items()),
+                "versions": sorted(self.run["versions"].items()),
+                "total_seconds": s.get("total_seconds")}
+
+    def histogram(self) -> dict | None:
+        """SVG geometry of the neighbour-distance histogram (perf/threshold.json)."""
+        th = self.threshold or {}
+        hist = th.get("neighbor_distance_histogram") or {}
+        counts, edges = hist.get("counts") or [], hist.get("edges") or []
+        if not counts:
+            return None
+        w, h, pad = 640, 200, 30
+        lo, hi = min(edges[0], th.get("threshold") or edges[0]), max(edges[-1], th.get("threshold") or 0)
+        if th.get("suggested") is not None:
+            lo, hi = min(lo, th["suggested"]), max(hi, th["suggested"])
+        span = (hi - lo) or 1.0
+        top = max(counts) or 1
+
+        def x(v: float) -> float:
+            return round(pad + (v - lo) / span * (w - 2 * pad), 1)
+
+        bars = [{"x": x(a), "w": max(0.5, x(b) - x(a) - 0.5), "h": round(c / top * (h - 2 * pad), 1),
+                 "count": c, "lo": a, "hi": b} for c, a, b in zip(counts, edges[:-1], edges[1:])]
+        lines = [(name, x(v), v) for name, v in (("threshold", th.get("threshold")),
+                                                  ("suggested", th.get("suggested")))
+                 if v is not None]
+        ticks = [(x(v), round(v, 2)) for v in np.linspace(lo, hi, 6)]
+        return {"w": w, "h": h, "pad": pad, "base": h - pad, "bars": bars, "lines": lines,
+                "ticks": ticks, "threshold": th.get("threshold"), "suggested": th.get("suggested"),
+                "total": int(sum(counts))}
+
+    def write_neighbours(self) -> None:
+        """data/neighbours-C.js: for faces C*CHUNK ... (C+1)*CHUNK-1, their photo, thumbnail,
+        person and k nearest faces, read by face.js."""
+        near, dist = self.neighbours()
+        chunks: dict[int, dict] = {}
+        for f in self.faces:
+            entry = {"path": f.path, "url": f.photo_url, "thumb": f.thumb, "person": f.person,
+                     "name": self.person[f.person].label,
+                     "near": [[self.faces[j].face_id, round(float(d), 4), self.faces[j].thumb,
+                               self.faces[j].person, self.person[self.faces[j].person].label]
+                              for j, d in zip(near[f.row], dist[f.row])]}
+            chunks.setdefault(f.face_id // CHUNK, {})[str(f.face_id)] = entry
+        template = self.env.get_template("chunk.js")
+        for c, data in chunks.items():
+            self._write(f"data/neighbours-{c}.js", template.render(chunk=c, data=data).encode())
+
+    def remove_stale(self) -> None:
+        """Pages, data files and thumbnails of an earlier report that this one no longer has."""
+        keep = self.written
+        for p in stale(self.dest, keep):
+            p.unlink(missing_ok=True)
+        for p in list(self.dest.glob("*.html")) + list(self.dest.glob("data/*.js")):
+            if p.relative_to(self.dest).as_posix() not in keep:
+                p.unlink(missing_ok=True)
+
+    def _render(self, name: str, template: str, **values) -> None:
+        self._write(name, self.env.get_template(template).render(page=name, **values).encode())
+
+    def _write(self, name: str, data: bytes) -> None:
+        path = self.dest / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(path, "wb") as fh:
+            fh.write(data)
+        self.written.add(name)
+
+
+def run_neighbours(path: Path, table, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The k nearest of each face as the run wrote them (neighbors.csv: row indices of its
+    face table), if that table is `table` row for row; else None. Saves the report an N x N
+    pass that the run already made."""
+    import csv
+
+    n = len(table)
+    near = np.full((n, k), -1, np.int64)
+    dist = np.zeros((n, k), np.float32)
+    shown = [display_path(p) for p in table.paths]
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = csv.reader(fh)
+            if next(rows)[:8] != ["face", "path", "face_index", "rank", "neighbor",
+                                  "neighbor_path", "neighbor_face_index", "distance"]:
+                return None
+            for face, p, fi, rank, j, _, _, d in rows:
+                i, r = int(face), int(rank) - 1
+                if not (0 <= i < n and 0 <= r < k and shown[i] == p
+                        and int(table.face_index[i]) == int(fi)):
+                    return None
+                near[i, r], dist[i, r] = int(j), float(d)
+    except (OSError, ValueError, StopIteration, csv.Error):
+        return None
+    if (near < 0).any() or (near >= n).any():
+        return None
+    return near, dist
+
+
+def run_lookalikes(path: Path, table, person: np.ndarray) -> list[tuple] | None:
+    """(distance, a, b) rows of lookalikes.csv (rewritten by each run and correction), if every
+    face in it is one of `table`'s with the same person; else None."""
+    import csv
+
+    row_of = {int(f): i for i, f in enumerate(table.face_ids)}
+    pairs = []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                a, b = row_of.get(int(r["face_a"])), row_of.get(int(r["face_b"]))
+                if (a is None or b is None or int(person[a]) != int(r["person_a"])
+                        or int(person[b]) != int(r["person_b"])):
+                    return None
+                pairs.append((float(r["distance"]), a, b))
+    except (OSError, ValueError, KeyError, csv.Error):
+        return None
+    return pairs
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_report(db, dest: str | Path | None = None, workers: int = 2,
+                 progress: bool = False) -> ReportSummary:
+    """Write the HTML report of a FaceDB's last finished run into `dest` (default OUT/report).
+    The caller holds the output folder (FaceDB.report and pipeline.run do)."""
+    dest = Path(dest) if dest is not None else db.out / "report"
+    return ReportWriter(db, dest, workers, progress).write()

@@ -1,0 +1,1 @@
+facedistChunk({{ chunk }}, {{ data|tojson }});

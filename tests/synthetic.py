@@ -1,0 +1,120 @@
+"""A generated output folder, as a finished run would leave it, without running any model: photos
+of coloured square "faces" on a grid, embeddings drawn around one centre per person, and the
+store, people, perf/ files and CSVs written through facedist's own functions. Used by the report
+tests (any size, in seconds) and bench/report_scale.py."""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facedist.config import Settings
+from facedist.monitor import Monitor
+from facedist.people import assign_people, suggest_threshold
+from facedist.report import write_results, write_threshold
+from facedist.compare import compare
+from facedist.store import FaceStore, ImageResult
+
+KEY = "synthetic|test"
+# Names a report must show as text, and link to, whatever they hold.
+HOSTILE_PHOTOS = ["<img src=x onerror=alert(1)>.jpg", "a b#c%20d?e.jpg", "ünï cødé 日本.jpg",
+                  "it's \"quoted\" & more.jpg"]
+HOSTILE_PERSON = "</script><script>alert(1)</script>"
+CELL = 96  # pixels of one face cell in a generated photo
+
+
+def face_colour(i: int) -> tuple[int, int, int]:
+    """The colour of generated face i: distinct enough to tell thumbnails apart."""
+    rng = np.random.default_rng(i)
+    return tuple(int(v) for v in rng.integers(30, 226, 3))
+
+
+def make_photo(path: Path, first_face: int, n_faces: int, cols: int = 5,
+               orientation: int | None = None) -> np.ndarray:
+    """A photo of n_faces squares (face i coloured face_colour(i)); returns the boxes as seen
+    upright. With an EXIF `orientation`, the file holds the pixels turned the other way, so that
+    only a reader applying EXIF sees the squares where the boxes say."""
+    rows = (n_faces + cols - 1) // cols
+    upright = np.full((rows * CELL, cols * CELL, 3), 235, np.uint8)
+    boxes = []
+    for k in range(n_faces):
+        y, x = divmod(k, cols)
+        x1, y1 = x * CELL + 16, y * CELL + 16
+        upright[y1:y1 + 64, x1:x1 + 64] = face_colour(first_face + k)
+        boxes.append((x1, y1, x1 + 64, y1 + 64))
+    img = Image.fromarray(upright)
+    exif = None
+    if orientation == 6:  # stored turned 90° left; a viewer turns it right
+        img = img.transpose(Image.Transpose.ROTATE_90)
+        exif = Image.Exif()
+        exif[0x0112] = 6
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, quality=90, **({"exif": exif} if exif is not None else {}))
+    return np.array(boxes, np.float32)
+
+
+def synthetic_output(out: Path, photos: Path, n_photos: int, faces_per_photo: int, n_people: int,
+                     names: dict[int, str] | None = None, photo_names: list[str] = (),
+                     bad_files: dict[str, bytes] | None = None, dim: int = 128,
+                     seed: int = 0) -> dict:
+    """Photos under `photos` (the first ones named by `photo_names`, the rest photo-N.jpg) and a
+    finished run of them in `out`; face j of the whole set belongs to person j % n_people, and
+    the person of face row r is named names[r] for each r given. `bad_files` are written as
+    they are and recorded skipped. Returns {"paths", "faces", "people"}."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_people, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    settings = Settings(photos=photos, out=out, progress=False)
+    store = FaceStore(out)
+    run_id = store.begin_run(KEY, settings.model, str(photos.resolve()), settings.to_dict(),
+                             {"facedist": "test", "numpy": np.__version__})
+    monitor = Monitor(0.02).start()
+    results, paths, face = [], [], 0
+    with monitor.stage("decode"):
+        for n in range(n_photos):
+            name = photo_names[n] if n < len(photo_names) else f"photo-{n}.jpg"
+            path = photos / name
+            boxes = make_photo(path, face, faces_per_photo, orientation=6 if n == 1 else None)
+            x = centres[np.arange(face, face + faces_per_photo) % n_people]
+            x = x + rng.normal(scale=0.15 / np.sqrt(dim), size=x.shape)
+            x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+            st = path.stat()
+            results.append(ImageResult(
+                store.image_id(str(path), st.st_size, st.st_mtime_ns), CELL * 5, CELL * 4,
+                hashlib.sha256(path.read_bytes()).hexdigest(), boxes,
+                np.full(faces_per_photo, 0.99, np.float32),
+                np.zeros((faces_per_photo, 5, 2), np.float32), x))
+            paths.append(str(path))
+            face += faces_per_photo
+            if len(results) == 100:
+                store.save_chunk(run_id, KEY, settings.model, results)
+                results = []
+        for name, data in (bad_files or {}).items():
+            path = photos / name
+            path.write_bytes(data)
+            st = path.stat()
+            results.append(ImageResult(store.image_id(str(path), st.st_size, st.st_mtime_ns),
+                                       reason="not a recognised image format"))
+            paths.append(str(path))
+        store.save_chunk(run_id, KEY, settings.model, results)
+    with monitor.stage("compare"):
+        table = store.faces(KEY)
+        result = compare(table.embeddings, 10, 0.4)
+    with monitor.stage("people"):
+        person = assign_people(store, KEY, table.face_ids, table.embeddings, 0.6)
+        for row, name in (names or {}).items():
+            store.name_person(int(person[row]), name)
+        write_results(out, table, result, person, store.person_names(KEY))
+        write_threshold(out / "perf", result.neighbor_dist, 0.4,
+                        suggest_threshold(result.neighbor_dist))
+    time.sleep(0.05)
+    monitor.stop()
+    perf = monitor.write(out / "perf", images=n_photos, faces=len(table))
+    store.finish_run(run_id, {**perf, "found": len(paths), "reused": 0,
+                              "skipped": {"not a recognised image format": len(bad_files or {})}},
+                     seen=paths)
+    store.close()
+    return {"paths": paths, "faces": len(table), "people": len(set(person.tolist()))}

@@ -1,0 +1,305 @@
+"""The HTML report's files (report/html.py, report/thumbs.py) on generated output folders: pages,
+escaping, links, thumbnails, paging and re-runs. No model, no shared data: these are fast. The
+same reports in a real browser: tests/test_report_browser.py."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facedist.api import open_db, write_report
+from facedist.report import html as report_html
+from facedist.report.thumbs import THUMB_PX, cut, square_around
+from synthetic import HOSTILE_PERSON, HOSTILE_PHOTOS, face_colour, synthetic_output
+
+
+class Links(HTMLParser):
+    """Every href and src of a page, and its text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.text: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        self.urls += [a[k] for k in ("href", "src") if a.get(k)]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(path: Path) -> Links:
+    p = Links()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+@pytest.fixture
+def output(tmp_path):
+    out, photos = tmp_path / "out", tmp_path / "photos dir #1"
+    made = synthetic_output(out, photos, n_photos=8, faces_per_photo=3, n_people=5,
+                            names={0: HOSTILE_PERSON, 1: "Ana"}, photo_names=HOSTILE_PHOTOS,
+                            bad_files={"<b>broken.jpg": b"not a photo"})
+    return out, photos, made
+
+
+def test_every_page_written_and_every_local_link_resolves(output):
+    out, photos, made = output
+    r = write_report(out)
+    root = out / "report"
+    assert r.index == root / "index.html" and r.faces == made["faces"] == 24
+    assert r.people == made["people"] == 5 and r.thumbs_made == 24 and not r.thumbs_failed
+    index = parse(root / "index.html")
+    ids = {a.get("id") for _, a in index.tags}
+    assert {"summary", "people", "lookalikes", "neighbours", "threshold", "skipped",
+            "performance"} <= ids
+    pages = sorted(root.glob("*.html"))
+    assert {p.name for p in pages} >= {"index.html", "people.html", "lookalikes.html",
+                                      "skipped.html", "face.html"} | {
+        f"person-{p.id}.html" for p in open_db(out).people()}
+    for page in pages:
+        for url in parse(page).urls:
+            if url.startswith("file:"):
+                continue
+            target = url.split("#")[0].split("?")[0]
+            assert "://" not in url, f"{page.name}: {url} leaves the report folder"
+            if target:
+                assert (root / unquote(target)).is_file(), f"{page.name}: {url} is broken"
+
+
+def test_names_are_text_never_markup(output):
+    out, photos, _ = output
+    write_report(out)
+    root = out / "report"
+    seen_person = seen_photo = False
+    for page in list(root.glob("*.html")):
+        raw = page.read_text(encoding="utf-8")
+        assert "<img src=x" not in raw and "<script>alert" not in raw and "<b>broken" not in raw
+        text = "".join(parse(page).text)
+        seen_person |= HOSTILE_PERSON in text
+        seen_photo |= HOSTILE_PHOTOS[0] in text
+        scripts = [a.get("src") for tag, a in parse(page).tags if tag == "script"]
+        assert scripts in ([], ["face.js"]), f"{page.name}: scripts {scripts}"
+    assert seen_person and seen_photo
+    assert "<b>broken.jpg" in "".join(parse(root / "index.html").text)  # skipped, as text
+    for data in (root / "data").glob("*.js"):
+        raw = data.read_text()
+        assert "<" not in raw and ">" not in raw  # JSON with \u003c: inert even inline
+        payload = json.loads(raw[raw.index(",") + 1:raw.rindex(")")])
+        assert any(HOSTILE_PERSON == e["name"] for e in payload.values())
+
+
+def test_photo_links_point_at_the_photos_however_spelled(output):
+    out, photos, made = output
+    write_report(out)
+    linked = set()
+    for page in (out / "report").glob("person-*.html"):
+        for url in parse(page).urls:
+            if url.startswith("file:"):
+                u = urlparse(url)
+                assert not u.query and not u.fragment, url  # '?' and '#' stayed in the path
+                linked.add(unquote(u.path))
+    assert linked == {str(Path(p).resolve()) for p in made["paths"]
+                      if not p.endswith("broken.jpg")}
+    assert all(Path(p).is_file() for p in linked)
+
+
+def test_thumbnails_are_the_faces_upright_and_small(output):
+    out, photos, _ = output
+    write_report(out)
+    db = open_db(out)
+    t = db.faces()
+    writer = report_html.ReportWriter(db, out / "report")
+    writer.gather()
+    for f in writer.faces:
+        thumb = Image.open(out / "report" / f.thumb)
+        assert thumb.size == (THUMB_PX, THUMB_PX) and thumb.format == "JPEG"
+        centre = np.asarray(thumb.convert("RGB"))[THUMB_PX // 2 - 8:THUMB_PX // 2 + 8,
+                                                  THUMB_PX // 2 - 8:THUMB_PX // 2 + 8]
+        # face j of the generated set is face_colour(j): photo order = face order there
+        photo = made_index(t.paths[f.row])
+        j = photo * 3 + int(t.face_index[f.row])
+        assert np.abs(centre.mean((0, 1)) - face_colour(j)).max() < 12, (t.paths[f.row], j)
+
+
+def made_index(path: str) -> int:
+    name = Path(path).name
+    return HOSTILE_PHOTOS.index(name) if name in HOSTILE_PHOTOS else int(re.findall(r"\d+", name)[-1])
+
+
+def test_a_rerun_cuts_only_missing_thumbnails_and_drops_stale_files(output):
+    out, _, _ = output
+    first = write_report(out)
+    root = out / "report"
+    thumbs = sorted(root.glob("thumbs/*/*.jpg"))
+    assert len(thumbs) == first.thumbs_made == 24
+    mtimes = {p: p.stat().st_mtime_ns for p in thumbs}
+    thumbs[0].unlink()
+    (root / "thumbs" / "00").mkdir(exist_ok=True)
+    (root / "thumbs" / "00" / "gone.jpg").write_bytes(b"x")
+    (root / "person-99999.html").write_text("old")
+    again = write_report(out)
+    assert (again.thumbs_made, again.thumbs_kept) == (1, 23)
+    assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items() if p != thumbs[0])
+    assert thumbs[0].exists() and not (root / "thumbs" / "00" / "gone.jpg").exists()
+    assert not (root / "person-99999.html").exists()
+
+
+def test_a_photo_changed_or_gone_since_the_run_is_named_not_cut(output):
+    out, photos, made = output
+    changed, gone = Path(made["paths"][4]), Path(made["paths"][5])
+    Image.new("RGB", (50, 50)).save(changed)
+    gone.unlink()
+    r = write_report(out)
+    assert set(r.thumbs_failed) == {str(changed), str(gone)}
+    assert "changed since the run" in r.thumbs_failed[str(changed)]
+    assert "vanished" in r.thumbs_failed[str(gone)]
+    page = (out / "report" / "index.html").read_text()
+    assert page.count("missing.svg") >= 1 or "could not give thumbnails" in page
+    assert r.thumbs_made == 24 - 6
+
+
+def test_long_lists_are_paged(output, monkeypatch):
+    out, _, _ = output
+    monkeypatch.setattr(report_html, "PEOPLE_PER_PAGE", 2)
+    monkeypatch.setattr(report_html, "FACES_PER_PAGE", 2)
+    monkeypatch.setattr(report_html, "PAIRS_PER_PAGE", 3)
+    write_report(out)
+    root = out / "report"
+    assert sorted(p.name for p in root.glob("people*.html")) == ["people-2.html", "people-3.html",
+                                                                 "people.html"]
+    people = open_db(out).people()
+    biggest = max(people, key=lambda p: p.faces)
+    assert len(list(root.glob(f"person-{biggest.id}*.html"))) == -(-biggest.faces // 2)
+    per_page = [len(re.findall(r'<figure class="face">', p.read_text()))
+                for p in sorted(root.glob(f"person-{biggest.id}*.html"))]
+    assert sum(per_page) == biggest.faces and max(per_page) == 2
+    assert 'href="people-2.html" rel="next"' in (root / "people.html").read_text()
+
+
+def neighbour_data(report: Path) -> dict:
+    data = {}
+    for f in (report / "data").glob("neighbours-*.js"):
+        raw = f.read_text()
+        data.update(json.loads(raw[raw.index(",") + 1:raw.rindex(")")]))
+    return data
+
+
+@pytest.mark.parametrize("source", ["the run's neighbors.csv", "computed", "a stale table"])
+def test_neighbour_data_is_each_faces_k_nearest(output, source):
+    out, _, _ = output
+    if source == "computed":
+        (out / "neighbors.csv").unlink()
+    elif source == "a stale table":  # another run's rows: must not be taken
+        lines = (out / "neighbors.csv").read_text().splitlines()
+        (out / "neighbors.csv").write_text("\n".join(lines[:1] + lines[11:]) + "\n")
+    write_report(out)
+    db = open_db(out)
+    t = db.faces()
+    data = neighbour_data(out / "report")
+    assert set(data) == {str(i) for i in t.face_ids}
+    x = t.embeddings.astype(np.float64)
+    d = np.sqrt(np.maximum(((x[:, None] - x[None]) ** 2).sum(-1), 0))
+    np.fill_diagonal(d, np.inf)
+    for row, fid in enumerate(t.face_ids):
+        near = data[str(fid)]["near"]
+        assert len(near) == min(db.settings.k, len(t) - 1)
+        want = np.sort(d[row])[:len(near)]
+        assert np.allclose([n[1] for n in near], want, atol=2e-4)
+        assert [n[0] for n in near] == [int(t.face_ids[j]) for j in np.argsort(d[row], kind="stable")[:len(near)]]
+        assert [n[1] for n in near] == sorted(n[1] for n in near)
+
+
+def test_thumbnail_square_leaves_the_photo_grey():
+    pixels = np.zeros((100, 100, 3), np.uint8) + 200
+    square = square_around((0, 0, 40, 40), 1.0, 100, 100)
+    assert square[0] < 0 and square[1] < 0
+    img = np.asarray(cut(pixels, square))
+    assert tuple(img[2, 2]) == (128, 128, 128) and tuple(img[-10, -10]) == (200, 200, 200)
+    # boxes are in source pixels; a photo decoded at half size halves them
+    assert square_around((10, 10, 50, 50), 2.0, 50, 50) == (0, 0, 30, 30)
+
+
+def test_spread_is_the_root_mean_squared_distance_between_faces():
+    x = np.random.default_rng(1).normal(size=(7, 4))
+    pairs = [np.sum((x[i] - x[j]) ** 2) for i in range(7) for j in range(7) if i != j]
+    assert report_html.spread(x) == pytest.approx(np.sqrt(np.mean(pairs)))
+    assert report_html.spread(x[:1]) is None
+
+
+def test_relative_photo_paths_link_from_where_the_run_was(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    synthetic_output(Path("out"), Path("pics"), n_photos=2, faces_per_photo=2, n_people=2)
+    monkeypatch.chdir("/")
+    r = write_report(tmp_path / "out")
+    assert not r.thumbs_failed and r.thumbs_made == 4
+    urls = [u for p in (tmp_path / "out" / "report").glob("person-*.html")
+            for u in parse(p).urls if u.startswith("file:")]
+    assert urls and all(Path(unquote(urlparse(u).path)).is_file() for u in urls)
+
+
+def test_cli_report_and_its_refusals(output, tmp_path):
+    out, _, _ = output
+    cli = [sys.executable, "-m", "facedist.cli"]
+    done = subprocess.run(cli + ["report", str(out), "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["index"] == str(out / "report" / "index.html")
+    plain = subprocess.run(cli + ["report", str(out)], capture_output=True, text=True)
+    assert plain.stdout.strip() == str(out / "report" / "index.html")
+    assert "0 cut, 24 kept" in plain.stderr
+    for args, code in ((["report", str(tmp_path / "nothing")], 2),
+                       (["report", str(out), "--workers", "0"], 2)):
+        bad = subprocess.run(cli + args, capture_output=True, text=True)
+        assert bad.returncode == code and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_report_setting_is_checked():
+    from facedist.config import Settings
+
+    assert Settings().update({"report": True}).report is True
+    with pytest.raises(ValueError, match="report takes true or false"):
+        Settings().update({"report": "yes"})
+
+
+def test_report_waits_for_no_one_while_a_run_writes(output):
+    from facedist.store import OutputLock
+
+    out, _, _ = output
+    lock = OutputLock(out)  # a run going on
+    try:
+        busy = subprocess.run([sys.executable, "-m", "facedist.cli", "report", str(out)],
+                              capture_output=True, text=True)
+    finally:
+        lock.release()
+    assert busy.returncode == 6 and "report" not in {p.name for p in out.iterdir()}, busy.stderr
+
+
+def test_lookalikes_from_the_run_equal_those_computed_and_follow_corrections(output):
+    out, _, _ = output
+    db = open_db(out)
+
+    def pairs() -> list[tuple]:
+        w = report_html.ReportWriter(db, out / "report")
+        w.gather()
+        return [(round(d, 4), a.face_id, b.face_id) for d, a, b in w.pairs]
+
+    from_run = pairs()
+    (out / "lookalikes.csv").rename(out / "kept.csv")
+    assert pairs() == from_run and len(from_run) > 5
+    (out / "kept.csv").rename(out / "lookalikes.csv")
+    people = db.people()
+    db.merge_people(people[0].id, people[1].id)  # rewrites lookalikes.csv
+    merged = pairs()
+    (out / "lookalikes.csv").unlink()
+    assert pairs() == merged != from_run
