@@ -73,6 +73,7 @@ def synthetic_output(out: Path, photos: Path, n_photos: int, faces_per_photo: in
                              {"facedist": "test", "numpy": np.__version__})
     monitor = Monitor(0.02).start()
     results, paths, face = [], [], 0
+    photos.mkdir(parents=True, exist_ok=True)
     with monitor.stage("decode"):
         for n in range(n_photos):
             name = photo_names[n] if n < len(photo_names) else f"photo-{n}.jpg"

@@ -303,3 +303,14 @@ def test_lookalikes_from_the_run_equal_those_computed_and_follow_corrections(out
     merged = pairs()
     (out / "lookalikes.csv").unlink()
     assert pairs() == merged != from_run
+
+
+def test_a_run_without_faces_gives_a_report_that_says_so(tmp_path):
+    out = tmp_path / "out"
+    synthetic_output(out, tmp_path / "photos", n_photos=0, faces_per_photo=0, n_people=1,
+                     bad_files={"x.jpg": b"x"})
+    r = write_report(out)
+    assert (r.faces, r.people, r.thumbs_made) == (0, 0, 0)
+    text = "".join(parse(out / "report" / "index.html").text)
+    assert "No two people to compare" in text and "x.jpg" in text
+    assert "No distances yet" in text
