@@ -84,3 +84,58 @@ def test_other_methods_and_bcubed():
     p, r, f = bcubed(np.array([0, 0, 1, 1]), np.array(["a", "a", "a", "b"]))
     assert (p, r) == (0.75, (2 / 3 + 2 / 3 + 1 / 3 + 1) / 4)
     assert bcubed(np.zeros(4), np.array(list("abcd")))[0] == 0.25  # one chained group
+
+
+def heap_linkage(x, graph, cut):
+    """The same algorithm in plain Python (one merge at a time from a heap, neighbours as sets):
+    the compiled loop must give exactly its groups."""
+    import heapq
+
+    n = len(x)
+    sums, squares, size = x.astype(np.float64).copy(), (x.astype(np.float64) ** 2).sum(1), np.ones(n)
+    parent = np.arange(n)
+    adj = [set() for _ in range(n)]
+    for a, b in zip(graph.i.tolist(), graph.j.tolist()):
+        if a != b:
+            adj[a].add(b)
+            adj[b].add(a)
+
+    def ms(a, b):
+        return squares[a] / size[a] + squares[b] / size[b] - 2 * sums[a] @ sums[b] / (size[a] * size[b])
+
+    version = [0] * n
+    heap = [(ms(a, b), a, b, 0, 0) for a in range(n) for b in adj[a] if a < b]
+    heapq.heapify(heap)
+    while heap:
+        m, a, b, va, vb = heapq.heappop(heap)
+        if m >= cut * cut:
+            break
+        if parent[a] != a or parent[b] != b or version[a] != va or version[b] != vb:
+            continue
+        keep, gone = (a, b) if len(adj[a]) >= len(adj[b]) else (b, a)
+        parent[gone] = keep
+        sums[keep] += sums[gone]
+        squares[keep] += squares[gone]
+        size[keep] += size[gone]
+        for c in adj[gone]:
+            if c != keep:
+                adj[c].discard(gone)
+                adj[c].add(keep)
+                adj[keep].add(c)
+        adj[keep].discard(gone)
+        adj[gone] = set()
+        version[keep] += 1
+        for c in adj[keep]:
+            lo, hi = min(keep, c), max(keep, c)
+            heapq.heappush(heap, (ms(keep, c), lo, hi, version[lo], version[hi]))
+    while not np.array_equal(parent[parent], parent):
+        parent = parent[parent]
+    return relabel(parent)
+
+
+def test_compiled_linkage_is_the_plain_algorithm_on_sparse_graphs(rng):
+    for people, cut in ((40, 0.5), (80, 0.8), (15, 0.3)):
+        x = np.repeat(rng.normal(size=(people, 6)), 8, 0) + rng.normal(scale=0.3, size=(people * 8, 6))
+        res = compare(x.astype(np.float32), 5, 0.0)
+        g = Graph(len(x), np.repeat(np.arange(len(x)), 5), res.neighbors.ravel(), res.neighbor_dist.ravel())
+        assert np.array_equal(average_linkage(x, g, cut), heap_linkage(x, g, cut))

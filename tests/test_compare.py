@@ -46,3 +46,55 @@ def test_nearest_other_skips_the_same_person(rng):
     assert np.array_equal(idx, d.argmin(1)) and np.allclose(dist, d.min(1), atol=1e-4)
     idx, dist = nearest_other(x, np.zeros(40, np.int64))  # everybody one person
     assert (idx == -1).all() and np.isinf(dist).all()
+
+
+def clustered(rng, people=200, per=10, dim=32, spread=0.15):
+    centres = rng.normal(size=(people, dim))
+    x = np.repeat(centres, per, 0) + rng.normal(scale=spread, size=(people * per, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_approximate_neighbours_are_near_exact(rng):
+    from facedist.compare import hnsw_knn
+
+    x = clustered(rng)
+    near, dist = hnsw_knn(x, 10)
+    d = brute(x)
+    np.fill_diagonal(d, np.inf)
+    exact_kth = np.sort(d, 1)[:, 9]
+    assert np.mean(dist[:, 9] <= exact_kth * 1.01 + 1e-6) >= 0.98
+    assert (near != np.arange(len(x))[:, None]).all()  # never a face's own neighbour
+    assert np.all(np.diff(dist, axis=1) >= 0)
+    assert np.allclose(dist, np.take_along_axis(d, near, 1), atol=1e-4)  # true distances
+
+
+def test_approximate_pairs_are_neighbour_pairs_under_the_threshold(rng):
+    x = clustered(rng)
+    res = compare(x, 10, 0.5, exact=False)
+    assert res.approximate and res.matrix is None
+    edges = {(min(i, int(j)), max(i, int(j))) for i in range(len(x)) for j, dd in
+             zip(res.neighbors[i], res.neighbor_dist[i]) if dd < 0.5}
+    assert {tuple(p) for p in res.pairs.tolist()} == edges
+    assert (res.pairs[:, 0] < res.pairs[:, 1]).all() and np.all(np.diff(res.pair_dist) >= 0)
+
+
+def test_max_pairs_keeps_the_closest_and_counts_the_rest(rng, monkeypatch):
+    import facedist.compare as c
+
+    x = clustered(rng, people=30)
+    full = compare(x, 5, 0.6)
+    monkeypatch.setattr(c, "BLOCK_BYTES", 4 * len(x) * 7)  # many blocks: pruned as it goes
+    capped = compare(x, 5, 0.6, max_pairs=100)
+    assert capped.pairs_found == full.pairs_found == len(full.pairs) > 300
+    assert len(capped.pairs) == 100
+    assert np.allclose(capped.pair_dist, full.pair_dist[:100])
+    assert np.array_equal(capped.neighbors, full.neighbors)
+
+
+def test_exact_by_default_below_the_approximate_size(rng, monkeypatch):
+    import facedist.compare as c
+
+    x = clustered(rng, people=20)
+    assert not compare(x, 5, 0.5).approximate
+    monkeypatch.setattr(c, "APPROX_FROM", 100)
+    assert compare(x, 5, 0.5).approximate and not compare(x, 5, 0.5, exact=True).approximate

@@ -128,3 +128,16 @@ def test_suggested_threshold_falls_between_the_two_modes(rng):
     d = np.concatenate([rng.normal(0.25, 0.03, 3000), rng.normal(0.6, 0.05, 7000)])
     assert 0.33 < suggest_threshold(d) < 0.5
     assert suggest_threshold(np.array([0.1, 0.2])) is None
+
+
+def test_people_from_given_neighbours_equal_those_from_the_exact_graph(tmp_path, rng, centres):
+    from facedist.compare import compare
+
+    x = blobs(rng, centres, 15, spread=0.04)
+    a, b = FaceStore(tmp_path / "a"), FaceStore(tmp_path / "b")
+    ta, tb = store_faces(a, x), store_faces(b, x)
+    exact = assign_people(a, KEY, ta.face_ids, ta.embeddings, 0.4)
+    res = compare(tb.embeddings, 10, 0.0)
+    given = assign_people(b, KEY, tb.face_ids, tb.embeddings, 0.4, neighbors=res.neighbors,
+                          neighbor_dist=res.neighbor_dist)
+    assert np.array_equal(exact, given) and len(set(exact.tolist())) == 4

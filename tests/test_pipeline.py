@@ -276,3 +276,40 @@ def test_output_folder_may_not_be_or_hold_the_photos(tmp_path, capsys):
         assert "is the photo folder or holds it" in capsys.readouterr().err
     assert tree_state(photos) == before and not (tmp_path / "facedist.sqlite").exists()
     assert main(["run", str(photos), "--out", str(photos / "out"), "--no-progress"]) == 0  # inside: fine
+
+
+def test_outputs_at_scale_parquet_capped_pairs_and_readers(tmp_path, monkeypatch):
+    """What a run writes past CSV_MAX_FACES faces, with approximate neighbours and a pairs cap:
+    Parquet files that the API reads in pieces, and a summary that says what was cut."""
+    import facedist.report as report
+    from facedist.api import open_db
+    from facedist.models import get_spec
+    from facedist.monitor import Monitor
+    from facedist.pipeline import RunSummary, compare_and_group
+    from synthetic import synthetic_output
+
+    out = tmp_path / "out"
+    synthetic_output(out, tmp_path / "photos", n_photos=30, faces_per_photo=10, n_people=100)
+    (out / "neighbors.csv").write_text("stale")
+    monkeypatch.setattr(report, "CSV_MAX_FACES", 100)
+    db = open_db(out)
+    db.settings.update({"exact_neighbors": False, "max_pairs": 50, "k": 5})
+    db.settings.out = out
+    table = db.faces()
+    summary = RunSummary(out=out)
+    compare_and_group(db.settings, get_spec(db.settings.model), db.store, db.pipeline_key,
+                      table, Monitor(enabled=False), summary)
+    assert summary.approximate and summary.pairs == 50 < summary.pairs_found
+    assert 90 <= summary.people <= 110  # 3 faces a person: other people among the neighbours
+    assert not (out / "neighbors.csv").exists() and not (out / "pairs.csv").exists()
+    text = report.format_summary(summary)
+    assert "the 50 closest of" in text and "approximate search" in text
+    some = table.face_ids[[3, 200]]
+    got = db.neighbors(some)
+    assert sorted(set(got["face_id"].tolist())) == sorted(some.tolist()) and len(got["rank"]) == 10
+    batches = list(db.pairs(batch_rows=16))
+    assert [len(b["distance"]) for b in batches] == [16, 16, 16, 2]
+    dist = np.concatenate([b["distance"] for b in batches])
+    assert np.all(np.diff(dist) >= 0) and dist.max() < 0.4
+    lookalikes = (out / "lookalikes.csv").read_text().splitlines()
+    assert len(lookalikes) > 10  # from the neighbours, not from an N x N pass

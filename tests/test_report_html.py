@@ -196,14 +196,16 @@ def neighbour_data(report: Path) -> dict:
     return data
 
 
-@pytest.mark.parametrize("source", ["the run's neighbors.csv", "computed", "a stale table"])
+@pytest.mark.parametrize("source", ["the run's neighbors.parquet", "computed", "a stale table"])
 def test_neighbour_data_is_each_faces_k_nearest(output, source):
+    import pyarrow.parquet as pq
+
     out, _, _ = output
     if source == "computed":
-        (out / "neighbors.csv").unlink()
+        (out / "neighbors.parquet").unlink()
     elif source == "a stale table":  # another run's rows: must not be taken
-        lines = (out / "neighbors.csv").read_text().splitlines()
-        (out / "neighbors.csv").write_text("\n".join(lines[:1] + lines[11:]) + "\n")
+        t = pq.read_table(out / "neighbors.parquet")
+        pq.write_table(t.slice(10), out / "neighbors.parquet")
     write_report(out)
     db = open_db(out)
     t = db.faces()

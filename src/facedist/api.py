@@ -8,6 +8,7 @@
     db.people()                             # [Person(id, name, faces, photos)], named first
     db.name_person(3, "Ana"); db.merge_people(3, 7); db.apart(3, 9); db.move_face(1234, None)
     db.lookalikes(10)                       # closest faces of different people
+    db.neighbors([12, 40]); db.pairs()      # from the Parquet files, in pieces
     db.export("out/export")
     facedist.write_report("out")            # out/report/index.html: people, look-alikes, ...
 """
@@ -244,6 +245,28 @@ class FaceDB:
         cols["embedding"] = [v.tolist() for v in t.embeddings]
         pq.write_table(pa.table(cols), dest / "faces.parquet")
         return written + [dest / "faces.parquet"]
+
+    def neighbors(self, face_ids=None) -> dict[str, np.ndarray]:
+        """The k nearest faces of the given face ids (faces.csv's face_id; None: all), from
+        neighbors.parquet, reading only the row groups that hold them: columns face_id, rank,
+        neighbor_face_id, distance."""
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        data = ds.dataset(self.out / "neighbors.parquet")
+        where = None if face_ids is None else pc.field("face_id").isin(
+            np.asarray(face_ids, np.int64).ravel())
+        t = data.to_table(filter=where)
+        return {name: t.column(name).to_numpy() for name in t.column_names}
+
+    def pairs(self, batch_rows: int = 1 << 20):
+        """The listed pairs under the threshold, closest first, in batches of at most
+        `batch_rows` (dicts of face_a, face_b, distance arrays): never all in memory at once."""
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(self.out / "pairs.parquet") as f:
+            for batch in f.iter_batches(batch_size=batch_rows):
+                yield {name: batch.column(i).to_numpy() for i, name in enumerate(batch.schema.names)}
 
     def report(self, dest: str | Path | None = None, workers: int = 2, progress: bool = False):
         """Write the offline HTML report (default OUT/report/index.html), holding the output

@@ -67,6 +67,12 @@ def _run_parser(sub) -> None:
                    help="cluster all faces into people again (default: only new faces join)")
     c.add_argument("--matrix-max-faces", type=int,
                    help="write distances.npy only up to this many faces (default 50000)")
+    c.add_argument("--exact-neighbors", action="store_true", default=None,
+                   help="exact neighbour search at any size (default: exact below 200,000 "
+                        "faces, approximate HNSW from there)")
+    c.add_argument("--max-pairs", type=int,
+                   help="list at most this many pairs under the threshold, the closest "
+                        "(default 1000000)")
     r = p.add_argument_group("resources")
     r.add_argument("--embed-batch-size", type=int, help="faces per embedding batch (default 32)")
     r.add_argument("--decode-workers", type=int, help="decoding threads (default 2)")

@@ -1,10 +1,19 @@
-"""compare: Euclidean distances between all faces, blockwise on BLAS.
+"""compare: Euclidean distances between all faces: exact and blockwise on BLAS, or approximate
+(HNSW, FAISS) from APPROX_FROM faces on.
 
-One pass over row blocks computes ||a - b|| = sqrt(|a|^2 + |b|^2 - 2 a.b) with a matrix product,
-and from each block fills the full matrix (optional, memory-mapped .npy when large), the k nearest
-neighbours of each face, and the pairs under a threshold. Nothing is ever looped over in Python
-per pair. People (same-person groups) are made in cluster.py / people.py; `nearest_other`
-finds each face's closest face of another person (look-alikes).
+Exact: one pass over row blocks computes ||a - b|| = sqrt(|a|^2 + |b|^2 - 2 a.b) with a matrix
+product, and from each block fills the full matrix (optional, memory-mapped .npy when large),
+the k nearest neighbours of each face, and the pairs under a threshold. Nothing is ever looped
+over in Python per pair. It costs N^2: about 28 min for a million faces on 2 cores.
+
+Approximate: an HNSW graph (FAISS) finds each face's k nearest in O(N log N); the pairs are
+then those among each face's k nearest under the threshold (a person with 5,000 faces has 12.5
+million pairs under it: listing them all helps nobody). bench/results-scale measures how close
+it comes to exact search. `exact=True` (--exact-neighbors) keeps exact search at any size.
+
+Either way the pairs list holds at most `max_pairs`, the closest. People (same-person groups)
+are made in cluster.py / people.py from the neighbours; `nearest_other` finds each face's
+closest face of another person (look-alikes).
 """
 from __future__ import annotations
 
@@ -17,6 +26,11 @@ import numpy as np
 
 # Row blocks of this many faces keep the block (rows x N float32) at a few hundred MB at most.
 BLOCK_BYTES = 256 << 20
+# From this many faces on, neighbours are approximate by default (bench/results-scale: where
+# HNSW's time drops under exact search's, at the quality the bench shows).
+APPROX_FROM = 200_000
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
+MAX_PAIRS = 1_000_000  # pairs listed at most (--max-pairs)
 
 
 @dataclass
@@ -26,6 +40,8 @@ class Comparison:
     pairs: np.ndarray  # [P, 2] i < j with distance under the threshold
     pair_dist: np.ndarray  # [P] float32
     matrix: np.ndarray | None  # [N, N] float32 (a memmap when written to disk), or None
+    pairs_found: int = 0  # pairs under the threshold before the max_pairs cap
+    approximate: bool = False  # neighbours and pairs from the HNSW search
 
 
 def distance_block(rows: np.ndarray, cols: np.ndarray, row_sq: np.ndarray,
@@ -39,12 +55,26 @@ def distance_block(rows: np.ndarray, cols: np.ndarray, row_sq: np.ndarray,
     return np.sqrt(d2, out=d2)
 
 
+def is_approximate(n: int, exact: bool | None) -> bool:
+    """Whether n faces are compared approximately (exact: None = by size, True, False)."""
+    return exact is False or (exact is None and n >= APPROX_FROM)
+
+
 def compare(embeddings: np.ndarray, k: int, threshold: float, matrix_path: Path | None = None,
-            in_memory_limit: int = 4096, progress: Callable[[int], None] | None = None) -> Comparison:
+            in_memory_limit: int = 4096, progress: Callable[[int], None] | None = None,
+            exact: bool | None = None, max_pairs: int = MAX_PAIRS) -> Comparison:
     """Distances of every face to every other. With `matrix_path`, the full matrix is written
-    there as float32 .npy (memory-mapped above `in_memory_limit` faces)."""
+    there as float32 .npy (memory-mapped above `in_memory_limit` faces; exact search only)."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     n = len(x)
+    if is_approximate(n, exact) and n > 1 and k > 0:
+        near, dist = hnsw_knn(x, min(k, n - 1), progress)
+        i = np.repeat(np.arange(n), near.shape[1])
+        under = dist.ravel() < threshold
+        pairs, pair_dist = _unique_pairs(i[under], near.ravel()[under], dist.ravel()[under], n)
+        found = len(pair_dist)
+        pairs, pair_dist = _closest(pairs, pair_dist, max_pairs)
+        return Comparison(near, dist, pairs, pair_dist, None, found, approximate=True)
     matrix = None
     if matrix_path is not None:
         if n > in_memory_limit:  # written beside, renamed when whole
@@ -60,20 +90,21 @@ def compare(embeddings: np.ndarray, k: int, threshold: float, matrix_path: Path 
         else:
             matrix = np.empty((n, n), np.float32)
     try:
-        return _compare(x, k, threshold, matrix, matrix_path, progress)
+        return _compare(x, k, threshold, matrix, matrix_path, progress, max_pairs)
     except BaseException:
         if isinstance(matrix, np.memmap):
             partial.unlink(missing_ok=True)
         raise
 
 
-def _compare(x, k, threshold, matrix, matrix_path, progress) -> Comparison:
+def _compare(x, k, threshold, matrix, matrix_path, progress, max_pairs=MAX_PAIRS) -> Comparison:
     n = len(x)
     k = max(0, min(k, n - 1))
     sq = np.einsum("ij,ij->i", x, x)
     neighbors = np.zeros((n, k), np.int64)
     neighbor_dist = np.zeros((n, k), np.float32)
     pair_i, pair_j, pair_d = [], [], []
+    found = kept = 0
     step = max(1, min(n, BLOCK_BYTES // max(1, 4 * n)))
     for start in range(0, n, step):
         stop = min(n, start + step)
@@ -96,6 +127,12 @@ def _compare(x, k, threshold, matrix, matrix_path, progress) -> Comparison:
         pair_i.append(ii[upper])
         pair_j.append(jj[upper])
         pair_d.append(block[ii[upper] - start, jj[upper]])
+        found += int(upper.sum())
+        kept += int(upper.sum())
+        if kept > 2 * max_pairs:  # hold at most twice the cap: the closest so far
+            p, d = _closest(np.stack([np.concatenate(pair_i), np.concatenate(pair_j)], 1),
+                            np.concatenate(pair_d), max_pairs)
+            pair_i, pair_j, pair_d, kept = [p[:, 0]], [p[:, 1]], [d], len(d)
         if progress:
             progress(stop - start)
     if isinstance(matrix, np.memmap):
@@ -109,8 +146,58 @@ def _compare(x, k, threshold, matrix, matrix_path, progress) -> Comparison:
     pairs = (np.stack([np.concatenate(pair_i), np.concatenate(pair_j)], 1) if pair_i
              else np.zeros((0, 2), np.int64))
     pair_dist = np.concatenate(pair_d).astype(np.float32) if pair_d else np.zeros(0, np.float32)
-    order = np.argsort(pair_dist, kind="stable")
-    return Comparison(neighbors, neighbor_dist, pairs[order], pair_dist[order], matrix)
+    pairs, pair_dist = _closest(pairs, pair_dist, max_pairs)
+    return Comparison(neighbors, neighbor_dist, pairs, pair_dist, matrix, found)
+
+
+def _closest(pairs: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n closest pairs, closest first (ties in the order given)."""
+    if len(dist) > n:
+        keep = np.sort(np.argpartition(dist, n - 1)[:n]) if n else np.zeros(0, np.int64)
+        pairs, dist = pairs[keep], dist[keep]
+    order = np.argsort(dist, kind="stable")
+    return pairs[order], dist[order].astype(np.float32)
+
+
+def _unique_pairs(i, j, d, n) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) once each from directed neighbour edges."""
+    lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
+    key, first = np.unique(lo * n + hi, return_index=True)
+    return np.stack([key // n, key % n], 1), d[first]
+
+
+def hnsw_knn(x: np.ndarray, k: int, progress: Callable[[int], None] | None = None,
+             ef_search: int = HNSW_EF_SEARCH) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k nearest other rows by an HNSW graph (FAISS): (indices, distances), nearest
+    first. Approximate: bench/results-scale measures how close to exact."""
+    import faiss
+
+    n, d = x.shape
+    index = faiss.IndexHNSWFlat(d, HNSW_M)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    step = 50_000
+    for s in range(0, n, step):
+        index.add(x[s:s + step])
+    index.hnsw.efSearch = max(ef_search, k + 1)
+    near = np.empty((n, k), np.int64)
+    dist = np.empty((n, k), np.float32)
+    for s in range(0, n, step):
+        q = x[s:s + step]
+        d2, idx = index.search(q, k + 1)
+        d2[idx == np.arange(s, s + len(q))[:, None]] = np.inf  # a face is not its own neighbour
+        d2[idx < 0] = np.inf
+        order = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        near[s:s + len(q)] = np.take_along_axis(idx, order, 1)
+        dist[s:s + len(q)] = np.sqrt(np.maximum(np.take_along_axis(d2, order, 1), 0))
+        if progress:
+            progress(len(q))
+    return near, dist
+
+
+def knn(x: np.ndarray, k: int, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k nearest other rows, exact or approximate by size (see `compare`)."""
+    res = compare(x, k, 0.0, exact=exact, max_pairs=0)
+    return res.neighbors, res.neighbor_dist
 
 
 def nearest(queries: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

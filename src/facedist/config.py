@@ -63,6 +63,8 @@ class Settings:
     people_threshold: float | None = None  # average-linkage cut for people; None = the model's
     recluster: bool = False  # cluster all faces again (else only new faces join or form people)
     matrix_max_faces: int = 50_000  # above this no full matrix is written (N^2 grows fast)
+    exact_neighbors: bool | None = None  # None: exact below compare.APPROX_FROM faces, else HNSW
+    max_pairs: int = 1_000_000  # pairs listed at most, the closest (pairs.csv / .parquet)
     progress: bool = True
     wait: bool = False  # another run holds the output folder: wait for it (else exit 6 at once)
     # measurement (monitor / profiler)
@@ -174,6 +176,8 @@ _CHECKS = {
     "recluster": _flag, "progress": _flag, "wait": _flag, "plot": _flag, "profile": _flag,
     "report": _flag,
     "matrix_max_faces": _number(int, lambda v: v >= 0, "a number of faces, 0 or more"),
+    "exact_neighbors": _flag,
+    "max_pairs": _number(int, lambda v: v >= 0, "a number of pairs, 0 or more"),
     "sample_interval": _number(float, lambda v: v > 0, "a number of seconds above 0"),
 }
 

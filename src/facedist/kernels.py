@@ -15,19 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numba import njit
+from .jit import compiled as _compiled
 
 _BIG = 2**31 // 255  # more pixels than this could overflow int32 sums
-
-
-def _compiled(function):
-    """numba-compile `function` with the GIL released, cached on disk where numba finds a
-    writable folder (next to this file, or in the user's cache); else compiled in each process
-    that uses it (about 3 s)."""
-    try:
-        return njit(nogil=True, cache=True)(function)
-    except RuntimeError:  # "no locator available": no writable cache folder
-        return njit(nogil=True)(function)
 
 
 def integral_image(image: np.ndarray) -> np.ndarray:

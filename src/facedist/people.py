@@ -84,8 +84,12 @@ def person_ids(store: FaceStore, face_ids: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: np.ndarray,
-                  threshold: float, full: bool = False) -> np.ndarray:
-    """Give every face of `face_ids` a person (stored), and return the person id of each."""
+                  threshold: float, full: bool = False,
+                  neighbors: np.ndarray | None = None,
+                  neighbor_dist: np.ndarray | None = None) -> np.ndarray:
+    """Give every face of `face_ids` a person (stored), and return the person id of each.
+    `neighbors`/`neighbor_dist` ([N, k], from compare): the graph to cluster on, for the faces
+    to place; without them it is computed exactly (neighbor_graph)."""
     n = len(face_ids)
     if n == 0:
         return np.zeros(0, np.int64)
@@ -96,7 +100,12 @@ def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: 
     if len(rows) == 0:
         return person
     x = np.ascontiguousarray(embeddings, np.float32)
-    labels = average_linkage(x, neighbor_graph(x, rows), threshold, seeds)
+    if neighbors is not None:  # at scale: the (approximate) neighbours compare found
+        graph = Graph(n, np.repeat(rows, neighbors.shape[1]), neighbors[rows].ravel(),
+                      neighbor_dist[rows].ravel())
+    else:
+        graph = neighbor_graph(x, rows)
+    labels = average_linkage(x, graph, threshold, seeds)
     new_person = _person_ids(labels, seeds, person, store, key)
     store.set_people(key, [(int(face_ids[i]), int(new_person[i])) for i in range(n)
                            if new_person[i] != person[i] or full])

@@ -29,7 +29,7 @@ import torch
 
 from . import __version__
 from .align import make_aligner
-from .compare import compare
+from .compare import compare, is_approximate
 from .config import Settings
 from .decode import DecodedImage, DecodeError, decode_image
 from .detect import MtcnnDetector
@@ -38,7 +38,7 @@ from .embed import build_embedder, embed_faces
 from .errors import explain, explained
 from .models import check_environment, get_spec, pick_device, resolve_weights, sha256_file
 from .monitor import Monitor
-from .people import assign_people, suggest_threshold
+from .people import GRAPH_NEIGHBORS, assign_people, suggest_threshold
 from .store import FaceStore, ImageResult, OutputLock
 from . import report
 
@@ -67,6 +67,9 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
     report: Path | None = None  # report/index.html, with settings.report
+    pairs: int = 0  # pairs listed (pairs.csv / pairs.parquet)
+    pairs_found: int = 0  # pairs under the threshold, before --max-pairs
+    approximate: bool = False  # neighbours from the approximate search (compare.py)
 
     @property
     def warnings(self) -> int:
@@ -353,27 +356,53 @@ def _run_stages(settings, faces_pipeline, store, run_id, key, monitor, summary) 
     for path, reason in store.skipped(key, paths):
         log.debug(f"skipped {display_path(path)}: {reason}")
         summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
+    table = store.faces(key, paths)
+    compare_and_group(settings, faces_pipeline.spec, store, key, table, monitor, summary)
+    return sorted(paths)
+
+
+def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, table, monitor: Monitor,
+                      summary: RunSummary) -> None:
+    """compare → people → report on the faces of `table`: the stages after embedding, the same
+    whichever engine found the faces (bench/scale.py runs them on a generated store)."""
+    out = Path(settings.out)
+    n = len(table)
     with monitor.stage("compare"):
-        table = store.faces(key, paths)
-        summary.faces = len(table)
-        threshold = settings.threshold if settings.threshold is not None else faces_pipeline.spec.default_threshold
-        matrix_path = out / "distances.npy" if len(table) <= settings.matrix_max_faces else None
+        summary.faces = n
+        threshold = settings.threshold if settings.threshold is not None else spec.default_threshold
+        approximate = is_approximate(n, settings.exact_neighbors)
+        matrix_path = (out / "distances.npy" if n <= settings.matrix_max_faces and not approximate
+                       else None)
         if matrix_path is None and (out / "distances.npy").exists():
             (out / "distances.npy").unlink()  # a stale matrix of other faces would mislead
-        result = compare(table.embeddings, settings.k, threshold, matrix_path)
+        # the people's graph is these neighbours (GRAPH_NEIGHBORS at least): no second pass
+        k = max(settings.k, GRAPH_NEIGHBORS)
+        result = compare(table.embeddings, k, threshold, matrix_path,
+                         exact=settings.exact_neighbors, max_pairs=settings.max_pairs)
         summary.threshold = threshold
-        summary.suggested_threshold = suggest_threshold(result.neighbor_dist)
+        summary.approximate = result.approximate
+        summary.pairs, summary.pairs_found = len(result.pair_dist), result.pairs_found
+        if result.pairs_found > len(result.pair_dist):
+            log.warning(f"{result.pairs_found} pairs are under the threshold {threshold:g}: only the "
+                        f"{len(result.pair_dist)} closest are listed (--max-pairs)")
     with monitor.stage("people"):
-        cut = (settings.people_threshold if settings.people_threshold is not None
-               else faces_pipeline.spec.people_threshold)
+        cut = settings.people_threshold if settings.people_threshold is not None else spec.people_threshold
+        # a full clustering takes compare's neighbours; new faces joining exact people meet
+        # their own batch and the older faces apart (people.neighbor_graph), below the scale
+        # where that costs N^2
+        graph = ((result.neighbors, result.neighbor_dist)
+                 if result.approximate or settings.recluster or not store.has_people(key)
+                 else (None, None))
         person = assign_people(store, key, table.face_ids, table.embeddings, cut,
-                               full=settings.recluster)
+                               full=settings.recluster, neighbors=graph[0], neighbor_dist=graph[1])
         summary.people = len(set(person.tolist()))
+    result.neighbors = result.neighbors[:, :settings.k]
+    result.neighbor_dist = result.neighbor_dist[:, :settings.k]
+    summary.suggested_threshold = suggest_threshold(result.neighbor_dist)
     with monitor.stage("report"):
         report.write_results(out, table, result, person, store.person_names(key))
         report.write_threshold(out / "perf", result.neighbor_dist, threshold,
                                summary.suggested_threshold)
-    return sorted(paths)
 
 
 class _ContentClaims:

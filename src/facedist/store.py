@@ -335,26 +335,34 @@ class FaceStore:
         visible = ("AND i.seen_run = ? AND EXISTS (SELECT 1 FROM results r WHERE r.image_id = "
                    "i.id AND r.pipeline_key = f.pipeline_key AND r.run_id <= ?) "
                    if upto_run is not None else "")
-        rows = self.db.execute(
+        cur = self.db.execute(
             "SELECT f.id, i.path, f.face_index, f.x1, f.y1, f.x2, f.y2, f.prob, f.embedding, "
             "f.landmarks "
             "FROM faces f JOIN images i ON i.id = f.image_id WHERE f.pipeline_key = ? " + visible
             + "ORDER BY i.path, f.face_index",
             (pipeline_key,) + ((upto_run, upto_run) if upto_run is not None else ()))
-        rows = [(r[0], from_db(r[1]), *r[2:]) for r in rows]
-        rows = [r for r in rows if paths is None or r[1] in paths]
-        if not rows:
+        # in batches into arrays: a million faces cost their arrays, not a million row tuples
+        wanted, found = paths, []
+        ids, index, boxes, probs, emb, marks = [], [], [], [], [], []
+        while rows := cur.fetchmany(50_000):
+            rows = [(r[0], from_db(r[1]), *r[2:]) for r in rows]
+            if wanted is not None:
+                rows = [r for r in rows if r[1] in wanted]
+            if not rows:
+                continue
+            ids.append(np.array([r[0] for r in rows], np.int64))
+            found += [r[1] for r in rows]
+            index.append(np.array([r[2] for r in rows], np.int64))
+            boxes.append(np.array([r[3:7] for r in rows], np.float32))
+            probs.append(np.array([r[7] for r in rows], np.float32))
+            emb.append(np.frombuffer(b"".join(r[8] for r in rows), np.float32).reshape(len(rows), -1))
+            marks.append(np.frombuffer(b"".join(r[9] for r in rows), np.float32).reshape(len(rows), 5, 2))
+        if not ids:
             return FaceTable(np.zeros(0, np.int64), [], np.zeros(0, np.int64),
                              np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                              np.zeros((0, 0), np.float32), np.zeros((0, 5, 2), np.float32))
-        return FaceTable(
-            face_ids=np.array([r[0] for r in rows], np.int64),
-            paths=[r[1] for r in rows],
-            face_index=np.array([r[2] for r in rows], np.int64),
-            boxes=np.array([r[3:7] for r in rows], np.float32),
-            probs=np.array([r[7] for r in rows], np.float32),
-            embeddings=np.stack([np.frombuffer(r[8], np.float32) for r in rows]),
-            landmarks=np.stack([np.frombuffer(r[9], np.float32).reshape(5, 2) for r in rows]))
+        return FaceTable(np.concatenate(ids), found, np.concatenate(index), np.concatenate(boxes),
+                         np.concatenate(probs), np.concatenate(emb), np.concatenate(marks))
 
     def image_records(self) -> dict[str, tuple[str | None, int, int]]:
         """path -> (content SHA-256, size in bytes, mtime_ns) as the last run saw each file."""
@@ -377,6 +385,11 @@ class FaceStore:
         rows = self.db.execute("SELECT fp.face_id, fp.person_id, fp.pinned FROM face_people fp "
                                "JOIN wanted w ON w.id = fp.face_id")
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    def has_people(self, key: str) -> bool:
+        """Whether any face of `key` has a person yet (else a run clusters them all)."""
+        return self.db.execute("SELECT 1 FROM people WHERE pipeline_key = ? LIMIT 1",
+                               (key,)).fetchone() is not None
 
     def new_person(self, key: str) -> int:
         with self.db:

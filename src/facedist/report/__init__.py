@@ -3,9 +3,12 @@ same results: report/html.py).
 
 faces.csv (one row per face, with its person), people.csv (one row per person: faces, photos,
 nearest other people), lookalikes.csv (closest pairs of faces of different people),
-neighbors.csv (k nearest of each face), pairs.csv (pairs under the threshold, closest first)
-and, unless too large, distances.npy (written by compare). Files are written under a temporary
-name and renamed, so a killed run never leaves a half-written table behind.
+neighbors.parquet and, up to CSV_MAX_FACES faces, neighbors.csv (k nearest of each face),
+pairs.parquet and pairs.csv (pairs under the threshold, closest first, at most --max-pairs)
+and, unless too large, distances.npy (written by compare). The Parquet files name faces by
+face_id (faces.csv holds their paths and boxes) and are read in pieces (FaceDB.neighbors,
+FaceDB.pairs). Files are written under a temporary name and renamed, so a killed run never
+leaves a half-written table behind.
 """
 from __future__ import annotations
 
@@ -18,10 +21,11 @@ from typing import Iterable, Iterator, IO
 import numpy as np
 
 from ..discover import DISPLAY_ERRORS
-from ..compare import Comparison, compare, nearest_other
+from ..compare import APPROX_FROM, Comparison, knn, nearest_other
 from ..store import FaceTable
 
 LOOKALIKES_MAX = 1000  # rows of lookalikes.csv
+CSV_MAX_FACES = 100_000  # neighbors.csv and pairs.csv up to this many faces (Parquet always)
 
 
 @contextmanager
@@ -46,10 +50,21 @@ def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
         w.writerows(rows)
 
 
-def lookalikes(table: FaceTable, person: np.ndarray, n: int | None = None) -> list[tuple]:
+def lookalikes(table: FaceTable, person: np.ndarray, n: int | None = None,
+               neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple]:
     """The closest pairs of faces of different people, closest first: (distance, a, b) with
-    row indices a < b of `table`, each pair once."""
-    other, dist = nearest_other(table.embeddings, person)
+    row indices a < b of `table`, each pair once. With `neighbors` ([N, k] indices and
+    distances), from those only: at scale the closest other-person face is among a face's
+    nearest, or the pair is not among the closest."""
+    if neighbors is not None:
+        near, near_dist = neighbors
+        other_person = person[near] != person[:, None]
+        dist = np.where(other_person, near_dist, np.inf).astype(np.float32)
+        col = np.argmin(dist, axis=1)
+        dist = dist[np.arange(len(near)), col]
+        other = np.where(np.isfinite(dist), near[np.arange(len(near)), col], -1)
+    else:
+        other, dist = nearest_other(table.embeddings, person)
     pairs = {}
     for a in np.argsort(dist, kind="stable"):
         if other[a] < 0:
@@ -66,17 +81,21 @@ def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3) -> dict[int
     ids, inverse = np.unique(person, return_inverse=True)
     if len(ids) < 2:
         return {int(p): [] for p in ids}
-    x = table.embeddings.astype(np.float64)
-    centre = np.zeros((len(ids), x.shape[1]))
-    np.add.at(centre, inverse, x)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(len(ids)))
+    centre = np.add.reduceat(table.embeddings[order].astype(np.float64), starts)
     centre /= np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
-    res = compare(centre.astype(np.float32), k, 0.0)
-    return {int(ids[i]): [(int(ids[j]), float(d)) for j, d in zip(res.neighbors[i], res.neighbor_dist[i])]
+    near, dist = knn(centre.astype(np.float32), k)
+    return {int(ids[i]): [(int(ids[j]), float(d)) for j, d in zip(near[i], dist[i])]
             for i in range(len(ids))}
 
 
-def write_people(out: Path, table: FaceTable, person: np.ndarray, names: dict[int, str]) -> None:
-    """faces.csv, people.csv and lookalikes.csv: what changes when people change."""
+def write_people(out: Path, table: FaceTable, person: np.ndarray, names: dict[int, str],
+                 neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """faces.csv, people.csv and lookalikes.csv: what changes when people change. Look-alikes
+    come from `neighbors` when given, else (at scale) from neighbors.parquet."""
+    if neighbors is None and len(table) >= APPROX_FROM:
+        neighbors = read_neighbors(out, table)
     def name(p) -> str:
         return names.get(int(p), "")
 
@@ -103,12 +122,18 @@ def write_people(out: Path, table: FaceTable, person: np.ndarray, names: dict[in
                "face_b", "path_b", "x1_b", "y1_b", "x2_b", "y2_b", "person_b"],
               ((r + 1, f"{d:.4f}", int(table.face_ids[a]), table.paths[a], *box(a), int(person[a]),
                 int(table.face_ids[b]), table.paths[b], *box(b), int(person[b]))
-               for r, (d, a, b) in enumerate(lookalikes(table, person, LOOKALIKES_MAX))))
+               for r, (d, a, b) in enumerate(lookalikes(table, person, LOOKALIKES_MAX, neighbors))))
 
 
 def write_results(out: Path, table: FaceTable, result: Comparison, person: np.ndarray,
                   names: dict[int, str]) -> None:
-    write_people(out, table, person, names)
+    neighbors = (result.neighbors, result.neighbor_dist) if result.approximate else None
+    write_people(out, table, person, names, neighbors)
+    write_parquet(out, table, result)
+    if len(table) > CSV_MAX_FACES:
+        for name in ("neighbors.csv", "pairs.csv"):  # those of a smaller earlier run would mislead
+            (out / name).unlink(missing_ok=True)
+        return
     write_csv(out / "neighbors.csv",
               ["face", "path", "face_index", "rank", "neighbor", "neighbor_path",
                "neighbor_face_index", "distance"],
@@ -122,6 +147,57 @@ def write_results(out: Path, table: FaceTable, result: Comparison, person: np.nd
                for (a, b), d in zip(result.pairs, result.pair_dist)))
 
 
+def write_parquet(out: Path, table: FaceTable, result: Comparison) -> None:
+    """neighbors.parquet (face_id, rank, neighbor_face_id, distance) and pairs.parquet (face_a,
+    face_b, distance): faces by their face_id, in row groups of a million rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = table.face_ids.astype(np.int64)
+    k = result.neighbors.shape[1] if result.neighbors.ndim == 2 else 0
+    near = {"face_id": np.repeat(ids, k), "rank": np.tile(np.arange(1, k + 1, dtype=np.int16), len(ids)),
+            "neighbor_face_id": ids[result.neighbors].ravel() if len(ids) else np.zeros(0, np.int64),
+            "distance": result.neighbor_dist.astype(np.float32).ravel()}
+    pairs = {"face_a": ids[result.pairs[:, 0]] if len(result.pairs) else np.zeros(0, np.int64),
+             "face_b": ids[result.pairs[:, 1]] if len(result.pairs) else np.zeros(0, np.int64),
+             "distance": result.pair_dist.astype(np.float32)}
+    for name, columns in (("neighbors.parquet", near), ("pairs.parquet", pairs)):
+        with replacing(out / name, "wb") as fh:
+            pq.write_table(pa.table(columns), fh, row_group_size=1 << 20)
+
+
+def read_neighbors(out: Path, table: FaceTable) -> tuple[np.ndarray, np.ndarray] | None:
+    """The k nearest of each face of `table` from neighbors.parquet, as row indices; None when
+    that file is missing or is not of these faces."""
+    import pyarrow.parquet as pq
+
+    try:
+        t = pq.read_table(out / "neighbors.parquet")
+    except (OSError, ValueError):
+        return None
+    face = t.column("face_id").to_numpy()
+    n = len(table)
+    if n == 0 or len(face) == 0 or len(face) % n:
+        return None
+    k = len(face) // n
+    order = np.argsort(table.face_ids, kind="stable")
+    sorted_ids = table.face_ids[order]
+
+    def rows(ids: np.ndarray) -> np.ndarray | None:
+        at = np.minimum(np.searchsorted(sorted_ids, ids), n - 1)
+        return order[at] if np.array_equal(sorted_ids[at], ids) else None
+
+    row, near = rows(face), rows(t.column("neighbor_face_id").to_numpy())
+    if row is None or near is None or not np.array_equal(np.sort(row[::k]), np.arange(n)):
+        return None
+    near_rows = np.empty((n, k), np.int64)
+    dist = np.empty((n, k), np.float32)
+    rank = t.column("rank").to_numpy().astype(np.int64) - 1
+    near_rows[row, rank] = near
+    dist[row, rank] = t.column("distance").to_numpy()
+    return near_rows, dist
+
+
 def summary_dict(s) -> dict:
     """A run's summary (pipeline.RunSummary) as plain JSON values, for `run --json`."""
     import dataclasses
@@ -132,7 +208,8 @@ def summary_dict(s) -> dict:
     d["out"] = display_path(s.out)
     d["files"] = {name: display_path(s.out / name) for name in (
         "faces.csv", "people.csv", "lookalikes.csv", "neighbors.csv", "pairs.csv",
-        "distances.npy", "facedist.sqlite", "report/index.html") if (s.out / name).exists()}
+        "neighbors.parquet", "pairs.parquet", "distances.npy", "facedist.sqlite",
+        "report/index.html") if (s.out / name).exists()}
     return d
 
 
@@ -148,11 +225,19 @@ def format_summary(s) -> str:
         lines.append("  time per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in s.stage_seconds.items()))
     for reason, n in sorted(s.skipped.items(), key=lambda kv: -kv[1]):
         lines.append(f"  skipped {n}: {reason}")
+    if s.pairs_found > s.pairs:
+        lines.append(f"  pairs: the {s.pairs} closest of {s.pairs_found} under the threshold "
+                     f"(--max-pairs)")
+    if s.approximate:
+        lines.append("  neighbours and pairs from the approximate search (HNSW; --exact-neighbors "
+                     "for exact)")
     if s.threshold is not None:
         suggested = f"{s.suggested_threshold:.3f}" if s.suggested_threshold is not None else "none"
         lines.append(f"  pair threshold {s.threshold:g}; suggested from these photos: {suggested} "
                      f"(perf/threshold.json)")
-    lines.append(f"  results in {s.out}/ (faces.csv, people.csv, lookalikes.csv, neighbors.csv, pairs.csv"
+    csv = ", neighbors.csv, pairs.csv" if (s.out / "neighbors.csv").exists() else ""
+    lines.append(f"  results in {s.out}/ (faces.csv, people.csv, lookalikes.csv{csv}, "
+                 f"neighbors.parquet, pairs.parquet"
                  + (", distances.npy" if (s.out / "distances.npy").exists() else "") + ", perf/)")
     if s.report is not None:
         lines.append(f"  report: {s.report} (open it in a browser)")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..discover import display_path
-from . import lookalikes, replacing
+from . import lookalikes, read_neighbors, replacing
 from .thumbs import ThumbJob, cut_thumbnails, stale, thumb_name
 
 log = logging.getLogger("facedist")
@@ -185,17 +185,16 @@ class ReportWriter:
         self.threshold = _read_json(perf / "threshold.json")
 
     def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each face's k nearest: the run's (neighbors.csv), else computed (N x N distances)."""
-        from ..compare import compare
+        """Each face's k nearest: the run's (neighbors.parquet), else computed."""
+        from ..compare import knn
 
         k = min(self.db.settings.k, len(self.table) - 1)
         if k < 1:
             return np.zeros((len(self.table), 0), np.int64), np.zeros((len(self.table), 0))
-        found = run_neighbours(self.db.out / "neighbors.csv", self.table, k)
+        found = read_neighbors(self.db.out, self.table)
         if found is not None:
-            return found
-        res = compare(self.table.embeddings, k, 0.0)
-        return res.neighbors, res.neighbor_dist
+            return found[0][:, :k], found[1][:, :k]
+        return knn(self.table.embeddings, k, self.db.settings.exact_neighbors)
 
     # -- writing ------------------------------------------------------------------------------
     def write(self) -> ReportSummary:
@@ -397,35 +396,6 @@ class ReportWriter:
         with replacing(path, "wb") as fh:
             fh.write(data)
         self.written.add(name)
-
-
-def run_neighbours(path: Path, table, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The k nearest of each face as the run wrote them (neighbors.csv: row indices of its
-    face table), if that table is `table` row for row; else None. Saves the report an N x N
-    pass that the run already made."""
-    import csv
-
-    n = len(table)
-    near = np.full((n, k), -1, np.int64)
-    dist = np.zeros((n, k), np.float32)
-    shown = [display_path(p) for p in table.paths]
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = csv.reader(fh)
-            if next(rows)[:8] != ["face", "path", "face_index", "rank", "neighbor",
-                                  "neighbor_path", "neighbor_face_index", "distance"]:
-                return None
-            for face, p, fi, rank, j, _, _, d in rows:
-                i, r = int(face), int(rank) - 1
-                if not (0 <= i < n and 0 <= r < k and shown[i] == p
-                        and int(table.face_index[i]) == int(fi)):
-                    return None
-                near[i, r], dist[i, r] = int(j), float(d)
-    except (OSError, ValueError, StopIteration, csv.Error):
-        return None
-    if (near < 0).any() or (near >= n).any():
-        return None
-    return near, dist
 
 
 def run_lookalikes(path: Path, table, person: np.ndarray) -> list[tuple] | None:

@@ -1,0 +1,14 @@
+"""jit: numba compilation for facedist's hot loops (kernels.py, cluster.py)."""
+from __future__ import annotations
+
+from numba import njit
+
+
+def compiled(function):
+    """numba-compile `function` with the GIL released, cached on disk where numba finds a
+    writable folder (next to this file, or in the user's cache); else compiled in each process
+    that uses it (a few seconds)."""
+    try:
+        return njit(nogil=True, cache=True)(function)
+    except RuntimeError:  # "no locator available": no writable cache folder
+        return njit(nogil=True)(function)
