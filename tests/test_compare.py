@@ -98,3 +98,23 @@ def test_exact_by_default_below_the_approximate_size(rng, monkeypatch):
     assert not compare(x, 5, 0.5).approximate
     monkeypatch.setattr(c, "APPROX_FROM", 100)
     assert compare(x, 5, 0.5).approximate and not compare(x, 5, 0.5, exact=True).approximate
+
+
+def test_scale_settings_are_checked_where_they_enter():
+    import subprocess
+    import sys
+
+    import pytest
+
+    from facedist.config import Settings
+
+    s = Settings().update({"exact-neighbors": True, "max-pairs": 0})
+    assert s.exact_neighbors is True and s.max_pairs == 0
+    with pytest.raises(ValueError, match="max-pairs takes a number of pairs"):
+        Settings().update({"max_pairs": -1})
+    with pytest.raises(ValueError, match="exact-neighbors takes true or false"):
+        Settings().update({"exact_neighbors": "yes"})
+    bad = subprocess.run([sys.executable, "-m", "facedist.cli", "run", "/nonexistent", "--out",
+                          "/tmp/x-out", "--max-pairs", "-3"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "facedist: max-pairs takes a number of pairs, 0 or more, not -3"], bad.stderr
