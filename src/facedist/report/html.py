@@ -156,7 +156,7 @@ class ReportWriter:
         self.table = t = db.faces()
         self.person_of = db.person_of(t)
         names = db.store.person_names(db.pipeline_key)
-        records = db.store.image_records()
+        self.records = records = db.store.image_records()  # path -> (sha256, size, mtime_ns)
         self.absolute: dict[str, Path] = {p: absolute_photo(p, self.run) for p in set(t.paths)}
         self.faces = [ReportFace(i, int(t.face_ids[i]), display_path(t.paths[i]),
                                  self.absolute[t.paths[i]].as_uri(),
@@ -250,14 +250,13 @@ class ReportWriter:
     def _changed_since_run(self, wanted: dict[str, ThumbJob]) -> list[str]:
         """Photos whose size or mtime differ from what the run stored: their boxes would cut
         the wrong place."""
-        records = self.db.store.image_records()
         changed = []
         for path in wanted:
             try:
                 st = os.stat(self.absolute[path])
             except OSError:
                 continue  # cut_photo gives the reason
-            _, size, mtime_ns = records.get(path, (None, None, None))
+            _, size, mtime_ns = self.records.get(path, (None, None, None))
             if size is not None and (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                 changed.append(path)
         return changed
