@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[test,heif]"
+	$(BIN)/python -m pip install -q -e ".[test,heif,ray]"
 	$(BIN)/python -m facedist.kernels  # compile the numba kernels once, into their disk cache
 	touch $@
 

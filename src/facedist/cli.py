@@ -74,6 +74,13 @@ def _run_parser(sub) -> None:
                    help="list at most this many pairs under the threshold, the closest "
                         "(default 1000000)")
     r = p.add_argument_group("resources")
+    r.add_argument("--engine", choices=["local", "ray"],
+                   help="local: this machine (default); ray: the Ray cluster of RAY_ADDRESS, or "
+                        "a local Ray instance (pip install 'facedist[ray]')")
+    r.add_argument("--ray-actors", type=int,
+                   help="Ray actors processing photos (default: one per --ray-actor-cpus CPUs "
+                        "of the cluster, or one per GPU)")
+    r.add_argument("--ray-actor-cpus", type=int, help="CPUs (torch threads) per Ray actor (default 1)")
     r.add_argument("--embed-batch-size", type=int, help="faces per embedding batch (default 32)")
     r.add_argument("--decode-workers", type=int, help="decoding threads (default 2)")
     r.add_argument("--max-pixels", type=int, help="refuse images declaring more pixels")

@@ -63,9 +63,9 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
     seeds: per vector, -1 or a seed id; vectors of one seed start merged, and two groups that
     hold different seeds never merge.
 
-    The merge loop is compiled (numba): a heap of candidate pairs, stale entries skipped by
-    version, each group's neighbours a linked list that merges in O(1) and is compacted as it
-    is walked. A million faces with their 10 nearest each: bench/results-scale."""
+    The merge loop is compiled (numba): a heap of each group's closest neighbouring group
+    (_merge says why one entry per group is enough), each group's neighbours a linked list that
+    merges in O(1) and is compacted as it is walked. A million faces with their 10 nearest each: bench/results-scale."""
     n = len(x)
     seed_of = np.full(n, -1, np.int64) if seeds is None else np.asarray(seeds, np.int64)
     sums = np.asarray(x, np.float64).copy()  # per group (its root): sum of vectors,
@@ -85,12 +85,18 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
         size[roots] = np.bincount(inverse)
     ri, rj = parent[graph.i], parent[graph.j]  # every tree is one level deep here
     lo, hi = np.minimum(ri, rj).astype(np.int64), np.maximum(ri, rj).astype(np.int64)
-    key = np.unique(lo[lo != hi] * n + hi[lo != hi])
+    del ri, rj  # (a million faces' graph: each of these arrays is 80 MB)
+    apart = lo != hi
+    key = np.unique(lo[apart] * n + hi[apart])
+    del lo, hi, apart
     a, b = key // n, key % n
+    del key
     # each group's neighbours: a linked list over the directed edges (val, nxt), from head to tail
-    src, val = np.concatenate([a, b]), np.concatenate([b, a])
+    src = np.concatenate([a, b])
     order = np.argsort(src, kind="stable")
-    src, val = src[order], val[order].copy()
+    src = src[order]
+    val = np.concatenate([b, a])[order]
+    del order
     nxt = np.arange(1, len(src) + 1, dtype=np.int64)
     last = np.ones(len(src), bool)
     last[:-1] = src[1:] != src[:-1]
@@ -102,7 +108,9 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
     head[src[first_of]] = np.nonzero(first_of)[0]
     tail[src[last]] = np.nonzero(last)[0]
     degree = np.bincount(src, minlength=n).astype(np.int64)
-    _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, a, b, cut * cut)
+    del src, first_of, last
+    del a, b
+    _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, cut * cut)
     while True:  # every vector to its root
         up = parent[parent]
         if np.array_equal(up, parent):
@@ -127,25 +135,82 @@ def _root(parent, a):
 
 
 @compiled
-def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, a, b, limit):
-    """The merge loop of average_linkage, in place on its arrays."""
+def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, stamp, tick,
+          best, best_version, version):
+    """Walk group g's neighbour list once: each entry to its group's root, duplicates, g itself
+    and groups g may never join (another seed) unlinked; g's closest group into best[g] (with
+    that group's version). Returns the mean squared distance to it (inf: none)."""
+    stamp[g] = tick
+    closest, partner = np.inf, -1
+    prev, e, count = -1, head[g], 0
+    while e >= 0:
+        r = _root(parent, val[e])
+        following = nxt[e]
+        if stamp[r] == tick or (group_seed[g] >= 0 and group_seed[r] >= 0
+                                and group_seed[g] != group_seed[r]):
+            if prev < 0:
+                head[g] = following
+            else:
+                nxt[prev] = following
+        else:
+            stamp[r] = tick
+            val[e] = r
+            prev = e
+            count += 1
+            m = _mean_square(sums, squares, size, min(g, r), max(g, r))
+            if m < closest or (m == closest and r < partner):
+                closest, partner = m, r
+        e = following
+    tail[g] = prev
+    if prev >= 0:
+        nxt[prev] = -1
+    degree[g] = count
+    best[g] = partner
+    best_version[g] = version[partner] if partner >= 0 else 0
+    return closest
+
+
+@compiled
+def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, limit):
+    """The merge loop of average_linkage, in place on its arrays.
+
+    The heap holds one entry per group: its distance to its closest neighbouring group, as
+    computed when pushed. When two groups merge, the new group's mean to any other group is a
+    weighted mean of the two old ones, so an entry is never above the true distance of any pair
+    it covers: an entry whose partner has changed since is recomputed when it comes out, and one
+    whose partner has not is the closest pair of all and merges. One push per merge, not one
+    per neighbour (a million faces: a heap of ~1M entries instead of ~14M)."""
     n = len(parent)
     version = np.zeros(n, np.int64)
     stamp = np.zeros(n, np.int64)
+    best = np.full(n, -1, np.int64)
+    best_version = np.zeros(n, np.int64)
     tick = 0
-    heap = [(_mean_square(sums, squares, size, a[e], b[e]), a[e], b[e], 0, 0)
-            for e in range(len(a))]
+    heap = [(0.0, 0, 0)]
+    heap.pop()
+    for g in range(n):
+        if parent[g] == g and head[g] >= 0:
+            tick += 1
+            m = _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
+                      stamp, tick, best, best_version, version)
+            if m < limit:
+                heap.append((m, g, 0))
     heapq.heapify(heap)
-    room = max(2 * len(heap), 1 << 22)  # heap entries before stale ones are swept out
     while len(heap):
-        m, p, q, vp, vq = heapq.heappop(heap)
+        m, g, vg = heapq.heappop(heap)
         if m >= limit:
             break
-        if parent[p] != p or parent[q] != q or version[p] != vp or version[q] != vq:
+        if parent[g] != g or version[g] != vg:
+            continue  # g has merged since: its entry was pushed again then
+        r = best[g]
+        if parent[r] != r or version[r] != best_version[g]:  # the partner changed: look again
+            tick += 1
+            m = _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
+                      stamp, tick, best, best_version, version)
+            if m < limit:
+                heapq.heappush(heap, (m, g, vg))
             continue
-        if group_seed[p] >= 0 and group_seed[q] >= 0 and group_seed[p] != group_seed[q]:
-            continue  # two known people: never one group
-        keep, gone = (p, q) if degree[p] >= degree[q] else (q, p)
+        keep, gone = (g, r) if degree[g] >= degree[r] else (r, g)
         parent[gone] = keep
         sums[keep] += sums[gone]
         squares[keep] += squares[gone]
@@ -159,37 +224,11 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
             tail[keep] = tail[gone]
             head[gone] = -1
         version[keep] += 1
-        # walk keep's neighbours once: to their groups, each once, and push each pair again
         tick += 1
-        stamp[keep] = tick
-        prev, e, count = -1, head[keep], 0
-        while e >= 0:
-            r = _root(parent, val[e])
-            following = nxt[e]
-            if stamp[r] == tick:  # keep itself, or a group met already: unlinked
-                if prev < 0:
-                    head[keep] = following
-                else:
-                    nxt[prev] = following
-            else:
-                stamp[r] = tick
-                val[e] = r
-                prev = e
-                count += 1
-                lo, hi = min(keep, r), max(keep, r)
-                heapq.heappush(heap, (_mean_square(sums, squares, size, lo, hi), lo, hi,
-                                      version[lo], version[hi]))
-            e = following
-        tail[keep] = prev
-        if prev >= 0:
-            nxt[prev] = -1
-        degree[keep] = count
-        if len(heap) > room:  # mostly stale entries by now: keep the live ones only
-            live = [h for h in heap if parent[h[1]] == h[1] and parent[h[2]] == h[2]
-                    and version[h[1]] == h[3] and version[h[2]] == h[4]]
-            heapq.heapify(live)
-            heap = live
-            room = max(2 * len(heap), 1 << 22)
+        m = _scan(keep, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
+                  stamp, tick, best, best_version, version)
+        if m < limit:
+            heapq.heappush(heap, (m, keep, version[keep]))
 
 
 def chinese_whispers(graph: Graph, iterations: int = 20) -> np.ndarray:

@@ -65,6 +65,10 @@ class Settings:
     matrix_max_faces: int = 50_000  # above this no full matrix is written (N^2 grows fast)
     exact_neighbors: bool | None = None  # None: exact below compare.APPROX_FROM faces, else HNSW
     max_pairs: int = 1_000_000  # pairs listed at most, the closest (pairs.csv / .parquet)
+    # where photos are processed: "local" (this process, pipeline.py) or "ray" (ray_engine.py)
+    engine: str = "local"
+    ray_actors: int | None = None  # Ray actors; None: one per ray_actor_cpus CPUs (or per GPU)
+    ray_actor_cpus: int = 1  # CPUs each Ray actor takes (its torch threads)
     progress: bool = True
     wait: bool = False  # another run holds the output folder: wait for it (else exit 6 at once)
     # measurement (monitor / profiler)
@@ -178,6 +182,9 @@ _CHECKS = {
     "matrix_max_faces": _number(int, lambda v: v >= 0, "a number of faces, 0 or more"),
     "exact_neighbors": _flag,
     "max_pairs": _number(int, lambda v: v >= 0, "a number of pairs, 0 or more"),
+    "engine": _choice("local", "ray"),
+    "ray_actors": _number(int, lambda v: v >= 1, "a whole number of actors, at least 1"),
+    "ray_actor_cpus": _number(int, lambda v: v >= 1, "a whole number of CPUs, at least 1"),
     "sample_interval": _number(float, lambda v: v > 0, "a number of seconds above 0"),
 }
 

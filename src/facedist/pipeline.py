@@ -4,9 +4,9 @@ discover → (read + hash + decode, in threads) → detect → align → embed �
 then compare and report. Files are hashed first: byte-identical copies are processed once. On
 CPU each image is detected on its own worker thread (one torch thread each), and the next
 chunks are detected while one is aligned, embedded and stored. The stages themselves
-(discover.py … compare.py) know nothing of chunks, threads or progress bars; an engine that
-spreads chunks over processes or machines would replace `_process_chunks` and keep the stages
-as they are.
+(discover.py … compare.py) know nothing of chunks, threads or progress bars. The Ray engine
+(ray_engine.py) replaces `_process_chunks` only: its actors run FacePipeline, the same stage
+code, and the driver stores, compares and groups here.
 """
 from __future__ import annotations
 
@@ -351,7 +351,12 @@ def _run_stages(settings, faces_pipeline, store, run_id, key, monitor, summary) 
     if rejected:
         store.save_chunk(run_id, key, settings.model, [
             ImageResult(store.image_id(str(r.path), 0, 0), reason=r.reason) for r in rejected])
-    _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor, summary)
+    if settings.engine == "ray":  # the same stages, on a Ray cluster's actors
+        from . import ray_engine
+
+        ray_engine.process_files(todo, store, run_id, key, settings, monitor, summary)
+    else:
+        _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor, summary)
     paths = {str(f.path) for f in files} | {str(r.path) for r in rejected}
     for path, reason in store.skipped(key, paths):
         log.debug(f"skipped {display_path(path)}: {reason}")
@@ -515,7 +520,7 @@ def _finish_chunk(chunk, waiting, faces_pipeline, store, run_id, key, settings, 
         store.copy_results(run_id, key, copies)
     for w in batch:
         w.image = None  # `todo` still lists this work item; the pixels must not stay
-    _release_memory()
+    release_memory()
     summary.processed += sum(r.reason is None for r in results)
     summary.copies += len(copies)
     return [w for w, have in found if have is None]
@@ -542,7 +547,7 @@ def share_one_heap() -> None:
         _LIBC.mallopt(-8, 1)  # M_ARENA_MAX
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
     """Give freed heap pages back to the OS after each chunk: photos of ever-different sizes
     leave the heap fragmented, and without this a long run's RSS creeps up with the images."""
     if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):

@@ -85,7 +85,9 @@ def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3) -> dict[int
     starts = np.searchsorted(inverse[order], np.arange(len(ids)))
     centre = np.add.reduceat(table.embeddings[order].astype(np.float64), starts)
     centre /= np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
-    near, dist = knn(centre.astype(np.float32), k)
+    # a hint per person, not a measured answer: HNSW's lighter search is enough (at a million
+    # faces, ~300,000 people: 60 s less than the faces' own efSearch)
+    near, dist = knn(centre.astype(np.float32), k, ef_search=64)
     return {int(ids[i]): [(int(ids[j]), float(d)) for j, d in zip(near[i], dist[i])]
             for i in range(len(ids))}
 
