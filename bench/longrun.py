@@ -133,7 +133,7 @@ def run(photos: Path, work: Path, dest: Path, args: list[str]) -> None:
 
 def summarize(samples, total: int, kill_at: float, wall: float) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
-    from facedist.config import Settings
+    from facedist.backend import Backend
     from facedist.pipeline import DETECT_AHEAD
 
     t = np.array([s[0] for s in samples])
@@ -155,7 +155,7 @@ def summarize(samples, total: int, kill_at: float, wall: float) -> dict:
     stored_at_kill = float(n[phase == "killed"].max())
     resumed = (phase == "resumed") & (n > stored_at_kill)
     first_again = float(t[np.argmax(resumed)])
-    chunk = Settings().chunk_images
+    chunk = Backend.create("cpu").chunk_images  # the run's, on this CPU machine
     chunk_s = chunk / rate
     in_flight_s = (DETECT_AHEAD + 1) * chunk / rate
     restart_s = first_again - kill_at

@@ -62,3 +62,17 @@ def write_face_image(path: Path, source: Path = LABELED / "people" / "obama" / "
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def tf32_on():
+    """TF32 allowed, as torch has it by default for cuDNN convolutions on a GPU machine."""
+    from facedist.backend import _tf32_flags
+
+    flags = _tf32_flags()
+    saved = [(f, f.get()) for f in flags]
+    for f in flags:
+        f.set("tf32" if f.off == "ieee" else True)
+    yield
+    for f, value in saved:
+        f.set(value)

@@ -39,6 +39,14 @@ def test_negative_max_side_is_refused_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_half_precision_on_cpu_is_refused_in_one_line(tmp_path, capsys):
+    code = main(["run", str(PEOPLE), "--out", str(tmp_path / "o"), "--device", "cpu",
+                 "--precision", "fp16"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "needs a CUDA GPU" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_weights_exit_at_once_with_the_remedy(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEDIST_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("FACEDIST_OFFLINE", "1")

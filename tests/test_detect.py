@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import GOLDEN, HUMANS, LABELED
+from conftest import GOLDEN, HUMANS, LABELED, SHARED
 from facedist.config import DetectSettings
 import torch
 
-from facedist.detect import MtcnnDetector, nms, pyramid_scales
+from facedist.backend import tf32_enabled
+from facedist.detect import (MtcnnDetector, _DeviceTables, _IntegralSampler, _pack_levels, nms,
+                             pyramid_scales)
 from facedist.nets.mtcnn import max_pool_2x2_ceil
 
 
@@ -55,6 +57,71 @@ def test_pnet_in_bands_equals_pnet_on_the_whole_level(monkeypatch, height):
     assert prob.shape == whole_prob.shape == (1, (height - 1) // 2 - 4, 24)
     torch.testing.assert_close(prob, whole_prob, rtol=0, atol=1e-5)  # float32 rounding
     torch.testing.assert_close(reg, whole_reg, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("sizes", [[(61, 57), (40, 33), (25, 80)], [(30, 30), (30, 30)], [(13, 12)]])
+def test_pnet_on_padded_levels_equals_pnet_on_each_level(sizes):
+    """detect_many's P-Net over a padded batch: each level's cells as on the level alone (odd
+    sizes pool a partial window at the edge, which the padding must not enter)."""
+    pnet = MtcnnDetector(DetectSettings()).pnet
+    gen = torch.Generator().manual_seed(0)
+    levels = [torch.randn(1, 3, h, w, generator=gen) for h, w in sizes]
+    batch = torch.zeros(len(sizes), 3, max(h for h, _ in sizes), max(w for _, w in sizes))
+    for k, (h, w) in enumerate(sizes):
+        batch[k, :, :h, :w] = levels[k][0]
+    with torch.inference_mode():
+        reg, prob = pnet.forward_padded(batch, torch.tensor(sizes))
+        for k, level in enumerate(levels):
+            one_reg, one_prob = pnet(level)
+            rows, cols = one_prob.shape[1:]
+            assert (rows, cols) == ((sizes[k][0] - 1) // 2 - 4, (sizes[k][1] - 1) // 2 - 4)
+            torch.testing.assert_close(prob[k:k + 1, :rows, :cols], one_prob, rtol=0, atol=1e-5)
+            torch.testing.assert_close(reg[k:k + 1, :, :rows, :cols], one_reg, rtol=0, atol=1e-5)
+
+
+def test_device_tables_give_the_integral_samplers_values(rng):
+    images = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(3)]
+    ours = _DeviceTables(images, torch.device("cpu"))
+    theirs = [_IntegralSampler(img, torch.device("cpu")) for img in images]
+    for size in [(37, 53), (20, 29), (12, 12), (50, 70)]:
+        levels = ours.levels(1, 3, size)
+        for k in (1, 2):
+            assert torch.equal(levels[k - 1], theirs[k].level(size)[0].permute(1, 2, 0))
+    windows = np.array([[0, 0, 53, 37], [3, 5, 20, 30], [10, 10, 11, 12], [3, 5, 20, 30]])
+    which = np.array([0, 2, 1, 1])
+    crops = ours.crops(which, windows, 24)
+    for n, k in enumerate(which):
+        assert torch.equal(crops[n], theirs[k].crops(windows[n:n + 1], 24)[0].permute(1, 2, 0))
+
+
+def test_levels_are_packed_once_each_with_little_padding():
+    sizes = [(100, 100)] * 5 + [(98, 100), (60, 80), (59, 80), (10, 12), (400, 400)]
+    jobs = [(g, 0, 1 + g % 2, 0, 1.0, size) for g, size in enumerate(sizes)]
+    batches = list(_pack_levels(jobs, 30_000))
+    assert sorted(j for b in batches for j in b) == sorted(jobs)
+    for b in batches:
+        rows = sum(j[2] - j[1] for j in b)
+        padded = rows * max(j[5][0] for j in b) * max(j[5][1] for j in b)
+        assert len(b) == 1 or (padded <= 30_000 and
+                               padded <= 1.25 * sum((j[2] - j[1]) * j[5][0] * j[5][1] for j in b))
+    assert [len(b) for b in batches][:1] == [1]  # the 400x400 level, over the budget, goes alone
+
+
+def test_detection_never_runs_in_tf32(tf32_on):
+    """TF32 convolutions moved MTCNN's boxes on a GPU (IoU 0.80 against the CPU): each network
+    call of detection must see it off, whatever the process had, and find it as it was after."""
+    det = MtcnnDetector(DetectSettings())
+    seen = []
+    hooks = [net.register_forward_pre_hook(lambda *_: seen.append(tf32_enabled()))
+             for net in (det.pnet, det.rnet, det.onet)]
+    img = np.asarray(Image.open(LABELED / "groups" / "two_people.jpg").convert("RGB"))
+    try:
+        assert len(det.detect(img)) == 2 and len(det.detect_many([img])[0]) == 2
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(seen) >= 6 and not any(seen)
+    assert tf32_enabled()
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +183,26 @@ def test_default_coarse_to_fine_agrees_with_reference():
                 matched.append(best)
     assert same >= 0.96 * len(golden), same
     assert np.mean(np.array(matched) >= 0.9) >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("faces", ["all", "largest"])
+def test_many_images_at_once_find_the_faces_of_each_alone(faces):
+    """detect_many (the GPU path, here on CPU tensors) against detect, image by image, on photos
+    of many sizes: the same faces, boxes and landmarks up to float rounding."""
+    from facedist.decode import decode_image
+
+    lfw = sorted((SHARED / "data" / "lfw-dev").rglob("*.jpg"))[:24]  # one shape: stacked
+    names = sorted(HUMANS.iterdir())[::8] + sorted((LABELED / "groups").iterdir()) + lfw
+    images = [decode_image(p, 10**9, 1024) for p in names]
+    det = MtcnnDetector(DetectSettings(faces=faces))
+    many = det.detect_many([im.pixels for im in images], [im.scale for im in images])
+    total = 0
+    for im, together in zip(images, many):
+        alone = det.detect(im.pixels, im.scale)
+        assert len(together) == len(alone)
+        for a, b in zip(alone, together):
+            assert np.abs(a.box - b.box).max() < 0.01 and abs(a.prob - b.prob) < 1e-4
+            assert np.abs(a.landmarks - b.landmarks).max() < 0.01
+        total += len(alone)
+    assert total >= len(images)

@@ -65,3 +65,36 @@ def test_dlib_embedders_give_128d(name):
     out = emb.embed_batch(chips)
     assert out.shape == (3, 128) and out.dtype == np.float32
     assert emb.embed_batch(chips[:0]).shape == (0, 128)
+
+
+def _parity_crops() -> np.ndarray:
+    ref = reference()
+    return np.stack([np.asarray(Image.open(GOLDEN / "facenet" / c["crop"]).convert("RGB"))
+                     for c in ref["crops"]])
+
+
+def test_embedding_never_runs_in_tf32(tf32_on):
+    """TF32 moved embeddings to cosine 0.966 on a GPU: the network must see it off."""
+    from facedist.backend import tf32_enabled
+
+    emb = FacenetEmbedder(get_spec("facenet-vggface2"), "synthetic", torch.device("cpu"))
+    seen = []
+    emb.model.register_forward_pre_hook(lambda *_: seen.append(tf32_enabled()))
+    emb.embed_batch(_parity_crops()[:2])
+    assert seen == [False] and tf32_enabled()
+
+
+@pytest.mark.parametrize("name", ["dlib-resnet", "facenet-vggface2"])
+def test_half_precision_embeddings_stay_within_cosine_0_9999(name):
+    """precision fp16 (offered on GPUs only) run here on CPU tensors: the same embeddings up to
+    cosine 0.9999, on real face crops (the device check measures it on the GPU)."""
+    spec = get_spec(name)
+    crops = np.stack([np.asarray(Image.fromarray(c).resize((spec.input_size,) * 2))
+                      for c in _parity_crops()])
+    emb = build_embedder(spec, "synthetic" if name.startswith("facenet") else None, "cpu")
+    full = emb.embed_batch(crops)
+    emb.use_dtype(torch.float16)
+    half = emb.embed_batch(crops)
+    assert half.dtype == np.float32
+    cos = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
+    assert cos.min() >= 0.9999, cos.min()

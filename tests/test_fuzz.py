@@ -95,8 +95,9 @@ setting_values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
                            st.lists(st.floats(allow_nan=False), max_size=4))
 setting_keys = st.sampled_from(
     ["k", "factor", "thresholds", "min-face-size", "max_side", "views", "threshold", "faces",
-     "embed-batch-size", "decode_workers", "max-pixels", "exact", "recluster", "model",
-     "people-threshold", "sample-interval", "matrix-max-faces", "wait", "nonsense"])
+     "embed-batch-size", "decode_workers", "chunk-images", "max-pixels", "exact", "recluster",
+     "model", "precision", "people-threshold", "sample-interval", "matrix-max-faces", "wait",
+     "nonsense"])
 
 
 @BOUNDED
@@ -108,7 +109,10 @@ def test_settings_take_a_value_or_refuse_it_in_one_line(values):
         assert "\n" not in str(exc) and str(exc)
         return
     assert s.k >= 1 and 0 < s.detect.factor < 1 and s.detect.min_face_size >= 12
-    assert all(0 <= t <= 1 for t in s.detect.thresholds) and s.embed_batch_size >= 1
+    assert all(0 <= t <= 1 for t in s.detect.thresholds)
+    for count in (s.embed_batch_size, s.decode_workers, s.chunk_images):  # None: the backend's
+        assert count is None or count >= 1
+    assert s.precision in ("fp32", "fp16")
 
 
 @BOUNDED

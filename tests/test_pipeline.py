@@ -313,3 +313,28 @@ def test_outputs_at_scale_parquet_capped_pairs_and_readers(tmp_path, monkeypatch
     assert np.all(np.diff(dist) >= 0) and dist.max() < 0.4
     lookalikes = (out / "lookalikes.csv").read_text().splitlines()
     assert len(lookalikes) > 10  # from the neighbours, not from an N x N pass
+
+
+def test_a_run_on_the_gpu_path_gives_the_cpu_runs_faces(tmp_path):
+    """The GPU's engine path (whole chunks detected at once by detect_many, aligned on a pool),
+    run on CPU tensors: the same faces and embeddings as the default CPU run, and results
+    stored under the same key (fp32 answers do not depend on the device)."""
+    import torch
+
+    from facedist.api import FaceDB
+    from facedist.backend import Backend
+
+    photos = tmp_path / "photos"
+    shutil.copytree(LABELED / "groups", photos / "groups")
+    shutil.copytree(LABELED / "people" / "obama", photos / "obama")
+    cpu = pipeline.run(settings(photos, tmp_path / "cpu"))
+    s = settings(photos, tmp_path / "gpu-path", chunk_images=5)
+    batched = pipeline.FacePipeline(s, Backend(torch.device("cpu"), batched_detection=True))
+    assert batched._align_pool is not None
+    s.out.mkdir()
+    summary = pipeline._run_locked(s, batched, s.out, pipeline.Monitor(enabled=False))
+    assert summary.faces == cpu.faces >= 8
+    a, b = FaceDB(tmp_path / "cpu").faces(), FaceDB(tmp_path / "gpu-path").faces()
+    assert list(a.paths) == list(b.paths)
+    assert np.abs(a.boxes - b.boxes).max() < 0.05
+    assert ((a.embeddings * b.embeddings).sum(1) >= 0.99999).all()

@@ -45,6 +45,9 @@ def _run_parser(sub) -> None:
     p.add_argument("--model", choices=sorted(EMBEDDERS), help="embedder (default dlib-resnet)")
     p.add_argument("--weights", help="weights file for the embedder ('synthetic': timing only)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto")
+    p.add_argument("--precision", choices=["fp32", "fp16"],
+                   help="fp32: the CPU's answers on any device (default); fp16: the embedder in "
+                        "half precision on a GPU (detection stays fp32)")
     g = p.add_argument_group("detection (MTCNN)")
     g.add_argument("--faces", choices=["all", "largest"], help="faces kept per image (default all)")
     g.add_argument("--exact", action="store_true", default=None,
@@ -81,8 +84,12 @@ def _run_parser(sub) -> None:
                    help="Ray actors processing photos (default: one per --ray-actor-cpus CPUs "
                         "of the cluster, or one per GPU)")
     r.add_argument("--ray-actor-cpus", type=int, help="CPUs (torch threads) per Ray actor (default 1)")
-    r.add_argument("--embed-batch-size", type=int, help="faces per embedding batch (default 32)")
-    r.add_argument("--decode-workers", type=int, help="decoding threads (default 2)")
+    r.add_argument("--embed-batch-size", type=int,
+                   help="faces per embedding batch (default 32; 256 on a GPU)")
+    r.add_argument("--chunk-images", type=int,
+                   help="photos decoded, detected and stored together (default 16; 256 on a GPU)")
+    r.add_argument("--decode-workers", type=int,
+                   help="decoding threads (default 2; every core with a GPU)")
     r.add_argument("--max-pixels", type=int, help="refuse images declaring more pixels")
     r.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     r.add_argument("--wait", action="store_true", default=None,

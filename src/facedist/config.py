@@ -51,10 +51,12 @@ class Settings:
     model: str = "dlib-resnet"
     weights: str | None = None  # a file path, or "synthetic" (timing only) for FaceNet models
     device: str = "auto"
+    precision: str = "fp32"  # "fp16": the embedder in half precision on a GPU (backend.py)
     detect: DetectSettings = field(default_factory=DetectSettings)
-    embed_batch_size: int = 32
-    chunk_images: int = 16  # images decoded, detected and stored together
-    decode_workers: int = 2
+    # None: the backend's (backend.py): 32, 16 and 2 on CPU; 256, 256 and every core on a GPU
+    embed_batch_size: int | None = None
+    chunk_images: int | None = None  # images decoded, detected and stored together
+    decode_workers: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     views: int | None = None  # embedding views per face: 1, 2 (+ mirror), 4 (+ a second chip
     # from MTCNN's landmarks, and its mirror; dlib models); None = the model's default
@@ -162,7 +164,7 @@ def _thresholds(name: str, value: Any) -> tuple[float, float, float]:
 # a smaller face size would blow every photo up (memory grows without bound).
 _CHECKS = {
     "photos": lambda n, v: Path(_text(n, v)), "out": lambda n, v: Path(_text(n, v)),
-    "model": _text, "weights": _text, "device": _text,
+    "model": _text, "weights": _text, "device": _text, "precision": _choice("fp32", "fp16"),
     "min_face_size": _number(float, lambda v: v >= 12, "a face size in pixels, at least 12"),
     "thresholds": _thresholds,
     "factor": _number(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),

@@ -11,18 +11,26 @@ images are detected coarse to fine: P-Net runs only on the reference pyramid lev
 decoded photo (full resolution unless it is over twice max_side), so that boxes stay the
 reference's for every face the coarse levels find; levels and crops are then resampled through
 an integral image (kernels.py), which gives the reference's values faster.
+
+`detect_many` runs the same cascade over many images at once, for a GPU: each pyramid level of
+every image is resampled on the device, levels of similar size go through P-Net together (padded,
+with the padding masked so that each image's maps are its own), and the R- and O-Net crops of all
+images go through in shared batches. Only candidate boxes come back to the CPU, for NMS.
+Networks always run in IEEE float32 (backend.strict_fp32): TF32 moves the boxes.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .backend import strict_fp32
 from .config import DetectSettings
-from .kernels import area_crops, area_resize, greedy_nms, integral_image
+from .kernels import _BIG as _INT32_PIXELS, area_crops, area_resize, greedy_nms, integral_image
 from .models import load_mtcnn
 
 # P-Net sees pyramid levels over 3x this many pixels in bands of rows of about this many: a
@@ -30,6 +38,9 @@ from .models import load_mtcnn
 # (smaller levels gain nothing).
 PNET_BAND_PIXELS = 400_000
 REFINE_BATCH_PIXELS = 256 * 24 * 24  # R-/O-Net crops per call: this many pixels
+# detect_many (a GPU): pixels of pyramid levels per P-Net call, and of crops per R-/O-Net call
+MANY_PNET_PIXELS = 8_000_000
+MANY_REFINE_PIXELS = 4096 * 24 * 24
 
 
 @dataclass
@@ -138,12 +149,41 @@ class MtcnnDetector:
         `source_scale`: source pixels per array pixel when the image was decoded reduced; the
         pyramid is then laid out on the source geometry, as the reference would on the original.
         """
+        with strict_fp32():
+            return self._faces(*self._cascade(image, source_scale))
+
+    @torch.inference_mode()
+    def detect_many(self, images: list[np.ndarray],
+                    source_scales: list[float] | None = None) -> list[list[FaceDetection]]:
+        """`detect` for many images at once, each network call shared by all of them (see the
+        module's docstring); the same faces, up to float rounding. For a GPU; it runs on CPU
+        tensors too."""
         s = self.settings
-        boxes, points = self._cascade(image, source_scale)
+        scales = source_scales or [1.0] * len(images)
+        if s.exact:  # the exact mode resamples as the reference does, image by image
+            return self.detect_batch(images, scales)
+        # Images of one shape (and source scale) share one stack of integral images, so that a
+        # pyramid level or the crops of all of them cost one gather (LFW: every photo 250x250).
+        groups: dict[tuple, list[int]] = {}
+        for i, (img, sc) in enumerate(zip(images, scales)):
+            groups.setdefault((img.shape, sc), []).append(i)
+        with strict_fp32():
+            tables = [_DeviceTables([images[i] for i in members], self.device)
+                      for members in groups.values()]
+            members = list(groups.values())
+            boxes = self._proposals_many(tables, members, scales)
+            refined = self._refine_many(self.rnet, tables, members, boxes, 24)
+            for i, (b, reg, prob) in refined.items():
+                boxes[i] = _after_rnet(b, reg, prob, s)
+            refined = self._refine_many(self.onet, tables, members, boxes, 48)
+        return [self._faces(*_after_onet(*refined[i], s)) if i in refined else []
+                for i in range(len(images))]
+
+    def _faces(self, boxes: np.ndarray, points: np.ndarray) -> list[FaceDetection]:
         faces = [FaceDetection(box=b[:4].astype(np.float32), prob=float(b[4]),
                                landmarks=p.astype(np.float32)) for b, p in zip(boxes, points)]
         faces.sort(key=lambda f: f.area, reverse=True)
-        return faces[:1] if s.faces == "largest" else faces
+        return faces[:1] if self.settings.faces == "largest" else faces
 
     # -- the three stages -------------------------------------------------------------------
     def _cascade(self, image: np.ndarray, source_scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -160,25 +200,11 @@ class MtcnnDetector:
         if len(boxes) == 0:
             return no_faces
         # Stage 2: R-Net refines the proposals on 24x24 crops.
-        boxes, reg, prob = self._refine(self.rnet, sampler, boxes, 24, width, height)
-        keep = prob > s.thresholds[1]
-        boxes, reg = np.concatenate([boxes[keep, :4], prob[keep, None]], 1), reg[keep]
-        keep = nms(boxes[:, :4], boxes[:, 4], 0.7)
-        boxes = _square(_regress(boxes[keep], reg[keep]))
+        boxes = _after_rnet(*self._refine(self.rnet, sampler, boxes, 24, width, height), s)
         if len(boxes) == 0:
             return no_faces
         # Stage 3: O-Net scores, regresses and places landmarks on 48x48 crops.
-        boxes, (reg, marks), prob = self._refine(self.onet, sampler, boxes, 48, width, height)
-        keep = prob > s.thresholds[2]
-        boxes = np.concatenate([boxes[keep, :4], prob[keep, None]], 1)
-        reg, marks = reg[keep], marks[keep]
-        w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
-        h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
-        points = np.stack([w * marks[:, :5] + boxes[:, 0:1] - 1,
-                           h * marks[:, 5:] + boxes[:, 1:2] - 1], axis=2)
-        boxes = _regress(boxes, reg)
-        keep = nms(boxes[:, :4], boxes[:, 4], 0.7, method="min", inclusive=True)
-        return boxes[keep], points[keep]
+        return _after_onet(*self._refine(self.onet, sampler, boxes, 48, width, height), s)
 
     def _proposals(self, sampler: "_TorchAreaSampler | _IntegralSampler", height: int, width: int,
                    max_side: int | None = None) -> np.ndarray:
@@ -193,14 +219,9 @@ class MtcnnDetector:
             if max_side and max(size) > max_side:
                 continue
             reg, prob = self._pnet(sampler.level(size).contiguous(memory_format=self.layout))
-            cand = _pnet_boxes(reg[0].cpu().numpy(), prob[0].cpu().numpy(), scale, s.thresholds[0])
-            found.append(cand[nms(cand[:, :4], cand[:, 4], 0.5)])
-        boxes = np.concatenate(found) if found else np.zeros((0, 9), np.float32)
-        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
-        w = boxes[:, 2] - boxes[:, 0]
-        h = boxes[:, 3] - boxes[:, 1]
-        moved = boxes[:, :4] + boxes[:, 5:9] * np.stack([w, h, w, h], 1)
-        return _square(np.concatenate([moved, boxes[:, 4:5]], 1))
+            found.append(_pnet_boxes(reg[0].cpu().numpy(), prob[0].cpu().numpy(), scale,
+                                     s.thresholds[0]))
+        return _merge_levels(found)
 
     def _pnet(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """P-Net over one level [1, 3, H, W]; on CPU (not exact) in bands of output rows.
@@ -236,6 +257,172 @@ class MtcnnDetector:
         outs = [torch.cat(parts).cpu().numpy() for parts in zip(*outs)]
         heads = outs[0] if len(outs) == 2 else (outs[0], outs[1])
         return boxes, heads, outs[-1]
+
+
+    # -- many images at once (detect_many) ------------------------------------------------
+    def _proposals_many(self, tables: list["_DeviceTables"], members: list[list[int]],
+                        source_scales: list[float]) -> list[np.ndarray]:
+        """`_proposals` for many images: their pyramid levels packed into shared P-Net calls.
+        Returns each image's proposals [N, 5] in its decoded pixels."""
+        s = self.settings
+        jobs = []  # (group, first, end, level, scale, (h, w)): a level of some of a group's images
+        for g, (table, group) in enumerate(zip(tables, members)):
+            source_scale = source_scales[group[0]]
+            h0, w0 = round(table.height * source_scale), round(table.width * source_scale)
+            for level, scale in enumerate(pyramid_scales(h0, w0, s.min_face_size, s.factor)):
+                size = (int(h0 * scale + 1), int(w0 * scale + 1))
+                if s.max_side and max(size) > s.max_side:
+                    continue
+                per_call = max(1, MANY_PNET_PIXELS // (size[0] * size[1]))
+                jobs += [(g, lo, min(lo + per_call, len(group)), level, scale, size)
+                         for lo in range(0, len(group), per_call)]
+        found: list[dict[int, np.ndarray]] = [{} for _ in source_scales]
+        for batch in _pack_levels(jobs, MANY_PNET_PIXELS):
+            height = max(j[5][0] for j in batch)
+            width = max(j[5][1] for j in batch)
+            rows = []  # (image, level, scale) of each row of the batch
+            x = torch.zeros((sum(j[2] - j[1] for j in batch), height, width, 3), device=self.device)
+            for g, lo, hi, level, scale, (h, w) in batch:
+                x[len(rows):len(rows) + hi - lo, :h, :w] = tables[g].levels(lo, hi, (h, w))
+                rows += [(i, level, scale) for i in members[g][lo:hi]]
+            sizes = torch.tensor([j[5] for j in batch for _ in range(j[2] - j[1])], device=self.device)
+            reg, prob = self.pnet.forward_padded(x.permute(0, 3, 1, 2), sizes)
+            # cells over threshold whose window lies in their own level (not in the padding)
+            out_rows = (sizes[:, 0] - 1) // 2 - 4  # P-Net's output size: ceil((h - 2) / 2) - 4
+            out_cols = (sizes[:, 1] - 1) // 2 - 4
+            inside = ((torch.arange(prob.shape[1], device=self.device)[None, :, None] < out_rows[:, None, None])
+                      & (torch.arange(prob.shape[2], device=self.device)[None, None, :] < out_cols[:, None, None]))
+            b, ys, xs = torch.nonzero((prob >= s.thresholds[0]) & inside, as_tuple=True)
+            cells = torch.cat([torch.stack([b, xs, ys], 1).to(prob.dtype), prob[b, ys, xs, None],
+                               reg.permute(0, 2, 3, 1)[b, ys, xs]], 1).cpu().numpy()
+            starts = np.searchsorted(cells[:, 0], np.arange(len(rows) + 1))
+            for r, (i, level, scale) in enumerate(rows):
+                c = cells[starts[r]:starts[r + 1]]
+                found[i][level] = _cell_boxes(c[:, 1].astype(np.int64), c[:, 2].astype(np.int64),
+                                              c[:, 3], c[:, 4:8], scale)
+        proposals = []
+        for levels, source_scale in zip(found, source_scales):
+            boxes = _merge_levels([levels[k] for k in sorted(levels)])  # in pyramid order, as detect
+            boxes[:, :4] /= source_scale
+            proposals.append(boxes)
+        return proposals
+
+    def _refine_many(self, net, tables: list["_DeviceTables"], members: list[list[int]],
+                     boxes: list[np.ndarray], size: int) -> dict:
+        """`_refine` for the images with boxes, their crops in shared network calls.
+        Returns {image: (boxes with a non-empty crop, heads, probability)}."""
+        step = max(1, MANY_REFINE_PIXELS // (size * size))
+        order, kept, outs, pending = [], {}, [], []
+
+        def run_pending() -> None:
+            x = torch.cat(pending).permute(0, 3, 1, 2).contiguous(memory_format=self.layout)
+            outs.append([o.cpu() for o in net(x)])
+            pending.clear()
+
+        count = 0
+        for table, group in zip(tables, members):
+            windows, which = [], []  # crop windows of the group's images, each one's image in it
+            for k, i in enumerate(group):
+                if not len(boxes[i]):
+                    continue
+                w = _crop_windows(boxes[i], table.width, table.height)
+                valid = (w[:, 2] > w[:, 0]) & (w[:, 3] > w[:, 1])
+                kept[i] = boxes[i][valid]
+                order.append((i, int(valid.sum())))
+                windows.append(w[valid])
+                which.append(np.full(int(valid.sum()), k))
+            if not windows:
+                continue
+            windows, which = np.concatenate(windows), np.concatenate(which)
+            for start in range(0, len(windows), step):
+                pending.append(table.crops(which[start:start + step], windows[start:start + step], size))
+                count += len(pending[-1])
+                if count >= step:
+                    run_pending()
+                    count = 0
+        if pending:
+            run_pending()
+        if outs:
+            flat = [torch.cat(parts).numpy() for parts in zip(*outs)]
+        else:  # not one crop: empty outputs of the net's shapes (O-Net has landmarks too)
+            flat = ([np.zeros((0, 4), np.float32)] + [np.zeros((0, 10), np.float32)] * (size == 48)
+                    + [np.zeros(0, np.float32)])
+        result, at = {}, 0
+        for i, n in order:
+            part = [o[at:at + n] for o in flat]
+            at += n
+            result[i] = (kept[i], part[0] if len(flat) == 2 else (part[0], part[1]), part[-1])
+        return result
+
+
+def _pack_levels(jobs: list, max_pixels: int) -> Iterator[list]:
+    """Jobs (group, first, end, level, scale, (h, w)), each end - first levels of one size, in
+    batches padded to their largest height and width: largest first, a job joins the batch
+    while the padding stays under a quarter of the batch's pixels and the batch under
+    max_pixels (a larger job goes alone)."""
+    batch, area, rows = [], 0, 0
+    height = width = 0
+    for job in sorted(jobs, key=lambda j: (-j[5][0] * j[5][1], j[5], j[0], j[1])):
+        n, (h, w) = job[2] - job[1], job[5]
+        grown = (rows + n) * max(height, h) * max(width, w)
+        if batch and (grown > max_pixels or grown > 1.25 * (area + n * h * w)):
+            yield batch
+            batch, area, rows, height, width = [], 0, 0, 0, 0
+        batch.append(job)
+        area += n * h * w
+        rows += n
+        height, width = max(height, h), max(width, w)
+    if batch:
+        yield batch
+
+
+class _DeviceTables:
+    """kernels.py's integral-image resampling in torch, on the network's device, for images of
+    one shape stacked [G, H+1, W+1, 3]: the same integer sums and float64 means, so the same
+    float32 values as _IntegralSampler. Tensors come out [..., h, w, 3], normalized."""
+
+    def __init__(self, images: list[np.ndarray], device: torch.device) -> None:
+        self.height, self.width = images[0].shape[:2]
+        dtype = torch.int64 if self.height * self.width > _INT32_PIXELS else torch.int32
+        pixels = torch.from_numpy(np.stack(images))  # one copy up for the group
+        if device.type == "cuda":
+            pixels = pixels.pin_memory()
+        pixels = pixels.to(device, non_blocking=True)
+        self.table = torch.zeros((len(images), self.height + 1, self.width + 1, images[0].shape[2]),
+                                 dtype=dtype, device=device)
+        self.table[:, 1:, 1:] = pixels.cumsum(1, dtype=dtype).cumsum(2, dtype=dtype)
+        self.device = device
+
+    def levels(self, first: int, end: int, size: tuple[int, int]) -> torch.Tensor:
+        """Images [first, end) of the group, each area-resampled to size (h, w)."""
+        whole = torch.tensor([[0, 0, self.width, self.height]], device=self.device)
+        index = torch.arange(first, end, device=self.device)[:, None, None]
+        return self._area(index, whole, *size)
+
+    def crops(self, which: np.ndarray, windows: np.ndarray, size: int) -> torch.Tensor:
+        """Windows [N, 4] (x0, y0, x1, y1) of the group's images `which` [N], each resampled
+        to size x size."""
+        index = torch.from_numpy(np.asarray(which, np.int64)).to(self.device)[:, None, None]
+        windows = torch.from_numpy(np.ascontiguousarray(windows, np.int64)).to(self.device)
+        return self._area(index, windows, size, size)
+
+    def _area(self, index: torch.Tensor, windows: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+        """The mean of each output pixel's window [floor(i*n/m), ceil((i+1)*n/m)) of each
+        window [N or 1, 4] of the images `index`, as torch's "area" mode."""
+        x0, y0, x1, y1 = windows.T
+        ya, yb = (v[:, :, None] for v in _bins(y0, y1, out_h, self.device))
+        xa, xb = (v[:, None, :] for v in _bins(x0, x1, out_w, self.device))
+        t = self.table
+        total = t[index, yb, xb] - t[index, ya, xb] - t[index, yb, xa] + t[index, ya, xa]
+        inv = 1.0 / ((yb - ya) * (xb - xa)).double()
+        return _normalize((total.double() * inv[..., None]).float())
+
+
+def _bins(start: torch.Tensor, stop: torch.Tensor, m: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The m area-resampling windows of each span [start, stop): their first and end index."""
+    i = torch.arange(m, device=device)[None]
+    n = (stop - start)[:, None]
+    return start[:, None] + (i * n) // m, start[:, None] + ((i + 1) * n + m - 1) // m
 
 
 class _TorchAreaSampler:
@@ -277,8 +464,50 @@ class _IntegralSampler:
 def _pnet_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:
     """P-Net map cells over threshold → boxes [N, 9]: x1, y1, x2, y2, score, 4 offsets."""
     ys, xs = np.nonzero(prob >= threshold)
+    return _cell_boxes(xs, ys, prob[ys, xs], reg[:, ys, xs].T, scale)
+
+
+def _cell_boxes(xs: np.ndarray, ys: np.ndarray, probs: np.ndarray, regs: np.ndarray,
+                scale: float) -> np.ndarray:
+    """P-Net cells (x, y) with their probability and offsets [N, 4] → boxes [N, 9] of one
+    pyramid level, those its own NMS (IoU 0.5) keeps."""
     scale32 = np.float32(scale)
     q1 = np.floor((2 * np.stack([xs, ys], 1).astype(np.float32) + 1) / scale32)
     q2 = np.floor((2 * np.stack([xs, ys], 1).astype(np.float32) + 12) / scale32)
-    return np.concatenate([q1, q2, prob[ys, xs][:, None], reg[:, ys, xs].T], 1).astype(np.float32)
+    cand = np.concatenate([q1, q2, probs[:, None], regs], 1).astype(np.float32)
+    return cand[nms(cand[:, :4], cand[:, 4], 0.5)]
 
+
+def _merge_levels(found: list[np.ndarray]) -> np.ndarray:
+    """Boxes of every pyramid level of one image → its squared, regressed proposals [N, 5]."""
+    boxes = np.concatenate(found) if found else np.zeros((0, 9), np.float32)
+    boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    moved = boxes[:, :4] + boxes[:, 5:9] * np.stack([w, h, w, h], 1)
+    return _square(np.concatenate([moved, boxes[:, 4:5]], 1))
+
+
+def _after_rnet(boxes: np.ndarray, reg: np.ndarray, prob: np.ndarray,
+                s: DetectSettings) -> np.ndarray:
+    """R-Net's outputs for one image's proposals → the boxes O-Net sees [N, 5]."""
+    keep = prob > s.thresholds[1]
+    boxes, reg = np.concatenate([boxes[keep, :4], prob[keep, None]], 1), reg[keep]
+    keep = nms(boxes[:, :4], boxes[:, 4], 0.7)
+    return _square(_regress(boxes[keep], reg[keep]))
+
+
+def _after_onet(boxes: np.ndarray, heads: tuple[np.ndarray, np.ndarray], prob: np.ndarray,
+                s: DetectSettings) -> tuple[np.ndarray, np.ndarray]:
+    """O-Net's outputs for one image's boxes → final boxes [N, 5] and landmarks [N, 5, 2]."""
+    reg, marks = heads
+    keep = prob > s.thresholds[2]
+    boxes = np.concatenate([boxes[keep, :4], prob[keep, None]], 1)
+    reg, marks = reg[keep], marks[keep]
+    w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+    h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+    points = np.stack([w * marks[:, :5] + boxes[:, 0:1] - 1,
+                       h * marks[:, 5:] + boxes[:, 1:2] - 1], axis=2)
+    boxes = _regress(boxes, reg)
+    keep = nms(boxes[:, :4], boxes[:, 4], 0.7, method="min", inclusive=True)
+    return boxes[keep], points[keep]

@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .backend import strict_fp32
 from .models import EmbedderSpec, WeightsUnavailable, package_file, pick_device, resolve_weights
 from .nets.inception_resnet_v1 import InceptionResnetV1
 
@@ -69,18 +70,29 @@ class TorchEmbedder:
     def __init__(self, spec: EmbedderSpec, model: torch.nn.Module, device: torch.device) -> None:
         self.spec = spec
         self.device = device
+        self.dtype = torch.float32
         self.model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def use_dtype(self, dtype: torch.dtype) -> None:
+        """Run the network in `dtype` (float16: backend precision "fp16"); inputs are normalized
+        in float32 first, embeddings come back as float32."""
+        self.dtype = dtype
+        self.model.to(dtype)
+
     @torch.inference_mode()
     def embed_batch(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, self.spec.dim), np.float32)
-        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
-        x = self.normalize(x.permute(0, 3, 1, 2).float()).contiguous(memory_format=torch.channels_last)
-        return self.model(x).float().cpu().numpy()
+        x = torch.from_numpy(np.ascontiguousarray(crops))
+        if self.device.type == "cuda":  # pinned: the copy runs without a staging copy
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True)
+        x = self.normalize(x.permute(0, 3, 1, 2).float()).to(self.dtype)
+        with strict_fp32():  # TF32 convolutions moved embeddings to cosine 0.966 (backend.py)
+            return self.model(x.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
 
 
 class FacenetEmbedder(TorchEmbedder):
@@ -182,9 +194,17 @@ def embed_faces(embedder: Embedder, crops: np.ndarray, mirror: bool, batch_size:
     return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
 
 
-def build_embedder(spec: EmbedderSpec, weights: str | None = None, device: str = "auto") -> Embedder:
-    """Resolve the weights (download, cache or --weights) and build the embedder.
+def build_embedder(spec: EmbedderSpec, weights: str | None = None, device: str = "auto",
+                   precision: str = "fp32") -> Embedder:
+    """Resolve the weights (download, cache or --weights) and build the embedder, in the
+    backend's precision (backend.py).
 
     Raises models.WeightsUnavailable at once when the weights cannot be had."""
     path = "synthetic" if weights == "synthetic" else resolve_weights(spec, weights)
-    return spec.build(spec, path, pick_device(device))
+    embedder = spec.build(spec, path, pick_device(device))
+    if precision == "fp16":
+        if not isinstance(embedder, TorchEmbedder):
+            raise ValueError(f"precision fp16: model {spec.name} runs in its own library; "
+                             f"use a PyTorch model or fp32")
+        embedder.use_dtype(torch.float16)
+    return embedder

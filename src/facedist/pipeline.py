@@ -29,6 +29,7 @@ import torch
 
 from . import __version__
 from .align import make_aligner
+from .backend import Backend
 from .compare import compare, is_approximate
 from .config import Settings
 from .decode import DecodedImage, DecodeError, decode_image
@@ -36,7 +37,7 @@ from .detect import MtcnnDetector
 from .discover import ImageFile, Rejected, classify_file, discover_images, display_path
 from .embed import build_embedder, embed_faces
 from .errors import explain, explained
-from .models import check_environment, get_spec, pick_device, resolve_weights, sha256_file
+from .models import check_environment, get_spec, resolve_weights, sha256_file
 from .monitor import Monitor
 from .people import GRAPH_NEIGHBORS, assign_people, suggest_threshold
 from .store import FaceStore, ImageResult, OutputLock
@@ -87,7 +88,9 @@ class _Work:
 
 
 def pipeline_key(settings: Settings) -> str:
-    return f"{settings.detect.key()}|{settings.model}|views{resolved_views(settings)}"
+    # fp32 gives the same answers on every device; fp16 embeddings are not reused by fp32 runs
+    precision = "" if settings.precision == "fp32" else f"|{settings.precision}"
+    return f"{settings.detect.key()}|{settings.model}|views{resolved_views(settings)}{precision}"
 
 
 def resolved_views(settings: Settings) -> int:
@@ -138,31 +141,45 @@ def read_and_decode(work: _Work, max_pixels: int, max_side: int | None,
 class FacePipeline:
     """The compute of a run: detector, aligner and embedder, built once."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         self.settings = settings
         check_environment()  # the environment's settings are checked before any work too
         self.spec = get_spec(settings.model)
-        self.device = pick_device(settings.device)
+        self.backend = backend or Backend.create(settings.device, settings.precision)
+        self.device = self.backend.device
+        self.chunk_images = settings.chunk_images or self.backend.chunk_images
+        self.embed_batch_size = settings.embed_batch_size or self.backend.embed_batch_size
+        self.decode_workers = settings.decode_workers or self.backend.decode_workers
         # the weights file in use (None: synthetic), whose hash the output's database records
         self.weights_path = (None if settings.weights == "synthetic"
                              else resolve_weights(self.spec, settings.weights))
         self.embedder = build_embedder(self.spec, str(self.weights_path or "synthetic"),
-                                       settings.device)
+                                       str(self.device), self.backend.precision)
         self.detector = MtcnnDetector(settings.detect, self.device)
         views = resolved_views(settings)
         self.aligner = make_aligner(self.spec, 2 if views == 4 else 1)
         self.mirror = views >= 2
-        # On CPU, images are detected one per core, each on one torch thread: MTCNN's many small
-        # ops scale poorly across threads (measured 1.2x faster than 2 threads on one image).
         self.threads = torch.get_num_threads()
-        self.detect_workers = self.threads if self.device.type == "cpu" else 1
+        self._align_pool = None
+        if self.backend.batched_detection:
+            # A GPU: one thread feeds it whole chunks (detect_many) while this one aligns and
+            # embeds the chunk before; alignment is spread over the cores to keep up.
+            self.detect_workers = 1
+            self._align_pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="align")
+        else:
+            # On CPU, images are detected one per core, each on one torch thread: MTCNN's many
+            # small ops scale poorly across threads (1.2x faster than 2 threads on one image).
+            self.detect_workers = self.threads if self.device.type == "cpu" else 1
         self._detect_pool = (ThreadPoolExecutor(self.detect_workers, thread_name_prefix="detect")
-                             if self.detect_workers > 1 else None)
+                             if self.detect_workers > 1 or self.backend.batched_detection else None)
 
     def start_detect(self, images: list[DecodedImage]) -> Callable[[], list[list]]:
         """Start detecting `images` on the detect workers (largest first, so that no worker is
         left with a big one at the end); returns a function that waits for their faces, in
         order. The caller can align and embed an earlier chunk meanwhile."""
+        if self.backend.batched_detection:
+            return self._detect_pool.submit(self.detector.detect_many, [im.pixels for im in images],
+                                            [im.scale for im in images]).result
         if self._detect_pool is None:
             found = self.detector.detect_batch([im.pixels for im in images], [im.scale for im in images])
             return lambda: found
@@ -196,7 +213,7 @@ class FacePipeline:
         """Align and embed given faces (detect.FaceDetection) of one photo, without detecting."""
         image = decode_image(path, self.settings.max_pixels, None)
         crops = self.aligner.align(image.pixels, faces)
-        return embed_faces(self.embedder, crops, self.mirror, self.settings.embed_batch_size)
+        return embed_faces(self.embedder, crops, self.mirror, self.embed_batch_size)
 
     def process(self, batch: list[_Work], monitor: Monitor) -> list[ImageResult]:
         """detect → align → embed for a chunk of decoded images."""
@@ -225,11 +242,12 @@ class FacePipeline:
     def _embed(self, batch, ok, found, monitor) -> list[ImageResult]:
         """Align and embed the faces found in `ok` (the decoded part of `batch`) → results."""
         with monitor.stage("align"):
-            crops = [self.aligner.align(w.image.pixels, faces) for w, faces in zip(ok, found)]
+            align = lambda w, faces: self.aligner.align(w.image.pixels, faces)  # noqa: E731
+            crops = list((self._align_pool.map if self._align_pool else map)(align, ok, found))
             monitor.count("align", faces=sum(map(len, crops)))
         with monitor.stage("embed"):
             flat = np.concatenate(crops) if crops else np.zeros((0, 1, 1, 1, 3), np.uint8)
-            vectors = embed_faces(self.embedder, flat, self.mirror, self.settings.embed_batch_size)
+            vectors = embed_faces(self.embedder, flat, self.mirror, self.embed_batch_size)
             monitor.count("embed", faces=len(vectors))
         results, at = [], 0
         by_id = {id(w): faces for w, faces in zip(ok, found)}
@@ -287,7 +305,7 @@ def _write_report(settings: Settings, out: Path) -> Path:
     with explained(display_path(out)):
         db = FaceDB(out)
         try:
-            return write_report(db, workers=settings.decode_workers,
+            return write_report(db, workers=settings.decode_workers or 2,
                                 progress=settings.progress).index
         finally:
             db.close()
@@ -427,7 +445,8 @@ class _ContentClaims:
             return True
 
 
-def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> Iterator[list[_Work]]:
+def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor, chunk_images: int,
+            workers: int) -> Iterator[list[_Work]]:
     """Decoded chunks, read ahead by the thread pool: at most one chunk plus one image per worker
     is held decoded, so memory does not grow with the number of images."""
     max_side = settings.detect.decode_max_side
@@ -444,7 +463,7 @@ def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> 
             futures.append(pool.submit(read_and_decode, w, settings.max_pixels, max_side, claim,
                                        large))
 
-    submit(settings.chunk_images + max(1, settings.decode_workers))
+    submit(chunk_images + workers)
     chunk, pixels = [], 0
     while futures:
         w = futures.pop(0).result()
@@ -452,7 +471,7 @@ def _chunks(todo: list[_Work], settings: Settings, pool: ThreadPoolExecutor) -> 
         chunk.append(w)
         if w.image is not None:
             pixels += w.image.pixels.shape[0] * w.image.pixels.shape[1]
-        if len(chunk) >= settings.chunk_images or pixels >= CHUNK_PIXELS:
+        if len(chunk) >= chunk_images or pixels >= CHUNK_PIXELS:
             yield chunk
             chunk, pixels = [], 0
     if chunk:
@@ -464,8 +483,9 @@ def _process_chunks(todo, faces_pipeline, store, run_id, key, settings, monitor,
 
     bar = tqdm(total=len(todo), unit="img", desc="faces", disable=not settings.progress or None,
                file=sys.stderr)
-    with ThreadPoolExecutor(max(1, settings.decode_workers), thread_name_prefix="decode") as pool:
-        chunks = _chunks(todo, settings, pool)
+    workers = faces_pipeline.decode_workers
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        chunks = _chunks(todo, settings, pool, faces_pipeline.chunk_images, workers)
         waiting: list[_Work] = []  # duplicates whose original is not stored yet
         # Chunks whose detection is started, oldest first: the detect workers run up to
         # DETECT_AHEAD chunks ahead of the one being embedded, so they never wait for it.

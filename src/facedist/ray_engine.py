@@ -130,7 +130,7 @@ def process_files(todo: list, store, run_id: int, key: str, settings: Settings, 
                   "mtime_ns": w.file.mtime_ns, "image_id": w.image_id} for w in todo]
         results = ray.data.from_items(items).map_batches(
             PhotoWorker, fn_constructor_args=(worker_settings, cpus),
-            batch_size=settings.chunk_images, batch_format="numpy", concurrency=actors,
+            batch_size=settings.chunk_images or (256 if gpus else 16), batch_format="numpy", concurrency=actors,
             num_cpus=cpus, num_gpus=gpus)  # Ray Data restarts dead actors and retries by default
         bar = tqdm(total=len(todo), unit="img", desc=f"faces ({actors} Ray actors)",
                    disable=not settings.progress or None, file=sys.stderr)

@@ -62,6 +62,28 @@ class PNet(nn.Module):
         prob = torch.softmax(self.conv4_1(x), dim=1)[:, 1]
         return self.conv4_2(x), prob
 
+    def forward_padded(self, x: torch.Tensor, sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` over a batch of pyramid levels zero-padded to one size; sizes [N, 2] holds
+        each level's own (h, w). Each level's first ceil((h - 2) / 2) - 4 rows (and likewise
+        columns) of output are those `forward` gives on the level alone: the padding is masked
+        out of the first pooling, whose ceil mode pools a partial window at a level's edge,
+        and zeroed after it (finite, so that no convolution algorithm spreads it)."""
+        x = self.prelu1(self.conv1(x))
+        rows, cols = sizes[:, 0] - 2, sizes[:, 1] - 2
+        x = x.masked_fill(~_inside(x, rows, cols), float("-inf"))
+        x = max_pool_2x2_ceil(x)
+        x = x.masked_fill(~_inside(x, (rows + 1) // 2, (cols + 1) // 2), 0.0)
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        prob = torch.softmax(self.conv4_1(x), dim=1)[:, 1]
+        return self.conv4_2(x), prob
+
+
+def _inside(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """[N, 1, H, W]: whether each position of x [N, C, H, W] is in its map's first rows x cols."""
+    r = torch.arange(x.shape[2], device=x.device)[None, :, None] < rows[:, None, None]
+    c = torch.arange(x.shape[3], device=x.device)[None, None, :] < cols[:, None, None]
+    return (r & c)[:, None]
+
 
 class RNet(nn.Module):
     """Refinement net on 24x24 crops. forward(x) -> (box regression [N,4], probability [N])."""
