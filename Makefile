@@ -6,7 +6,7 @@ OUT    ?= out
 ARGS   ?=
 BIN    := $(VENV)/bin
 
-.PHONY: run test install bench clean
+.PHONY: run test install install-study bench clean
 
 install: $(VENV)/.installed
 
@@ -15,9 +15,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[test,heif,ray]"
+	$(BIN)/python -m pip install -q -e ".[test,heif,ray,study]"
+	$(MAKE) install-study
 	$(BIN)/python -m facedist.kernels  # compile the numba kernels once, into their disk cache
 	touch $@
+
+# The bench's peers, facenet-pytorch and face_recognition, pin old torch and a dlib to build
+# from source: installed without their pins (their other needs are the study extra's).
+install-study:
+	$(BIN)/python -m pip install -q --no-deps facenet-pytorch==2.6.0 face_recognition==1.3.0
 
 run: install
 	$(BIN)/facedist run "$(PHOTOS)" --out "$(OUT)" $(ARGS)

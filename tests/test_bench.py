@@ -14,13 +14,19 @@ def test_tiny_bench_of_every_variant(tmp_path):
                  "--reference", str(GOLDEN / "mtcnn_humans.json")]) == 0
     result = json.loads((out / "bench.json").read_text())
     names = [r["variant"] for r in result["variants"]]
-    assert names == ["study-v1", "study-v2", "study-v3", "study-parallel", "facedist", "facedist-facenet"]
+    assert names == ["study-v1", "study-v2", "study-v3", "study-parallel", "facedist",
+                     "facedist-facenet", "facedist-full", "face-recognition", "facenet-pytorch-plain"]
     for r in result["variants"]:
-        assert r["total_seconds"] > 0 and r["faces_found"] >= 2 and r["count_agreement"] >= 2 / 3
+        assert r["process_seconds"] >= r["total_seconds"] > 0 and r["process_rss_peak_mb"] > 50
+        if r["variant"] != "facenet-pytorch-plain":  # timed from outside only
+            assert r["faces_found"] >= 2 and r["count_agreement"] >= 2 / 3
+    impl = {r["variant"]: r["implementation"] for r in result["variants"]}
+    assert impl["study-v3"] == "facenet-pytorch 2.6.0" and impl["facedist"] == "facedist"
+    assert impl["face-recognition"].startswith("face_recognition")
     assert result["variants"][0]["images"] == 2
     # scored against the full-resolution reference (these 3 photos agree; see below for a miss)
     for r in result["variants"]:
-        if r["variant"].startswith("facedist"):
+        if r["variant"].startswith("facedist-") or r["variant"] == "facedist":
             assert r["ref_count_agreement"] == 1.0 and r["ref_disagreements"] == []
             assert r["ref_iou90_share"] == 1.0
         else:
@@ -28,7 +34,8 @@ def test_tiny_bench_of_every_variant(tmp_path):
     md = (out / "results.md").read_text()
     assert "synthetic" in md and "study-v1 ran on the first 2 images" in md
     assert (out / "timelines.png").stat().st_size > 5000
-    assert len((out / "results.csv").read_text().splitlines()) == 7
+    assert len((out / "results.csv").read_text().splitlines()) == 10
+    assert "reproduction" not in md  # facenet-pytorch itself ran
     # only the measurements stay: scratch (links, vectors, databases) is removed
     assert sorted(p.name for p in (out / "study-v3").iterdir()) == ["perf"]
     assert not (out / "input").exists()
@@ -70,3 +77,15 @@ def test_detection_variants_run_with_their_settings(tmp_path):
         assert rows[variant]["faces_found"] == 3
         assert rows[variant]["ref_count_agreement"] == 1.0 and rows[variant]["ref_iou90_share"] == 1.0
     assert main(["bench", str(photos), "--out", str(out), "--variants", "facedist-fast"]) == 2
+
+
+@pytest.mark.slow
+def test_the_reproduction_says_so_in_the_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEDIST_STUDY", "reproduction")  # the variant's subprocess inherits it
+    out = tmp_path / "bench"
+    assert main(["bench", str(HUMANS), "--out", str(out), "--limit", "2", "--weights", "synthetic",
+                 "--no-micro", "--variants", "study-v3,facedist"]) == 0
+    result = json.loads((out / "bench.json").read_text())
+    assert result["variants"][0]["implementation"].startswith("reproduction")
+    md = (out / "results.md").read_text()
+    assert "reproduction of facenet-pytorch's models, not on facenet-pytorch itself" in md

@@ -26,7 +26,19 @@ def test_every_mode_becomes_rgb_uint8(tmp_path, mode):
     img.save(path, format=fmt)
     out = decode_image(path, 10**8).pixels
     assert out.shape == (30, 40, 3) and out.dtype == np.uint8
-    assert out.max() > 0  # not blacked out (16-bit must be scaled, not clipped to 0/255)
+    # the colour survives: (200, 100, 50) in colour modes; its luminance 124 in grey ones (the
+    # 16-bit file holds 200 of 255, scaled, not clipped); the palette's nearest colour; 1-bit
+    # dithered to black and white at the same mean grey
+    pixels = out.reshape(-1, 3).astype(int)
+    grey = (pixels == pixels[:, :1]).all()
+    if mode in ("RGB", "RGBA", "CMYK"):
+        assert (pixels == (200, 100, 50)).all()
+    elif mode == "P":
+        assert np.abs(pixels.mean(0) - (200, 100, 50)).max() <= 6
+    elif mode == "1":
+        assert grey and set(np.unique(pixels)) == {0, 255} and abs(pixels.mean() - 124) < 8
+    else:
+        assert grey and (pixels == (200 if mode == "I;16" else 124)).all(), np.unique(pixels)
 
 
 def test_sixteen_bit_is_scaled_not_clipped(tmp_path):

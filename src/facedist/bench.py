@@ -20,9 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-ALL_VARIANTS = ["study-v1", "study-v2", "study-v3", "study-parallel", "facedist", "facedist-facenet"]
-# facedist-facenet with other detection settings, run only when named in --variants
-DETECTION_VARIANTS = {"facedist-facenet-full": {"max_side": 0}, "facedist-facenet-exact": {"exact": True}}
+ALL_VARIANTS = ["study-v1", "study-v2", "study-v3", "study-parallel", "facedist", "facedist-facenet",
+                "facedist-full"]
+# peers, run by default where installed (make install-study): face_recognition as its README
+# calls it, and a plain facenet-pytorch loop without this bench around it (study_reference.py)
+PEER_VARIANTS = ["face-recognition", "facenet-pytorch-plain"]
+# facedist with other detection settings: -full by default, the others when named in --variants
+DETECTION_VARIANTS = {"facedist-full": {"max_side": 0}, "facedist-facenet-full": {"max_side": 0},
+                      "facedist-facenet-exact": {"exact": True}}
 FACENET_GFLOP_PER_FACE = 2.84  # InceptionResnetV1 at 160x160, multiply-adds x2
 
 
@@ -30,12 +35,15 @@ def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="run the study's versions and facedist side by side")
     p.add_argument("photos", type=Path)
     p.add_argument("--out", type=Path, default=Path("bench/results"))
-    p.add_argument("--variants", default=",".join(ALL_VARIANTS),
-                   help=f"comma-separated, from {', '.join(ALL_VARIANTS + list(DETECTION_VARIANTS))} "
-                        f"(default all but the last two: facedist-facenet at --max-side 0 / --exact)")
+    p.add_argument("--variants",
+                   help=f"comma-separated, from {', '.join(dict.fromkeys(ALL_VARIANTS + PEER_VARIANTS + list(DETECTION_VARIANTS)))} "
+                        f"(default: {', '.join(ALL_VARIANTS)}, and the peers where installed)")
     p.add_argument("--limit", type=int, help="only the first N images (sorted by path)")
     p.add_argument("--v1-limit", type=int, default=40,
                    help="study-v1 rebuilds both models per image: run it on the first N only (default 40)")
+    p.add_argument("--peer-limit", type=int, default=40,
+                   help="face-recognition upsamples every photo for its HOG detector (minutes on "
+                        "the largest): run it on the first N only (default 40)")
     p.add_argument("--weights", help="FaceNet weights file, or 'synthetic' (timing only) if you have none")
     p.add_argument("--sample-interval", type=float, default=0.1)
     p.add_argument("--no-micro", dest="micro", action="store_false", help="skip the matmul-bound checks")
@@ -60,14 +68,24 @@ def machine() -> dict:
             "system": f"{platform.system()} {platform.release()}"}
 
 
+def default_variants() -> list[str]:
+    from .study_reference import face_recognition_installed, facenet_pytorch_installed
+
+    peers = {"face-recognition": face_recognition_installed(),
+             "facenet-pytorch-plain": facenet_pytorch_installed()}
+    return ALL_VARIANTS + [v for v in PEER_VARIANTS if peers[v]]
+
+
 def cmd_bench(args) -> int:
     from .discover import ImageFile, discover_images
+    from .study import implementation_label
 
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = set(variants) - set(ALL_VARIANTS) - set(DETECTION_VARIANTS)
+    variants = ([v.strip() for v in args.variants.split(",") if v.strip()] if args.variants
+                else default_variants())
+    unknown = set(variants) - set(ALL_VARIANTS) - set(PEER_VARIANTS) - set(DETECTION_VARIANTS)
     if unknown:
         raise ValueError(f"unknown variants: {', '.join(sorted(unknown))}")
-    needs_facenet = any(v != "facedist" for v in variants)
+    needs_facenet = any(v not in ("facedist", "facedist-full", "face-recognition") for v in variants)
     if needs_facenet and args.weights != "synthetic":
         from .models import get_spec, resolve_weights
 
@@ -84,21 +102,29 @@ def cmd_bench(args) -> int:
     synthetic = args.weights == "synthetic"
     rows = []
     for variant in variants:
-        n = min(len(images), args.v1_limit) if variant == "study-v1" and args.v1_limit else len(images)
+        limit = {"study-v1": args.v1_limit, "face-recognition": args.peer_limit}.get(variant)
+        n = min(len(images), limit) if limit else len(images)
         vdir = out / variant
         shutil.rmtree(vdir, ignore_errors=True)
         vdir.mkdir(parents=True)
-        cmd = [sys.executable, "-m", "facedist.bench", variant, str(inputs), str(vdir), str(n),
-               args.weights or "", str(args.sample_interval)]
         print(f"bench: {variant} on {n} images ...", flush=True)
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        summary = json.loads((vdir / "perf" / "summary.json").read_text())
+        if variant == "facenet-pytorch-plain":  # no monitor in it: timed from outside only
+            cmd = [sys.executable, "-m", "facedist.study_reference", str(inputs)]
+        else:
+            cmd = [sys.executable, "-m", "facedist.bench", variant, str(inputs), str(vdir), str(n),
+                   args.weights or "", str(args.sample_interval)]
+        seconds, peak_mb, stdout = run_measured(cmd)
+        if variant == "facenet-pytorch-plain":
+            summary = {"total_seconds": seconds, "faces": int(stdout.split()[0]), "stages": {}}
+        else:
+            summary = json.loads((vdir / "perf" / "summary.json").read_text())
         summary["variant"], summary["images"] = variant, n
-        summary["subprocess_seconds"] = round(time.perf_counter() - t0, 2)
+        summary["process_seconds"], summary["process_rss_peak_mb"] = seconds, peak_mb
+        summary["implementation"] = (IMPLEMENTATIONS.get(variant) or
+                                     (implementation_label() if variant.startswith("study-") else "facedist"))
         rows.append(summary)
-        print(f"bench: {variant}: {summary['total_seconds']:.1f} s, "
-              f"{n / summary['total_seconds']:.2f} images/s", flush=True)
+        print(f"bench: {variant}: {seconds:.1f} s as a whole process, "
+              f"{n / seconds:.2f} images/s", flush=True)
     _agreement(rows, out)
     if args.reference:
         _reference_agreement(rows, out, json.loads(args.reference.read_text())["images"])
@@ -114,6 +140,34 @@ def cmd_bench(args) -> int:
     plot_variants(result, out)
     print((out / "results.md").read_text())
     return 0
+
+
+IMPLEMENTATIONS = {"face-recognition": "face_recognition 1.3.0 (dlib HOG + ResNet)",
+                   "facenet-pytorch-plain": "facenet-pytorch 2.6.0, plain loop"}
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, str]:
+    """Run a command; its wall time as a whole process, the peak RSS of its process tree (MB,
+    sampled every 50 ms) and its stdout."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    peak = 0
+    try:
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peak = max(peak, sum(p.memory_info().rss for p in [root] + root.children(recursive=True)))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+    except psutil.Error:
+        pass
+    stdout = proc.communicate()[0]
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return round(time.perf_counter() - t0, 2), round(peak / 2**20, 1), stdout
 
 
 # -- a variant, in its own process --------------------------------------------------------------
@@ -133,6 +187,14 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
         monitor.write(vdir / "perf", images=n, faces=sum(v is not None for _, v in found.values()))
         faces = {name: [{"box": _list(box), "embedding": _list(vec)}] if box is not None else []
                  for name, (box, vec) in found.items()}
+    elif variant == "face-recognition":
+        from .study_reference import face_recognition_run
+
+        with monitor:
+            found = face_recognition_run(paths, monitor)
+        monitor.write(vdir / "perf", images=n, faces=sum(map(len, found.values())))
+        faces = {name: [{"box": _list(box), "embedding": _list(vec)} for box, vec in fs]
+                 for name, fs in found.items()}
     else:
         from . import pipeline
         from .config import Settings
@@ -146,7 +208,7 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
         s = Settings(photos=photos, out=vdir, progress=False, sample_interval=interval)
         if variant.startswith("facedist-facenet"):
             s.update({"model": "facenet-vggface2", "weights": weights or None})
-            s.update(DETECTION_VARIANTS.get(variant, {}))
+        s.update(DETECTION_VARIANTS.get(variant, {}))
         run = pipeline.run(s, monitor=monitor)
         summary_path = vdir / "perf" / "summary.json"
         summary = json.loads(summary_path.read_text())
@@ -194,6 +256,7 @@ def _agreement(rows: list[dict], out: Path) -> None:
     """Per variant: share of images whose face count agrees with the product (study variants keep
     one face: they agree when both found some face or both none), mean IoU of the largest face,
     and mean embedding distance to facedist-facenet's largest face (same model, where dims match)."""
+    rows = [r for r in rows if (out / r["variant"] / "faces.json").exists()]  # not the plain loop
     faces = {r["variant"]: json.loads((out / r["variant"] / "faces.json").read_text()) for r in rows}
     product = faces.get("facedist") or faces.get("facedist-facenet")
     ref_emb = faces.get("facedist-facenet")
@@ -226,6 +289,8 @@ def _reference_agreement(rows: list[dict], out: Path, reference: dict) -> None:
     whose counts differ are listed with the faces only one side found (so a reader can look)."""
     for r in rows:
         if r["variant"].startswith("study-"):
+            continue
+        if not r["variant"].startswith("facedist"):
             continue
         mine = json.loads((out / r["variant"] / "faces.json").read_text())
         same, matched, scored, differ = 0, [], 0, []
@@ -305,11 +370,12 @@ def micro_bench() -> dict:
 
 # -- presentation ------------------------------------------------------------------------------
 
-COLUMNS = [("variant", "variant"), ("images", "images"), ("processed", "processed"),
-           ("total_seconds", "wall s"),
+COLUMNS = [("variant", "variant"), ("implementation", "implementation"), ("images", "images"),
+           ("processed", "processed"), ("process_seconds", "wall s (process)"),
            ("images_per_second", "images/s"), ("speedup_v1", "x study-v1"),
-           ("speedup_v3", "x study-v3"), ("cpu_mean", "CPU mean %"), ("cpu_peak", "CPU peak %"),
-           ("rss_mean_mb", "RSS mean MB"), ("rss_peak_mb", "RSS peak MB"),
+           ("speedup_v3", "x study-v3"), ("total_seconds", "in-process s"),
+           ("cpu_mean", "CPU mean %"), ("cpu_peak", "CPU peak %"),
+           ("rss_mean_mb", "RSS mean MB"), ("process_rss_peak_mb", "RSS peak MB"),
            ("faces_found", "faces"), ("count_agreement", "count agrees"),
            ("largest_box_iou_mean", "box IoU"),
            ("embedding_distance_to_facedist_facenet", "emb. dist to facedist-facenet"),
@@ -318,7 +384,8 @@ COLUMNS = [("variant", "variant"), ("images", "images"), ("processed", "processe
 
 def write_tables(result: dict, out: Path) -> None:
     rows = result["variants"]
-    rate = {r["variant"]: r["images"] / r["total_seconds"] for r in rows}
+    # whole processes: start-up and model loading count, as a user waits for them
+    rate = {r["variant"]: r["images"] / r.get("process_seconds", r["total_seconds"]) for r in rows}
     for r in rows:
         r.setdefault("processed", r["images"])
         r["images_per_second"] = round(rate[r["variant"]], 3)
@@ -338,10 +405,18 @@ def write_tables(result: dict, out: Path) -> None:
     if "synthetic" in str(result["weights"]):
         lines += ["**Synthetic stand-in FaceNet weights: timings are real, embeddings and embedding "
                   "distances mean nothing about faces.**", ""]
+    study = {r["implementation"] for r in rows if r["variant"].startswith("study-")}
+    if any(i.startswith("reproduction") for i in study):
+        lines += ["**The study-* variants ran on this project's reproduction of facenet-pytorch's "
+                  "models, not on facenet-pytorch itself (not installed: `make install-study`).**", ""]
     v1 = next((r for r in rows if r["variant"] == "study-v1"), None)
     if v1 and any(r["images"] != v1["images"] for r in rows):
         lines += [f"study-v1 ran on the first {v1['images']} images only (it rebuilds both models per "
                   "image); speed-ups compare images per second.", ""]
+    peer = next((r for r in rows if r["variant"] == "face-recognition"), None)
+    if peer and any(r["images"] != peer["images"] for r in rows):
+        lines += [f"face-recognition ran on the first {peer['images']} images only (its HOG "
+                  "detector upsamples every photo); speed-ups compare images per second.", ""]
     lines += ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c, _ in COLUMNS) + " |")
@@ -351,7 +426,10 @@ def write_tables(result: dict, out: Path) -> None:
         lines += [f"processed: images actually decoded and detected. facedist recognises byte-identical "
                   f"files and processes each content once ({copies[0]['images'] - copies[0]['processed']} "
                   f"of {copies[0]['images']} here are copies); images/s counts every file.", ""]
-    lines += ["CPU %: 100 = one core busy. count agrees: share of images whose face count agrees "
+    lines += ["wall s (process): the variant as a whole process, start-up and model loading "
+              "included; images/s and the speed-ups come from it. in-process s: from the "
+              "variant's own start to its end. RSS peak: the process tree, sampled every 50 ms. "
+              "CPU %: 100 = one core busy. count agrees: share of images whose face count agrees "
               "with `facedist` (study variants keep one face: found / not found). box IoU: largest "
               "face against `facedist`'s. ref.: against the `--reference` detections (count: "
               "share of images with the same face count; IoU>=0.9: share of the reference's "
@@ -383,6 +461,8 @@ def plot_variants(result: dict, out: Path) -> Path:
 
     fig, (ax_cpu, ax_mem) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
     for r in result["variants"]:
+        if not (out / r["variant"] / "perf").exists():  # the plain loop: timed from outside
+            continue
         rows, _ = read_timeline(out / r["variant"] / "perf")
         t = [float(x["t"]) for x in rows]
         ax_cpu.plot(t, [float(x["cpu_process"]) for x in rows], lw=0.9, label=r["variant"])

@@ -148,7 +148,11 @@ def _grey_top(img: Image.Image) -> float | None:
     if img.mode.startswith("I;16"):
         return 65535.0
     if img.mode in ("I", "F"):
-        return max(float(img.getextrema()[1]), 1.0)
+        # 32-bit grey has no fixed range: the smallest usual one that holds the image (floats
+        # in [0, 1], 8-bit or 16-bit values), else its own maximum
+        hi = float(img.getextrema()[1])
+        ranges = ((1.0,) if img.mode == "F" else ()) + (255.0, 65535.0)
+        return next((r for r in ranges if hi <= r), hi)
     return None
 
 

@@ -1,9 +1,10 @@
-"""study: the original study's pipeline versions, reproduced for `facedist bench`.
+"""study: the original study's pipeline versions, for `facedist bench`.
 
 They keep the study's choices — MTCNN keeping the largest face, min face 20, thresholds
 0.6/0.7/0.7, on the full-resolution image; InceptionResnetV1 on 160x160 crops fed raw (0..255, not
-standardized); distances in Python loops of np.linalg.norm — but run on this project's own MTCNN
-and InceptionResnetV1. They exist to be measured, not used: their embeddings are not comparable
+standardized); distances in Python loops of np.linalg.norm — and run on facenet-pytorch itself
+where it is installed (study_reference.py), else on this project's reproduction of its models
+(the bench's tables say which). They exist to be measured, not used: their embeddings are not comparable
 with the product's (raw input), which is part of what the bench shows.
 
 Each function takes the list of image paths and a scratch folder, and returns
@@ -29,27 +30,58 @@ STUDY_DETECT = DetectSettings(min_face_size=20, thresholds=(0.6, 0.7, 0.7), fact
                               faces="largest", exact=True)
 
 
+def implementation() -> str:
+    """"facenet-pytorch" where it is installed (`make install-study`), unless FACEDIST_STUDY is
+    "reproduction"; else "reproduction"."""
+    from .study_reference import facenet_pytorch_installed
+
+    if os.environ.get("FACEDIST_STUDY") != "reproduction" and facenet_pytorch_installed():
+        return "facenet-pytorch"
+    return "reproduction"
+
+
+def implementation_label() -> str:
+    """What the study-* variants run on, in words, for the bench's tables."""
+    return ("facenet-pytorch 2.6.0" if implementation() == "facenet-pytorch"
+            else ReproducedStudy.implementation)
+
+
 def build_models(weights: str):
-    """The study's two models: MTCNN and InceptionResnetV1 (VGGFace2 weights or stand-ins)."""
-    spec = get_spec("facenet-vggface2")
-    path = weights if weights == "synthetic" else resolve_weights(spec, weights)
-    return MtcnnDetector(STUDY_DETECT), FacenetEmbedder(spec, path, torch.device("cpu"))
+    """The study's two models, MTCNN and InceptionResnetV1 (VGGFace2 weights or stand-ins):
+    facenet-pytorch's own where installed, else this project's reproduction of them."""
+    if implementation() == "facenet-pytorch":
+        from .study_reference import FacenetPytorchStudy
+
+        return FacenetPytorchStudy(weights)
+    return ReproducedStudy(weights)
 
 
-def embed_one(path: Path, detector, embedder) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Detect the largest face at full resolution and embed its raw crop, as the study did."""
-    try:
-        img = np.asarray(Image.open(path).convert("RGB"))
-    except Exception:  # the study skipped unreadable files (and deleted them: we never do)
-        return None, None
-    faces = detector.detect(img)
-    if not faces:
-        return None, None
-    crop = BoxAligner(160).align(img, faces[:1])[:, 0]
-    raw = torch.from_numpy(crop).permute(0, 3, 1, 2).float()  # 0..255, no standardization
-    with torch.inference_mode():
-        vec = embedder.model(raw)[0].numpy()
-    return faces[0].box, vec
+class ReproducedStudy:
+    """The study's models rebuilt from this project's MTCNN and InceptionResnetV1, which give the
+    reference's boxes and embeddings (tests/test_detect.py, test_embed.py)."""
+
+    implementation = "reproduction (facedist's MTCNN and InceptionResnetV1, reference settings)"
+
+    def __init__(self, weights: str) -> None:
+        spec = get_spec("facenet-vggface2")
+        path = weights if weights == "synthetic" else resolve_weights(spec, weights)
+        self.detector = MtcnnDetector(STUDY_DETECT)
+        self.embedder = FacenetEmbedder(spec, path, torch.device("cpu"))
+
+    def embed_one(self, path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Detect the largest face at full resolution and embed its raw crop, as the study did."""
+        try:
+            img = np.asarray(Image.open(path).convert("RGB"))
+        except Exception:  # the study skipped unreadable files (and deleted them: we never do)
+            return None, None
+        faces = self.detector.detect(img)
+        if not faces:
+            return None, None
+        crop = BoxAligner(160).align(img, faces[:1])[:, 0]
+        raw = torch.from_numpy(crop).permute(0, 3, 1, 2).float()  # 0..255, no standardization
+        with torch.inference_mode():
+            vec = self.embedder.model(raw)[0].numpy()
+        return faces[0].box, vec
 
 
 def _save_vector(scratch: Path, i: int, vec: np.ndarray) -> None:
@@ -68,7 +100,7 @@ def _loop_with_distances(paths, scratch, monitor, models) -> dict:
     found, vectors, distances = {}, [], []
     for i, path in enumerate(paths):
         with monitor.stage("detect"):
-            box, vec = embed_one(path, *models())
+            box, vec = models().embed_one(path)
         found[path.name] = (box, vec)
         if vec is not None:
             with monitor.stage("compare"):
@@ -95,11 +127,11 @@ def _double_loop(vectors: list[np.ndarray]) -> list[list[float]]:
 
 def study_v3(paths: list[Path], scratch: Path, weights: str, monitor) -> dict:
     """Models built once; an embedding loop, then a Python double loop of distances."""
-    detector, embedder = build_models(weights)
+    models = build_models(weights)
     found = {}
     with monitor.stage("detect"):
         for i, path in enumerate(paths):
-            found[path.name] = embed_one(path, detector, embedder)
+            found[path.name] = models.embed_one(path)
             if found[path.name][1] is not None:
                 _save_vector(scratch, i, found[path.name][1])
     with monitor.stage("compare"):
@@ -110,8 +142,8 @@ def study_v3(paths: list[Path], scratch: Path, weights: str, monitor) -> dict:
 def _embed_batch_worker(args) -> dict:
     paths, weights = args
     torch.set_num_threads(1)  # one process per core
-    detector, embedder = build_models(weights)
-    return {p.name: embed_one(p, detector, embedder) for p in paths}
+    models = build_models(weights)
+    return {p.name: models.embed_one(p) for p in paths}
 
 
 def study_parallel(paths: list[Path], scratch: Path, weights: str, monitor) -> dict:
