@@ -100,28 +100,12 @@ def make_lfw_size(seeds: Path, out: Path, count: int = LFW_PHOTOS) -> Path:
     return out
 
 
-def _match(a: list, b: list) -> list[tuple]:
-    """Faces of one photo on two devices, paired by best IoU: (iou, face a, face b)."""
-    pairs = []
-    for fa in a:
-        best = max(b, key=lambda fb: _iou(fa.box, fb.box), default=None)
-        if best is not None:
-            pairs.append((_iou(fa.box, best.box), fa, best))
-    return pairs
-
-
-def _iou(p, q) -> float:
-    iw = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
-    ih = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
-    inter = iw * ih
-    return inter / ((p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter)
-
-
 def parity(photos: list[Path], gpu: str = "cuda") -> dict:
     import numpy as np
     import torch
 
     from facedist.backend import _tf32_flags, tf32_enabled
+    from facedist.bench import _iou
     from facedist.config import Settings
     from facedist.pipeline import FacePipeline
 
