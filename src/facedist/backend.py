@@ -24,7 +24,7 @@ from typing import Iterator
 
 import torch
 
-PRECISIONS = ("fp32", "fp16")
+from .config import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,6 @@ class Backend:
         """Decoding threads, unless set: on CPU the cores are busy detecting; a GPU needs every
         core decoding to be kept fed."""
         return min(os.cpu_count() or 1, 32) if self.device.type == "cuda" else 2
-
 
 
 @contextmanager

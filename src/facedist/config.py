@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+PRECISIONS = ("fp32", "fp16")  # backend.py: what each means
 DEFAULT_MAX_PIXELS = 120_000_000  # ~11000 x 11000; larger declared sizes are refused, not decoded
 
 
@@ -164,7 +165,7 @@ def _thresholds(name: str, value: Any) -> tuple[float, float, float]:
 # a smaller face size would blow every photo up (memory grows without bound).
 _CHECKS = {
     "photos": lambda n, v: Path(_text(n, v)), "out": lambda n, v: Path(_text(n, v)),
-    "model": _text, "weights": _text, "device": _text, "precision": _choice("fp32", "fp16"),
+    "model": _text, "weights": _text, "device": _text, "precision": _choice(*PRECISIONS),
     "min_face_size": _number(float, lambda v: v >= 12, "a face size in pixels, at least 12"),
     "thresholds": _thresholds,
     "factor": _number(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),

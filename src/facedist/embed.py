@@ -195,16 +195,16 @@ def embed_faces(embedder: Embedder, crops: np.ndarray, mirror: bool, batch_size:
 
 
 def build_embedder(spec: EmbedderSpec, weights: str | None = None, device: str = "auto",
-                   precision: str = "fp32") -> Embedder:
-    """Resolve the weights (download, cache or --weights) and build the embedder, in the
-    backend's precision (backend.py).
+                   dtype: torch.dtype = torch.float32) -> Embedder:
+    """Resolve the weights (download, cache or --weights) and build the embedder, running in
+    `dtype` (the backend's embed_dtype, backend.py).
 
     Raises models.WeightsUnavailable at once when the weights cannot be had."""
     path = "synthetic" if weights == "synthetic" else resolve_weights(spec, weights)
     embedder = spec.build(spec, path, pick_device(device))
-    if precision == "fp16":
+    if dtype != torch.float32:
         if not isinstance(embedder, TorchEmbedder):
             raise ValueError(f"precision fp16: model {spec.name} runs in its own library; "
                              f"use a PyTorch model or fp32")
-        embedder.use_dtype(torch.float16)
+        embedder.use_dtype(dtype)
     return embedder

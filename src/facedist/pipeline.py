@@ -154,7 +154,7 @@ class FacePipeline:
         self.weights_path = (None if settings.weights == "synthetic"
                              else resolve_weights(self.spec, settings.weights))
         self.embedder = build_embedder(self.spec, str(self.weights_path or "synthetic"),
-                                       str(self.device), self.backend.precision)
+                                       str(self.device), self.backend.embed_dtype)
         self.detector = MtcnnDetector(settings.detect, self.device)
         views = resolved_views(settings)
         self.aligner = make_aligner(self.spec, 2 if views == 4 else 1)
@@ -165,13 +165,14 @@ class FacePipeline:
             # A GPU: one thread feeds it whole chunks (detect_many) while this one aligns and
             # embeds the chunk before; alignment is spread over the cores to keep up.
             self.detect_workers = 1
+            self._detect_pool = ThreadPoolExecutor(1, thread_name_prefix="detect")
             self._align_pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="align")
         else:
             # On CPU, images are detected one per core, each on one torch thread: MTCNN's many
             # small ops scale poorly across threads (1.2x faster than 2 threads on one image).
             self.detect_workers = self.threads if self.device.type == "cpu" else 1
-        self._detect_pool = (ThreadPoolExecutor(self.detect_workers, thread_name_prefix="detect")
-                             if self.detect_workers > 1 or self.backend.batched_detection else None)
+            self._detect_pool = (ThreadPoolExecutor(self.detect_workers, thread_name_prefix="detect")
+                                 if self.detect_workers > 1 else None)
 
     def start_detect(self, images: list[DecodedImage]) -> Callable[[], list[list]]:
         """Start detecting `images` on the detect workers (largest first, so that no worker is

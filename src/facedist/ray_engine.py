@@ -114,6 +114,9 @@ def process_files(todo: list, store, run_id: int, key: str, settings: Settings, 
 
     started = connect(settings)  # first: says how to install Ray where it is missing
     import ray.data
+    import torch
+
+    from .backend import Backend
     ctx = ray.data.DataContext.get_current()
     before = ctx.enable_progress_bars, ctx.print_on_execution_start  # the caller's, restored
     try:
@@ -121,6 +124,8 @@ def process_files(todo: list, store, run_id: int, key: str, settings: Settings, 
             return
         ctx.enable_progress_bars = ctx.print_on_execution_start = False  # one bar: ours
         actors, cpus, gpus = actor_plan(settings, ray.cluster_resources())
+        # photos per actor call: the actors' backend's chunk, unless set (256 on a GPU)
+        chunk = settings.chunk_images or Backend(torch.device("cuda" if gpus else "cpu")).chunk_images
         # workers may start elsewhere: paths absolute, the weights file the driver resolved
         worker_settings = dataclasses.replace(settings, photos=Path(settings.photos).resolve(),
                                               out=Path(settings.out).resolve(), progress=False)
@@ -130,7 +135,7 @@ def process_files(todo: list, store, run_id: int, key: str, settings: Settings, 
                   "mtime_ns": w.file.mtime_ns, "image_id": w.image_id} for w in todo]
         results = ray.data.from_items(items).map_batches(
             PhotoWorker, fn_constructor_args=(worker_settings, cpus),
-            batch_size=settings.chunk_images or (256 if gpus else 16), batch_format="numpy", concurrency=actors,
+            batch_size=chunk, batch_format="numpy", concurrency=actors,
             num_cpus=cpus, num_gpus=gpus)  # Ray Data restarts dead actors and retries by default
         bar = tqdm(total=len(todo), unit="img", desc=f"faces ({actors} Ray actors)",
                    disable=not settings.progress or None, file=sys.stderr)
