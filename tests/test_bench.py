@@ -10,7 +10,7 @@ from facedist.cli import main
 def test_tiny_bench_of_every_variant(tmp_path):
     out = tmp_path / "bench"
     assert main(["bench", str(HUMANS), "--out", str(out), "--limit", "3", "--v1-limit", "2",
-                 "--weights", "synthetic", "--no-micro",
+                 "--peer-limit", "2", "--weights", "synthetic", "--no-micro",
                  "--reference", str(GOLDEN / "mtcnn_humans.json")]) == 0
     result = json.loads((out / "bench.json").read_text())
     names = [r["variant"] for r in result["variants"]]
@@ -23,7 +23,8 @@ def test_tiny_bench_of_every_variant(tmp_path):
     impl = {r["variant"]: r["implementation"] for r in result["variants"]}
     assert impl["study-v3"] == "facenet-pytorch 2.6.0" and impl["facedist"] == "facedist"
     assert impl["face-recognition"].startswith("face_recognition")
-    assert result["variants"][0]["images"] == 2
+    images = {r["variant"]: r["images"] for r in result["variants"]}
+    assert images["study-v1"] == images["face-recognition"] == 2 and images["study-v3"] == 3
     # scored against the full-resolution reference (these 3 photos agree; see below for a miss)
     for r in result["variants"]:
         if r["variant"].startswith("facedist-") or r["variant"] == "facedist":
@@ -33,6 +34,7 @@ def test_tiny_bench_of_every_variant(tmp_path):
             assert "ref_count_agreement" not in r
     md = (out / "results.md").read_text()
     assert "synthetic" in md and "study-v1 ran on the first 2 images" in md
+    assert "face-recognition ran on the first 2 images" in md
     assert (out / "timelines.png").stat().st_size > 5000
     assert len((out / "results.csv").read_text().splitlines()) == 10
     assert "reproduction" not in md  # facenet-pytorch itself ran
