@@ -28,6 +28,20 @@ def test_integral_image_sums(photo):
     assert table[120, 77].tolist() == photo[:120, :77].reshape(-1, 3).sum(0).tolist()
 
 
+def test_wrapped_integral_of_a_big_photo_gives_exact_means():
+    # 18.5 Mpx of bright pixels: the table's sums pass 2**32 and wrap (uint32, a quarter of the
+    # int64 table's memory), yet every bin's mean comes out as a direct mean
+    rng = np.random.default_rng(5)
+    photo = rng.integers(220, 256, (4300, 4300, 3), dtype=np.uint8)
+    table = integral_image(photo)
+    assert table.dtype == np.uint32 and photo[:, :, 0].sum(dtype=np.int64) >= 2**32
+    means = photo.reshape(43, 100, 43, 100, 3).mean((1, 3), dtype=np.float64)
+    np.testing.assert_allclose(area_resize(table, (43, 43)), (means - 127.5) / 128, rtol=0, atol=2e-6)
+    crop = area_crops(table, np.array([[4000, 4000, 4300, 4300]]), 3)[0]
+    direct = photo[4000:, 4000:].reshape(3, 100, 3, 100, 3).mean((1, 3), dtype=np.float64)
+    np.testing.assert_allclose(crop, (direct - 127.5) / 128, rtol=0, atol=2e-6)
+
+
 @pytest.mark.parametrize("size", [(181, 263), (128, 185), (12, 17), (301, 437), (5, 3)])
 def test_area_resize_is_torch_area(photo, size):
     got = area_resize(integral_image(photo), size)

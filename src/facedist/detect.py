@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from .backend import strict_fp32
 from .config import DetectSettings
-from .kernels import _BIG as _INT32_PIXELS, area_crops, area_resize, greedy_nms, integral_image
+from .kernels import area_crops, area_resize, greedy_nms, integral_image
 from .models import load_mtcnn
 
 # P-Net sees pyramid levels over 3x this many pixels in bands of rows of about this many: a
@@ -374,6 +374,9 @@ def _pack_levels(jobs: list, max_pixels: int) -> Iterator[list]:
         height, width = max(height, h), max(width, w)
     if batch:
         yield batch
+
+
+_INT32_PIXELS = 2**31 // 255  # more pixels than this could overflow an int32 table's sums
 
 
 class _DeviceTables:

@@ -17,14 +17,17 @@ import numpy as np
 import torch
 from .jit import compiled as _compiled
 
-_BIG = 2**31 // 255  # more pixels than this could overflow int32 sums
+# Integral images are kept modulo 2**32 (uint32, wrapping): the sum over any window whose true
+# sum is under 2**32 (at most WRAP_SAFE_PIXELS pixels) comes out exact from wrapped corners. Every
+# window read here is one output pixel's bin, far smaller; int64 tables took 480 MB per 20 Mpx photo.
+WRAP_SAFE_PIXELS = 2**32 // 255
 
 
 def integral_image(image: np.ndarray) -> np.ndarray:
-    """Inclusive prefix sums [H+1, W+1, 3] of an RGB uint8 image [H, W, 3] (int32, or int64 for
-    very large images)."""
+    """Inclusive prefix sums [H+1, W+1, 3] of an RGB uint8 image [H, W, 3], modulo 2**32
+    (uint32): a window's sum is its four corners' signed sum masked to 32 bits."""
     h, w = image.shape[:2]
-    table = np.empty((h + 1, w + 1, image.shape[2]), np.int64 if h * w > _BIG else np.int32)
+    table = np.empty((h + 1, w + 1, image.shape[2]), np.uint32)
     _fill_integral(image, table)
     return table
 
@@ -81,7 +84,9 @@ def _area_into(table, y0, y1, x0, x1, out):
             b = xb[j]
             inv = 1.0 / ((yb - ya) * (b - a))
             for c in range(3):
-                total = bottom[b, c] - top[b, c] - bottom[a, c] + top[a, c]
+                # modulo 2**32, as the table: exact, the bin's true sum being smaller
+                total = (np.int64(bottom[b, c]) - np.int64(top[b, c]) - np.int64(bottom[a, c])
+                         + np.int64(top[a, c])) & 0xFFFFFFFF
                 out[i, j, c] = (np.float32(total * inv) - np.float32(127.5)) * np.float32(0.0078125)
 
 
