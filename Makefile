@@ -4,18 +4,22 @@ VENV   ?= .venv
 PHOTOS ?= ../shared/data/humans
 OUT    ?= out
 ARGS   ?=
+# which torch: cpu (PyTorch's CPU build), cuda (the standard build) or auto (cuda where
+# nvidia-smi answers); tools/install-torch says which it took and from where
+TORCH  ?= auto
+TORCH_VERSION ?= 2.13.0
 BIN    := $(VENV)/bin
 
 .PHONY: run test install install-study bench clean
 
 install: $(VENV)/.installed
 
-# The CPU build of torch is pinned and installed first, so nothing pulls a CUDA build.
+# torch first, the build TORCH chose, so that nothing after pulls another one.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[test,heif,ray,study]"
+	tools/install-torch $(BIN)/python $(TORCH) $(TORCH_VERSION)
+	$(BIN)/python -m pip install -q -e ".[test,heif,ray,study,dlib,dlib-models]"
 	$(MAKE) install-study
 	$(BIN)/python -m facedist.kernels  # compile the numba kernels once, into their disk cache
 	touch $@

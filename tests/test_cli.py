@@ -15,7 +15,7 @@ PEOPLE = LABELED / "people"
 
 def test_help_lists_every_command():
     text = build_parser().format_help()
-    for cmd in ("run", "near", "export", "plot", "people", "lookalikes", "eval", "bench"):
+    for cmd in ("run", "near", "export", "plot", "people", "lookalikes", "eval", "bench", "weights"):
         assert cmd in text
 
 
@@ -54,6 +54,25 @@ def test_missing_weights_exit_at_once_with_the_remedy(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert code == 3 and "--weights" in err and "vggface2" in err
     assert not (tmp_path / "o" / "faces.csv").exists()
+
+
+def test_weights_lists_each_file_and_fetches_by_model(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("FACEDIST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FACEDIST_OFFLINE", "1")
+    assert main(["weights", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    facenet = [r for r in rows if r["model"] == "facenet-vggface2"]
+    assert [(r["where"], r["path"]) for r in facenet] == [("missing", None)]
+    assert all(len(r["sha256"]) == 64 for r in rows if r["model"] in ("mtcnn", "dlib-resnet"))
+    assert main(["weights", "fetch", "mtcnn"]) == 0
+    assert "pnet.safetensors" in capsys.readouterr().err
+    # offline, a missing file: the remedy, in one line, exit 3; an unknown model: exit 2
+    assert main(["weights", "fetch", "facenet-casia"]) == 3
+    err = capsys.readouterr().err
+    assert "facedist weights fetch facenet-casia" in err and len(err.strip().splitlines()) == 1
+    assert main(["weights", "fetch", "nope"]) == 2
 
 
 @pytest.mark.slow

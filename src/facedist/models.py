@@ -6,6 +6,7 @@ the pipeline names a model.
 """
 from __future__ import annotations
 
+import bz2
 import functools
 import hashlib
 import importlib.util
@@ -37,8 +38,9 @@ class WeightsUnavailable(WeightsError):
 
 @dataclass(frozen=True)
 class WeightsSource:
-    """Where a weights file comes from. `url`: downloaded into the cache on first use;
-    `package`: a file inside an installed (not imported) Python distribution."""
+    """Where a weights file comes from: `package`, a file inside an installed (not imported)
+    Python distribution, used where that is installed; else the cache's copy, downloaded from
+    `url` on first use (bz2-compressed there when `compressed`), checked against `sha256`."""
 
     filename: str
     url: str | None = None
@@ -46,6 +48,7 @@ class WeightsSource:
     sha256: str | None = None  # None: recorded on first download and checked from then on
     license: str = ""
     converted_sha256: str | None = None  # of the file facedist converts it into, if it does
+    compressed: str | None = None  # "bz2": the url serves the file bz2-compressed
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,15 @@ def _build_dlib_native(spec: EmbedderSpec, weights: Path, device: torch.device):
     return DlibEmbedder(spec, weights, device)
 
 
+# dlib's models: the same files as in the face_recognition_models package, which is used where
+# installed (pip install 'facedist[dlib-models]': 126 MB, mostly a 68-point predictor facedist
+# never uses); else downloaded from dlib-models and checked against the package files' SHA-256.
+_DLIB_MODELS = "https://github.com/davisking/dlib-models/raw/master/"
 _DLIB_DAT = WeightsSource(
     "dlib_face_recognition_resnet_model_v1.dat", package="face_recognition_models",
+    url=_DLIB_MODELS + "dlib_face_recognition_resnet_model_v1.dat.bz2", compressed="bz2",
     sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
-    license="CC0 (dlib-models)",
+    license="public domain (dlib-models)",
     converted_sha256="80a9ba80f46709b16ac134c4fa189ecc104209f7ab0a9666d365eedde13f7b77")
 
 _FACENET_RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
@@ -116,8 +124,52 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
         build=_build_facenet),
 }
 
-DLIB_SHAPE_PREDICTOR = WeightsSource("shape_predictor_5_face_landmarks.dat",
-                                     package="face_recognition_models")
+DLIB_SHAPE_PREDICTOR = WeightsSource(
+    "shape_predictor_5_face_landmarks.dat", package="face_recognition_models",
+    url=_DLIB_MODELS + "shape_predictor_5_face_landmarks.dat.bz2", compressed="bz2",
+    sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+    license="public domain (dlib-models)")
+
+# the files shipped inside facedist itself
+MTCNN_FILES = tuple(WeightsSource(f"weights/{name}.safetensors", package="facedist", sha256=digest,
+                                  license="MIT (facenet-pytorch)")
+                    for name, digest in MTCNN_SHA256.items())
+
+
+def weights_files(model: str) -> tuple[WeightsSource, ...]:
+    """Every file a model needs: `mtcnn` (the detector) or an embedder with its aligner's."""
+    if model == "mtcnn":
+        return MTCNN_FILES
+    spec = get_spec(model)
+    return (spec.weights,) + ((DLIB_SHAPE_PREDICTOR,) if spec.alignment == "dlib-chip" else ())
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """Where one file of a model is, if anywhere (`facedist weights`)."""
+
+    model: str
+    source: WeightsSource
+    path: Path | None  # None: not here yet (`facedist weights fetch MODEL` gets it)
+    where: str  # "package NAME", "cache" or "missing"
+
+
+def weights_status() -> list[WeightsStatus]:
+    """Each model's files and where they are, without downloading or hashing anything."""
+    rows = []
+    for model in ("mtcnn", *EMBEDDERS):
+        for source in weights_files(model):
+            path, where = _installed(source), f"package {source.package}"
+            if path is None:
+                cached = cache_dir() / "weights" / source.filename
+                path, where = (cached, "cache") if cached.is_file() else (None, "missing")
+            rows.append(WeightsStatus(model, source, path, where))
+    return rows
+
+
+def fetch_weights(model: str) -> list[Path]:
+    """Every file of `model` made present (downloaded where missing) and checked; their paths."""
+    return [resolve_file(source, model) for source in weights_files(model)]
 
 
 def get_spec(name: str) -> EmbedderSpec:
@@ -166,51 +218,64 @@ def offline() -> bool:
     return value == "1"
 
 
-def package_file(source: WeightsSource) -> Path:
-    """A file shipped in an installed distribution, found without importing it (the
+def _installed(source: WeightsSource) -> Path | None:
+    """The file inside its installed package, found without importing the package (the
     face_recognition_models package imports pkg_resources, gone from new setuptools)."""
+    if source.package is None:
+        return None
     spec = importlib.util.find_spec(source.package)
     if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailable(f"{source.filename} comes with the Python package "
-                                 f"{source.package!r}: pip install {source.package}")
+        return None
     for root in spec.submodule_search_locations:
         for path in (Path(root) / "models" / source.filename, Path(root) / source.filename):
             if path.is_file():
                 return path
-    raise WeightsUnavailable(f"{source.filename} not found in the package {source.package!r}")
+    return None
+
+
+def resolve_file(source: WeightsSource, model: str, download: bool = True) -> Path:
+    """A registry file's local path, checked against its SHA-256: its package's copy where that
+    package is installed, else the cache's, downloaded there first if allowed. Raises
+    WeightsUnavailable with what to do."""
+    path = _installed(source)
+    if path is None:
+        path = cache_dir() / "weights" / source.filename
+        if not path.is_file() and download and source.url and not offline():
+            try:
+                _download(source, path)
+            except OSError as exc:
+                raise WeightsUnavailable(_missing_message(source, model, path,
+                                                          f"download failed: {exc}")) from None
+        if not path.is_file():
+            raise WeightsUnavailable(_missing_message(source, model, path, "not downloaded"))
+    _check_sha256(path, source.sha256)
+    return path
+
+
+def package_file(source: WeightsSource) -> Path:  # TEMP: until align.py uses resolve_file
+    return resolve_file(source, "dlib-resnet")
 
 
 def resolve_weights(spec: EmbedderSpec, override: str | None = None,
                     download: bool = True) -> Path:
-    """The local path of a model's weights: `override` if given, else the package file, else the
-    cache, downloading there first if allowed. Raises WeightsUnavailable with what to do."""
-    src = spec.weights
+    """The local path of an embedder's weights: `override` if given, else `resolve_file`'s."""
     if override:
         path = Path(override).expanduser()
         if not path.is_file():
             raise WeightsUnavailable(f"--weights {override}: no such file")
         return path
-    if src.package:
-        path = package_file(src)
-        _check_sha256(path, src.sha256)
-        return path
-    cached = cache_dir() / "weights" / src.filename
-    if not cached.is_file() and download and not offline():
-        try:
-            _download(src.url, cached)
-        except OSError as exc:
-            raise WeightsUnavailable(_missing_message(spec, cached, f"download failed: {exc}"))
-    if not cached.is_file():
-        raise WeightsUnavailable(_missing_message(spec, cached, "not downloaded"))
-    _check_sha256(cached, src.sha256)
-    return cached
+    return resolve_file(spec.weights, spec.name, download)
 
 
-def _missing_message(spec: EmbedderSpec, cached: Path, why: str) -> str:
-    return (f"model {spec.name} needs {spec.weights.filename} ({why}). Either let facedist "
-            f"download it from {spec.weights.url} on a machine with internet access (it is "
-            f"cached in {cached.parent}), or download it yourself and pass --weights FILE "
-            f"(or copy it to {cached}).")
+def _missing_message(source: WeightsSource, model: str, cached: Path, why: str) -> str:
+    if source.url is None:  # shipped inside a package only
+        return f"{source.filename} comes with the Python package {source.package!r}: reinstall it"
+    also = f" (or pip install {source.package}, which ships it)" if source.package else ""
+    flag = (", or pass --weights FILE" if any(spec.weights is source for spec in EMBEDDERS.values())
+            else "")
+    return (f"model {model} needs {source.filename} ({why}). Run `facedist weights fetch {model}` "
+            f"on a machine with internet access: it downloads {source.url} into {cached.parent}"
+            f"{also}; or download it yourself and copy it to {cached}{flag}.")
 
 
 def _check_sha256(path: Path, expected: str | None) -> None:
@@ -226,19 +291,27 @@ def _check_sha256(path: Path, expected: str | None) -> None:
                                  f"delete the file and download it again")
 
 
-def _download(url: str, dest: Path) -> None:
+def _download(source: WeightsSource, dest: Path) -> None:
+    """source.url into dest (decompressed), under its real name only once whole and, where the
+    registry has its SHA-256, matching it."""
     from tqdm import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     h = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=30) as resp, open(part, "wb") as out:
+    unpack = bz2.BZ2Decompressor().decompress if source.compressed == "bz2" else (lambda b: b)
+    with urllib.request.urlopen(source.url, timeout=30) as resp, open(part, "wb") as out:
         total = int(resp.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
             for block in iter(lambda: resp.read(1 << 20), b""):
-                out.write(block)
-                h.update(block)
+                data = unpack(block)
+                out.write(data)
+                h.update(data)
                 bar.update(len(block))
+    if source.sha256 is not None and h.hexdigest() != source.sha256:
+        part.unlink()
+        raise WeightsUnavailable(f"{source.url} gave a file whose SHA-256 {h.hexdigest()} is not "
+                                 f"the expected {source.sha256}; nothing was kept")
     part.replace(dest)  # atomic: a killed download never leaves a half file under the real name
     dest.with_name(dest.name + ".sha256").write_text(h.hexdigest() + "\n")
 
@@ -252,7 +325,7 @@ def load_mtcnn():
     nets = []
     for name, cls in (("pnet", PNet), ("rnet", RNet), ("onet", ONet)):
         path = PACKAGE_WEIGHTS / f"{name}.safetensors"
-        _check_sha256(path, MTCNN_SHA256[name])
+        _check_sha256(path, MTCNN_SHA256[name])  # MTCNN_FILES' hashes
         net = cls()
         net.load_state_dict(load_file(str(path)), strict=True)
         nets.append(net.eval().requires_grad_(False))
