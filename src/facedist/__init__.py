@@ -22,13 +22,15 @@ def tune_process() -> None:
     """Process-wide settings that make long runs leaner; call it before torch is imported.
     oneDNN caches compiled convolutions per input shape, and photos come in endless shapes: its
     default (1024 entries) holds hundreds of MB for no speed gain here. And every thread
-    allocates from one malloc heap (pipeline.share_one_heap)."""
+    allocates from one malloc heap, which keeps large freed buffers for reuse until each chunk
+    ends (pipeline.share_one_heap, reuse_large_buffers)."""
     import os
 
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
-    from .pipeline import share_one_heap
+    from .pipeline import reuse_large_buffers, share_one_heap
 
     share_one_heap()
+    reuse_large_buffers()
 
 
 __all__ = ["run", "open_db", "FaceDB", "analyze", "Analyzer", "Face", "FacedistError", "write_report",
