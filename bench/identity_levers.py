@@ -31,10 +31,10 @@ def fit(work: Path):
     import dlib
 
     from facedist.decode import decode_image
-    from facedist.models import DLIB_SHAPE_PREDICTOR, package_file
+    from facedist.models import DLIB_SHAPE_PREDICTOR, resolve_file
 
     hog = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(package_file(DLIB_SHAPE_PREDICTOR)))
+    predictor = dlib.shape_predictor(str(resolve_file(DLIB_SHAPE_PREDICTOR, "dlib-resnet")))
     rel, marks = [], []
     for name in ("celeba", "humans"):
         table = faces_of(work / name)
@@ -92,7 +92,7 @@ def main() -> int:
     from facedist.decode import decode_image
     from facedist.embed import build_embedder
     from facedist.evaluate import central_faces, fold_accuracy, read_pairs
-    from facedist.models import DLIB_SHAPE_PREDICTOR, get_spec, package_file
+    from facedist.models import DLIB_SHAPE_PREDICTOR, get_spec, resolve_file
 
     data = args.shared / "data"
     for name, photos in (("celeba", data / "celeba"), ("humans", data / "humans"),
@@ -114,7 +114,7 @@ def main() -> int:
     med_box = np.median([table.boxes[i] for i in rows.values()], 0)
     med_marks = np.median([table.landmarks[i] for i in rows.values()], 0)
     photos = sorted({p for a, b, _ in pairs for p in (a, b)})
-    predictor = dlib.shape_predictor(str(package_file(DLIB_SHAPE_PREDICTOR)))
+    predictor = dlib.shape_predictor(str(resolve_file(DLIB_SHAPE_PREDICTOR, "dlib-resnet")))
     chips: dict[str, list[np.ndarray]] = {k: [] for k in ("dlib", "mapped", "mtcnn", "jitter")}
     t0 = time.time()
     for rel in photos:

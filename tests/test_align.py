@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import GOLDEN, HUMANS
@@ -73,3 +74,19 @@ def test_warp_chip_samples_where_the_transform_says(rng):
     flat[:, ::2] = 255  # stripes one pixel wide average to grey, not to black or white
     small = warp_chip(flat, half, 20)[2:-2, 2:-2].astype(int)
     assert np.abs(small - 127).max() <= 2
+
+
+def test_dlib_chip_aligner_needs_no_dlib(monkeypatch):
+    """The default dlib-chip aligner is facedist's own: it works where dlib cannot be imported."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # `import dlib` raises ImportError
+    marks = np.array([[40, 45], [60, 45], [50, 55], [42, 66], [58, 66]], np.float32)
+    face = FaceDetection(np.array([30, 30, 70, 78], np.float32), 0.99, marks)
+    img = np.random.default_rng(0).integers(0, 255, (100, 100, 3), dtype=np.uint8)
+    chips = DlibChipAligner().align(img, [face])
+    assert chips.shape == (1, 1, 150, 150, 3) and chips.std() > 10  # the photo, not black
+    with pytest.raises(ImportError):
+        DlibChipAligner(backend="dlib")
+    with pytest.raises(ValueError, match="backend"):
+        DlibChipAligner(backend="opencv")

@@ -252,10 +252,6 @@ def resolve_file(source: WeightsSource, model: str, download: bool = True) -> Pa
     return path
 
 
-def package_file(source: WeightsSource) -> Path:  # TEMP: until align.py uses resolve_file
-    return resolve_file(source, "dlib-resnet")
-
-
 def resolve_weights(spec: EmbedderSpec, override: str | None = None,
                     download: bool = True) -> Path:
     """The local path of an embedder's weights: `override` if given, else `resolve_file`'s."""
