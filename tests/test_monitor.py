@@ -1,4 +1,5 @@
 import json
+import mmap
 import time
 
 import numpy as np
@@ -16,9 +17,14 @@ def test_cpu_burn_and_allocation_show_up_in_the_timeline(tmp_path):
         while time.perf_counter() < end:  # burn one core
             x += 1
     with mon.stage("embed"):
-        block = np.ones((400, 1024, 1024), np.uint8)  # 400 MB, touched
+        # 400 MB of fresh pages, touched: mapped here, not taken from a heap that earlier tests'
+        # frees may have left resident (the command line keeps large buffers for reuse)
+        pages = mmap.mmap(-1, 400 << 20)
+        block = np.frombuffer(pages, np.uint8)
+        block[::4096] = 1
         time.sleep(0.4)
         del block
+        pages.close()
     mon.stop()
     idle = [s.cpu_process for s in mon.samples if s.stage == "discover"]
     busy = [s.cpu_process for s in mon.samples if s.stage == "detect"]
