@@ -9,9 +9,9 @@ embeddings embed.py averages (with their mirror images, see `Settings.views`).
   0.25) placed by dlib's 5-point shape predictor run in the detector box; with two views, a
   second chip of the same geometry warped from MTCNN's own five landmarks. Two independent
   landmark estimates average out each one's errors (LFW: README, "People"). Both the predictor
-  (nets/dlib_shape.py) and the chip (`face_chip_details`, `extract_face_chips`) are NumPy
-  re-implementations of dlib's, equal to dlib's output to the pixel (landmarks) and to one grey
-  level (chips); dlib itself is not needed.
+  (nets/dlib_shape.py) and the chip (`face_chip_details`, `extract_face_chips`) are facedist's
+  own (NumPy and numba) versions of dlib's, equal to dlib's output to the pixel (landmarks) and
+  to one grey level (chips); dlib itself is not needed.
 """
 from __future__ import annotations
 
