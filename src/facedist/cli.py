@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from .errors import FacedistError, explain
-from .models import EMBEDDERS
+from .models import EMBEDDERS, WEIGHTS_MODELS
 
 log = logging.getLogger("facedist")
 
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "`weights fetch MODEL` gets them", parents=[_common(True)])
     p.add_argument("action", nargs="?", default="list", choices=["list", "fetch"])
     p.add_argument("models", nargs="*", metavar="MODEL",
-                   help=f"fetch: {', '.join(['mtcnn', *EMBEDDERS])}, or all")
+                   help=f"fetch: {', '.join(WEIGHTS_MODELS)}, or all")
     from .bench import add_bench_parser
 
     add_bench_parser(sub)
@@ -373,17 +373,15 @@ def cmd_eval(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from .models import fetch_weights, weights_status
+    from .models import fetch_weights, weights_files, weights_status
 
     if args.action == "fetch":
-        known = ["mtcnn", *EMBEDDERS]
-        models = known if args.models == ["all"] else args.models
+        models = WEIGHTS_MODELS if args.models == ["all"] else args.models
         if not models:
-            raise ValueError(f"weights fetch: name a model ({', '.join(known)}) or all")
+            raise ValueError(f"weights fetch: name a model ({', '.join(WEIGHTS_MODELS)}) or all")
         for model in models:
-            if model not in known:
-                raise ValueError(f"weights fetch: unknown model {model!r}; choose from "
-                                 f"{', '.join(known)} or all")
+            weights_files(model)  # an unknown name: one line, before anything is fetched
+        for model in models:
             for path in fetch_weights(model):
                 log.info(f"{model}: {path}")
         return 0

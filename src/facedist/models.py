@@ -136,11 +136,17 @@ MTCNN_FILES = tuple(WeightsSource(f"weights/{name}.safetensors", package="facedi
                     for name, digest in MTCNN_SHA256.items())
 
 
+# what `facedist weights` lists and fetches: the detector, then every embedder
+WEIGHTS_MODELS = ("mtcnn", *EMBEDDERS)
+
+
 def weights_files(model: str) -> tuple[WeightsSource, ...]:
     """Every file a model needs: `mtcnn` (the detector) or an embedder with its aligner's."""
     if model == "mtcnn":
         return MTCNN_FILES
-    spec = get_spec(model)
+    if model not in EMBEDDERS:
+        raise ValueError(f"unknown model {model!r}; choose from {', '.join(WEIGHTS_MODELS)}")
+    spec = EMBEDDERS[model]
     return (spec.weights,) + ((DLIB_SHAPE_PREDICTOR,) if spec.alignment == "dlib-chip" else ())
 
 
@@ -157,11 +163,11 @@ class WeightsStatus:
 def weights_status() -> list[WeightsStatus]:
     """Each model's files and where they are, without downloading or hashing anything."""
     rows = []
-    for model in ("mtcnn", *EMBEDDERS):
+    for model in WEIGHTS_MODELS:
         for source in weights_files(model):
             path, where = _installed(source), f"package {source.package}"
             if path is None:
-                cached = cache_dir() / "weights" / source.filename
+                cached = _cached(source)
                 path, where = (cached, "cache") if cached.is_file() else (None, "missing")
             rows.append(WeightsStatus(model, source, path, where))
     return rows
@@ -233,13 +239,18 @@ def _installed(source: WeightsSource) -> Path | None:
     return None
 
 
+def _cached(source: WeightsSource) -> Path:
+    """Where the cache keeps (or would keep) a registry file."""
+    return cache_dir() / "weights" / source.filename
+
+
 def resolve_file(source: WeightsSource, model: str, download: bool = True) -> Path:
     """A registry file's local path, checked against its SHA-256: its package's copy where that
     package is installed, else the cache's, downloaded there first if allowed. Raises
     WeightsUnavailable with what to do."""
     path = _installed(source)
     if path is None:
-        path = cache_dir() / "weights" / source.filename
+        path = _cached(source)
         if not path.is_file() and download and source.url and not offline():
             try:
                 _download(source, path)

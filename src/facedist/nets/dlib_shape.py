@@ -205,9 +205,7 @@ class ShapePredictor:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.model = model = load_shape_predictor(path)
-        self._delta_x = np.ascontiguousarray(model.deltas[..., 0])
-        self._delta_y = np.ascontiguousarray(model.deltas[..., 1])
+        self.model = load_shape_predictor(path)
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """RGB (or grey) uint8 image [H, W(, 3)], int boxes [N, 4] → int64 landmarks [N, 5, 2]."""
@@ -225,14 +223,14 @@ class ShapePredictor:
                 image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, 2)
             out.append(_cascade_rgb(np.ascontiguousarray(image),
                                     np.asarray(found, np.int64).reshape(-1, 4), m.initial_shape,
-                                    m.anchor_index, self._delta_x, self._delta_y, m.split_pixel_a,
-                                    m.split_pixel_b, m.split_threshold, m.leaf_values))
+                                    m.anchor_index, m.deltas, m.split_pixel_a, m.split_pixel_b,
+                                    m.split_threshold, m.leaf_values))
         return out
 
 
 @compiled
-def _cascade_rgb(image, boxes, initial, anchor_index, delta_x, delta_y, pixel_a, pixel_b,
-                 thresholds, leaves):
+def _cascade_rgb(image, boxes, initial, anchor_index, deltas, pixel_a, pixel_b, thresholds,
+                 leaves):
     # The cascade for the boxes [N, 4] of one RGB photo, in dlib's arithmetic (landmarks equal
     # to dlib's, pixel for pixel): per level, the similarity from the initial shape to the
     # current one (Umeyama, closed form in 2-D: [[a, -b], [b, a]]) in double, cast to float32;
@@ -272,7 +270,7 @@ def _cascade_rgb(image, boxes, initial, anchor_index, delta_x, delta_y, pixel_a,
             ta, tb = np.float32(a), np.float32(b)
             for p in range(anchor_index.shape[1]):
                 anchor = anchor_index[level, p]
-                ddx, ddy = delta_x[level, p], delta_y[level, p]
+                ddx, ddy = deltas[level, p, 0], deltas[level, p, 1]
                 px = (ta * ddx + (-tb) * ddy) + shape[anchor, 0]
                 py = (tb * ddx + ta * ddy) + shape[anchor, 1]
                 x = np.int64(np.floor(np.float64(px) * box_width + left + 0.5))
