@@ -103,12 +103,15 @@ def synthetic_output(out: Path, photos: Path, n_photos: int, faces_per_photo: in
         store.save_chunk(run_id, KEY, settings.model, results)
     with monitor.stage("compare"):
         table = store.faces(KEY)
+        table.quality[:] = 1.0  # generated faces stand for clear ones: every face may shape people
+        store.set_quality(table.face_ids, table.quality)
         result = compare(table.embeddings, 10, 0.4)
     with monitor.stage("people"):
         person = assign_people(store, KEY, table.face_ids, table.embeddings, 0.6)
         for row, name in (names or {}).items():
             store.name_person(int(person[row]), name)
-        write_results(out, table, result, person, store.person_names(KEY))
+        write_results(out, table, result, person, store.person_names(KEY), 0.0,
+                      np.zeros(len(table), bool))
         write_threshold(out / "perf", result.neighbor_dist, 0.4,
                         suggest_threshold(result.neighbor_dist))
     time.sleep(0.05)

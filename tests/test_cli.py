@@ -1,4 +1,5 @@
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,87 @@ def test_people_commands_correct_and_corrections_stick(tmp_path, capsys):
     assert main(["people", str(out), "merge", str(kit), "x"]) == 2  # one clear line, exit 2
     assert "takes numbers" in capsys.readouterr().err
 
+    # ignore: the other face in an obama photo is a stranger; biden leaves, then comes back
+    faces = list(csv.DictReader(open(out / "faces.csv")))
+    main_ids = {f["face_id"] for f in main_faces()}
+    stranger = next(f for f in faces if f["face_id"] not in main_ids)
+    biden = {int(f["person"]) for f in main_faces() if "biden" in f["path"]}.pop()
+    assert main(["people", str(out), "ignore", "face", stranger["face_id"]]) == 0
+    assert main(["people", str(out), "ignore", "person", str(biden)]) == 0
+    for extra in ([], ["--recluster"]):
+        assert main(["run", str(photos), "--out", str(out), "--no-progress", *extra]) == 0
+        status = {f["face_id"]: (f["status"], f["person"]) for f in csv.DictReader(open(out / "faces.csv"))}
+        assert status[stranger["face_id"]] == ("ignored", "")
+        assert all(status[f["face_id"]] == ("ignored", "") for f in faces if "biden" in f["path"])
+        listed = {r["person"] for r in csv.DictReader(open(out / "people.csv"))}
+        looks = list(csv.DictReader(open(out / "lookalikes.csv")))
+        assert str(biden) not in listed and str(biden) not in {r["person_a"] for r in looks} | \
+            {r["person_b"] for r in looks}
+        assert stranger["face_id"] not in {r["face_a"] for r in looks} | {r["face_b"] for r in looks}
+    capsys.readouterr()
+    assert main(["people", str(out), "unignore", "person", str(biden), "--json"]) == 0
+    assert '"unignored": 2' in capsys.readouterr().out
+    faces = {f["face_id"]: f for f in csv.DictReader(open(out / "faces.csv"))}
+    assert {faces[f]["status"] for f in faces if "biden" in faces[f]["path"]} == {""}
+    assert main(["people", str(out), "ignore", stranger["face_id"]]) == 2  # face or person?
+    err = capsys.readouterr().err.strip()
+    assert "face FACE_ID or person ID" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_faces_of_one_photo_are_two_people_unless_merged_by_hand(tmp_path, capsys):
+    """A collage of one face twice: two people by default, one with --no-same-photo-apart; a
+    merge by hand holds across runs. Group photos: no person holds two faces of one photo."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    face = Image.open(PEOPLE / "obama" / "obama_1.jpg").convert("RGB")
+    collage = Image.new("RGB", (face.width * 2, face.height))
+    collage.paste(face, (0, 0))
+    collage.paste(face, (face.width, 0))
+    collage.save(photos / "collage.jpg", quality=95)
+    for group in (LABELED / "groups").iterdir():
+        (photos / group.name).write_bytes(group.read_bytes())
+
+    def people_by_photo(out):
+        faces = [f for f in csv.DictReader(open(out / "faces.csv")) if f["person"]]
+        by_photo = {}
+        for f in faces:
+            by_photo.setdefault(Path(f["path"]).name, []).append(int(f["person"]))
+        return by_photo
+
+    out = tmp_path / "out"
+    assert main(["run", str(photos), "--out", str(out), "--no-progress"]) == 0
+    by_photo = people_by_photo(out)
+    assert len(by_photo["collage.jpg"]) == 2 and len(set(by_photo["collage.jpg"])) == 2
+    assert all(len(set(p)) == len(p) for p in by_photo.values())  # every face its own person
+    assert sum(len(p) for p in by_photo.values()) >= 6
+    together = tmp_path / "together"
+    assert main(["run", str(photos), "--out", str(together), "--no-progress",
+                 "--no-same-photo-apart"]) == 0
+    assert len(set(people_by_photo(together)["collage.jpg"])) == 1
+    a, b = by_photo["collage.jpg"]
+    assert main(["people", str(out), "merge", str(a), str(b)]) == 0  # the user says: one person
+    for extra in ([], ["--recluster"]):
+        assert main(["run", str(photos), "--out", str(out), "--no-progress", *extra]) == 0
+        assert people_by_photo(out)["collage.jpg"] == [a, a]
+
+
+def test_quality_gate_settings_are_checked(tmp_path, capsys):
+    for bad in ("1.5", "-0.1", "nan", "x"):
+        try:
+            code = main(["run", str(PEOPLE), "--out", str(tmp_path / "o"), "--min-quality", bad])
+        except SystemExit as stop:  # argparse's own type check (not a number)
+            code = stop.code
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "min-quality" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+    s = Settings().update({"min-quality": 0, "same-photo-apart": False})
+    assert (s.min_quality, s.same_photo_apart) == (0.0, False)
+    with pytest.raises(ValueError, match="same-photo-apart takes true or false"):
+        Settings().update({"same-photo-apart": "no"})
+
 
 def test_people_and_view_settings_are_checked():
     from facedist.align import make_aligner
@@ -231,3 +313,58 @@ def test_near_writes_real_csv_whatever_the_path(tmp_path, capsys):
     assert main(["near", str(PEOPLE / "obama" / "obama_2.jpg"), "--db", str(out), "-k", "0"]) == 2
     assert main(["near", str(PEOPLE / "obama" / "obama_2.jpg"), "--db", str(tmp_path / "none")]) == 2
     assert not (tmp_path / "none").exists()  # a reader never creates a database
+
+
+@pytest.mark.slow
+def test_moved_renamed_and_deleted_photos_keep_the_users_work(tmp_path, capsys):
+    """A renamed folder, a photo moved between sub-folders, a deleted one, and one moved while
+    a copy stays at its old path: names and faces follow the photos, nothing is computed again,
+    and `people` counts only the photos there now."""
+    import shutil
+
+    photos = tmp_path / "photos"
+    shutil.copytree(PEOPLE, photos)
+    out = tmp_path / "out"
+    assert main(["run", str(photos), "--out", str(out), "--no-progress"]) == 0
+
+    def faces_by_file() -> dict[str, list[tuple]]:
+        got = {}
+        for f in csv.DictReader(open(out / "faces.csv")):
+            got.setdefault(Path(f["path"]).name, []).append((f["face_id"], f["person_name"]))
+        return got
+
+    kit = next(f["person"] for f in csv.DictReader(open(out / "faces.csv"))
+               if "kit_harington_1" in f["path"])
+    assert main(["people", str(out), "name", kit, "Kit"]) == 0
+    before = faces_by_file()
+    assert all(n == "Kit" for name, faces in before.items() if "kit" in name for _, n in faces)
+
+    renamed = tmp_path / "photos-2025"
+    photos.rename(renamed)  # the whole folder
+    (renamed / "kit_harington" / "kit_harington_3.jpg").rename(renamed / "biden" / "kit_3.jpg")
+    (renamed / "obama" / "obama_4.jpg").unlink()  # deleted
+    shutil.copy(renamed / "rose_leslie" / "rose_leslie_1.jpg", renamed / "rose_copy.jpg")
+    (renamed / "alex_lacamoire" / "alex_lacamoire_1.jpg").rename(renamed / "alex_moved.jpg")
+    capsys.readouterr()
+    assert main(["run", str(renamed), "--out", str(out), "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["processed"] == 0 and summary["copies"] == 1  # only rose_copy.jpg is new
+    after = faces_by_file()
+    moved = {"kit_3.jpg": "kit_harington_3.jpg", "alex_moved.jpg": "alex_lacamoire_1.jpg"}
+    for name, faces in after.items():
+        if name == "rose_copy.jpg":
+            assert [n for _, n in faces] == [n for _, n in before["rose_leslie_1.jpg"]]
+            assert {i for i, _ in faces}.isdisjoint({i for i, _ in before["rose_leslie_1.jpg"]})
+        else:  # the same face ids: nothing recomputed, and the name goes with them
+            assert faces == before[moved.get(name, name)], name
+    assert "obama_4.jpg" not in after and "kit_3.jpg" in after
+    assert all(n == "Kit" for name, faces in after.items() if "kit" in name for _, n in faces)
+    listed = list(csv.DictReader(open(out / "people.csv")))
+    capsys.readouterr()
+    assert main(["people", str(out), "--json"]) == 0
+    people = json.loads(capsys.readouterr().out)
+    # the command lists what people.csv lists: the photos there now, old paths gone
+    assert sorted((str(p["person"]), p["faces"]) for p in people) == \
+        sorted((r["person"], int(r["faces"])) for r in listed)
+    placed = [f for f in csv.DictReader(open(out / "faces.csv")) if f["person"]]
+    assert sum(p["faces"] for p in people) == len(placed)

@@ -139,3 +139,141 @@ def test_compiled_linkage_is_the_plain_algorithm_on_sparse_graphs(rng):
         res = compare(x.astype(np.float32), 5, 0.0)
         g = Graph(len(x), np.repeat(np.arange(len(x)), 5), res.neighbors.ravel(), res.neighbor_dist.ravel())
         assert np.array_equal(average_linkage(x, g, cut), heap_linkage(x, g, cut))
+
+
+def test_two_faces_of_one_photo_stay_two_people(rng):
+    """Two faces of one photo, closer to each other than to anyone: each joins its own person."""
+    a = rng.normal(0, 0.02, (6, 4))
+    b = rng.normal(0, 0.02, (6, 4)) + np.eye(4)[0]
+    pair = np.array([[0.47, 0, 0, 0], [0.53, 0, 0, 0]])  # 0.06 apart, about 0.47 from a and b
+    x = np.concatenate([a, b, pair])
+    g = full_graph(x.astype(np.float32))
+    photo = np.concatenate([np.arange(100, 112), [7, 7]])
+    labels = average_linkage(x, g, cut=0.5, photo=photo)
+    assert len(set(labels[:6])) == 1 and len(set(labels[6:12])) == 1 and labels[0] != labels[6]
+    assert labels[12] == labels[0] and labels[13] == labels[6]
+    assert average_linkage(x, g, cut=0.5)[12] == average_linkage(x, g, cut=0.5)[13]  # else one
+
+
+def test_a_group_photo_is_as_many_people(rng):
+    """Four people, one face each in a group photo, all four faces in the middle."""
+    centres = np.eye(4) * 0.6
+    people = np.concatenate([c + rng.normal(0, 0.02, (5, 4)) for c in centres])
+    group = np.full((4, 4), 0.25) + np.eye(4) * 0.2 + rng.normal(0, 0.01, (4, 4))  # 0.28 apart
+    x = np.concatenate([people, group])
+    g = full_graph(x.astype(np.float32))
+    photo = np.concatenate([np.full(20, -1), [3, 3, 3, 3]])
+    labels = average_linkage(x, g, cut=0.5, photo=photo)
+    assert [labels[20 + p] == labels[5 * p] for p in range(4)] == [True] * 4
+    assert len(set(labels.tolist())) == 4
+    assert len(set(average_linkage(x, g, cut=0.5)[20:].tolist())) == 1  # else: one person
+
+
+def test_one_photo_keeps_apart_what_grew_around_it():
+    """a and b share a photo. c is close to both: it joins the closer, a; the other stays. Then
+    {a, c} and {b, d} are close as groups yet never merge, whichever member holds the photo."""
+    x = np.array([[0.0], [0.4], [0.15]])
+    labels = average_linkage(x, full_graph(x.astype(np.float32)), 0.5, photo=np.array([1, 1, -1]))
+    assert labels.tolist() == [0, 1, 0]
+    x = np.array([[0.0], [0.1], [0.3], [0.4]])  # a c b d
+    g = full_graph(x.astype(np.float32))
+    assert average_linkage(x, g, 1.0).tolist() == [0, 0, 0, 0]
+    for photo in ([1, -1, 1, -1], [-1, 2, 2, -1], [3, 5, 3, 5]):
+        assert average_linkage(x, g, 1.0, photo=np.array(photo)).tolist() == [0, 0, 1, 1]
+    # a, c share one photo, b, d another: c and b merge first, then neither a nor d may join
+    assert average_linkage(x, g, 1.0, photo=np.array([1, 1, 2, 2])).tolist() == [0, 1, 1, 0]
+
+
+def test_photos_with_seeds(rng):
+    """Faces the user put together stay together even from one photo, and still take in other
+    faces, but not another face of that photo; different seeds still never merge."""
+    x = np.array([[0, 0], [0.1, 0], [0.05, 0.1], [0.05, -0.1], [0.05, -0.45], [5, 5]])
+    seeds = np.array([1, 1, -1, -1, 2, -1])
+    photo = np.array([9, 9, 4, 9, -1, 4])  # 5 is far from everyone: alone anyway
+    g = full_graph(x.astype(np.float32))
+    labels = average_linkage(x, g, 0.5, seeds=seeds, photo=photo)
+    assert labels[0] == labels[1] == labels[2]  # the user's pair, and a face of another photo
+    assert labels[4] != labels[0]
+    assert labels[3] == labels[4]  # the other face of photo 9 joins the farther seed
+    assert labels[5] not in labels[:5]
+    assert average_linkage(x, g, 0.5, seeds=seeds)[3] == labels[0]  # the nearer, without photos
+
+
+def test_without_photo_conflicts_the_groups_are_the_same(rng):
+    """photo=None is the linkage as before (the plain algorithm, heap_linkage); photos that
+    never meet in a group (none, one face each, or faces too far apart to merge) change
+    nothing."""
+    for people, cut in ((30, 0.5), (15, 0.8)):
+        x = np.repeat(rng.normal(size=(people, 6)), 6, 0)
+        x += rng.normal(scale=0.3, size=x.shape)
+        g = knn_graph(x, 5)
+        plain = average_linkage(x, g, cut)
+        assert np.array_equal(plain, heap_linkage(x, g, cut))
+        n = len(x)
+        far = np.arange(n) % 6 == 0  # each person's first face, with the next person's
+        shared = np.where(far, (np.cumsum(far) - 1) // 2, -1)
+        assert len(set(plain[far].tolist())) == far.sum()  # (those are in different groups)
+        for photo in (np.full(n, -1), np.arange(n), shared):
+            assert np.array_equal(average_linkage(x, g, cut, photo=photo), plain)
+
+
+def knn_graph(x, k):
+    res = compare(x.astype(np.float32), k, 0.0)
+    return Graph(len(x), np.repeat(np.arange(len(x)), k), res.neighbors.ravel(),
+                 res.neighbor_dist.ravel())
+
+
+def constrained_reference(x, cut, photo, seeds, edges=None):
+    """The rule, slowly: groups start as seeds and singletons; among pairs of groups joined by
+    an edge (any pair when edges is None) that share no photo and hold no two seeds, the one
+    with the smallest mean squared cross distance merges while its root is under the cut."""
+    n = len(x)
+    groups, by_seed = [], {}
+    for i in range(n):
+        if seeds[i] >= 0 and seeds[i] in by_seed:
+            by_seed[seeds[i]].append(i)
+        else:
+            groups.append([i])
+            if seeds[i] >= 0:
+                by_seed[seeds[i]] = groups[-1]
+    linked = None if edges is None else {(a, b) for a, b in edges} | {(b, a) for a, b in edges}
+
+    def allowed(ga, gb):
+        if linked is not None and not any((a, b) in linked for a in ga for b in gb):
+            return False
+        sa, sb = {seeds[a] for a in ga} - {-1}, {seeds[b] for b in gb} - {-1}
+        if sa and sb and sa != sb:
+            return False
+        return not ({photo[a] for a in ga} - {-1}) & ({photo[b] for b in gb} - {-1})
+
+    while True:
+        pairs = [(np.mean([((x[a] - x[b]) ** 2).sum() for a in ga for b in gb]), i, j)
+                 for i, ga in enumerate(groups) for j, gb in enumerate(groups)
+                 if i < j and allowed(ga, gb)]
+        if not pairs or min(pairs)[0] >= cut * cut:
+            break
+        _, i, j = min(pairs)
+        groups[i] = groups[i] + groups.pop(j)
+    labels = np.zeros(n, np.int64)
+    for g, members in enumerate(groups):
+        labels[members] = g
+    return relabel(labels)
+
+
+def test_photo_constraint_matches_the_slow_rule(rng):
+    for trial in range(16):
+        n = 24
+        x = rng.normal(size=(n, 3))
+        photo = np.where(rng.random(n) < 0.25, -1, rng.integers(0, 9, n))
+        seeds = np.where(rng.random(n) < 0.2, rng.integers(0, 3, n), -1)
+        if trial % 2:
+            seeds[:] = -1
+        median = float(np.median(np.linalg.norm(x[:, None] - x[None], axis=-1)))
+        cut = median * (0.6 if trial < 8 else 1.2)
+        if trial % 4 < 2:
+            g, edges = full_graph(x.astype(np.float32)), None
+        else:  # each point's 3 nearest: only groups joined by an edge are compared
+            g = knn_graph(x, 3)
+            edges = list(zip(g.i.tolist(), g.j.tolist()))
+        ours = average_linkage(x, g, cut, seeds=seeds, photo=photo)
+        assert np.array_equal(ours, constrained_reference(x, cut, photo, seeds, edges)), trial

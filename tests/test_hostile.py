@@ -153,7 +153,8 @@ def test_hostile_file_is_processed_or_skipped_with_its_reason(hostile_run, name)
     if expected is None:
         assert name not in results
     elif expected == "face":
-        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        shown = (name.replace("\\", "\\\\").encode("utf-8", "surrogateescape")  # display_path
+                 .decode("utf-8", "backslashreplace"))
         assert results[name] == ("done", None)
         assert faces.count(shown) >= 1  # its faces, under a readable name
     elif expected == "done":
@@ -329,8 +330,24 @@ def test_read_only_output_folder(tmp_path, photos, capsys, monkeypatch):
             os.chmod(out, 0o755)
 
 
+def _overwrite_page_of(name: str):
+    """Damage the first page of table or index `name` (what a failing disk does): SQLite's
+    quick_check sees it, a query through another page may not."""
+    def damage(db: Path) -> None:
+        con = sqlite3.connect(db)
+        page = con.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+        size = con.execute("PRAGMA page_size").fetchone()[0]
+        con.close()
+        data = bytearray(db.read_bytes())
+        data[(page - 1) * size:page * size] = b"\xa5" * size
+        db.write_bytes(bytes(data))
+    return damage
+
+
 CORRUPTIONS = {
     "garbage": lambda db: db.write_bytes(os.urandom(8192)),
+    "index-page": _overwrite_page_of("faces_key"),
+    "people-page": _overwrite_page_of("people"),
     "truncated": lambda db: db.write_bytes(db.read_bytes()[: len(db.read_bytes()) // 3]),
     "zeroed-pages": lambda db: db.write_bytes(db.read_bytes()[:4096] + b"\0" * (len(db.read_bytes()) - 4096)),
 }
@@ -338,7 +355,8 @@ CORRUPTIONS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", sorted(CORRUPTIONS))
-@pytest.mark.parametrize("command", ["run", "near", "export", "people", "lookalikes"])
+@pytest.mark.parametrize("command", ["run", "near", "export", "people", "lookalikes", "report",
+                                     "name"])
 def test_corrupt_database_is_named_and_never_overwritten(tmp_path, photos, capsys, damage, command):
     out = tmp_path / "out"
     finished_run(capsys, photos, out)
@@ -349,13 +367,62 @@ def test_corrupt_database_is_named_and_never_overwritten(tmp_path, photos, capsy
     damaged = db.read_bytes()
     argv = {"run": ["run", photos, "--out", out, "--views", "1", "--no-progress"],
             "near": ["near", photos / "a.jpg", "--db", out], "export": ["export", "--db", out],
-            "people": ["people", out], "lookalikes": ["lookalikes", out]}[command]
+            "people": ["people", out], "lookalikes": ["lookalikes", out],
+            "report": ["report", out], "name": ["people", out, "name", "1", "Ann"]}[command]
     before = tree_state(photos)
     code, _, err = cli(capsys, *argv)
     assert code == 5, err
     assert "damaged" in one_line(err) and "another --out" in one_line(err)
     assert db.read_bytes() == damaged
     assert tree_state(photos) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["run", "near", "export", "lookalikes", "report", "name"])
+def test_damaged_embedding_is_named_and_never_used(tmp_path, photos, capsys, command):
+    """Bytes changed inside a stored embedding: SQLite's checks pass, the values do not."""
+    out = tmp_path / "out"
+    finished_run(capsys, photos, out)
+    con = sqlite3.connect(out / DB_NAME)
+    face, blob = con.execute("SELECT id, embedding FROM faces ORDER BY id LIMIT 1").fetchone()
+    x = np.frombuffer(blob, np.float32).copy()
+    x[:4] = 1e35
+    with con:
+        con.execute("UPDATE faces SET embedding = ? WHERE id = ?", (x.tobytes(), face))
+    con.close()
+    kept = query(out, "SELECT * FROM people") + query(out, "SELECT * FROM face_people")
+    argv = {"run": ["run", photos, "--out", out, "--views", "1", "--no-progress"],
+            "near": ["near", photos / "a.jpg", "--db", out], "export": ["export", "--db", out],
+            "people": ["people", out], "lookalikes": ["lookalikes", out],
+            "report": ["report", out], "name": ["people", out, "name", "1", "Ann"]}[command]
+    code, _, err = cli(capsys, *argv)
+    line = one_line(err)
+    assert code == 5 and "damaged" in line and f"face {face} " in line and "a.jpg" in line, err
+    assert query(out, "SELECT * FROM people") + query(out, "SELECT * FROM face_people") == kept
+    assert not (out / "report").exists() and not (out / "export").exists()
+
+
+@pytest.mark.slow
+def test_a_finished_output_on_read_only_media_can_be_read(tmp_path, photos, capsys):
+    """Readers open the database read-only: a mounted archive answers near, people,
+    lookalikes, export and report elsewhere; a correction says it cannot write."""
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    finished_run(capsys, photos, out)
+    kept = tree_state(out)
+    script = "; ".join([
+        f"mount --bind {out} {out}", f"mount -o remount,bind,ro {out}",
+        *(f"{sys.executable} -m facedist.cli {cmd} > /dev/null || echo FAILED {cmd.split()[0]} $?"
+          for cmd in (f"near {photos / 'a.jpg'} --db {out}", f"people {out}", f"lookalikes {out}",
+                      f"export --db {out} --dest {elsewhere / 'export'}",
+                      f"report {out} --dest {elsewhere / 'report'}")),
+        f"{sys.executable} -m facedist.cli people {out} name 1 Ann; echo name $?"])
+    done = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=600)
+    assert "FAILED" not in done.stdout, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "name 4", done.stdout + done.stderr
+    assert (elsewhere / "report" / "index.html").is_file()
+    assert (elsewhere / "export" / "embeddings.npy").is_file()
+    assert tree_state(out) == kept
 
 
 @pytest.mark.slow
@@ -667,3 +734,231 @@ def _csv_rows(out: Path) -> list[tuple]:
     with open(out / "faces.csv", newline="") as fh:
         return [(os.path.basename(r["path"]), r["face_index"], r["x1"], r["y1"])
                 for r in csv.DictReader(fh)]
+
+
+# -- interrupted the usual ways (issue 25 §2) --------------------------------------------------
+def _run_in_background(tmp_path: Path, photos: Path, out: Path):
+    """`python -m facedist run` in its own session (as a shell runs a job), with a private
+    TMPDIR and its stderr (and its sampler's) in a file; returns once it is working: its run
+    recorded and the sampler started."""
+    import psutil
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    (tmp_path / "c.yaml").write_text("chunk-images: 1\n")
+    err = open(tmp_path / "stderr.txt", "w")
+    cmd = [sys.executable, "-m", "facedist", "run", str(photos), "--out", str(out),
+           "--no-progress", "--views", "1", "--config", str(tmp_path / "c.yaml")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    err.close()
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            started = (out / DB_NAME).exists() and query(out, "SELECT COUNT(*) FROM runs")[0][0]
+        except sqlite3.Error:
+            started = False
+        children = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+        if started and children:
+            time.sleep(0.5)  # the sampler in its loop, the first chunks under way
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run should still be working"
+    return proc, psutil.Process(proc.pid).children(recursive=True), cmd
+
+
+def _ended(proc, children, tmp_path: Path) -> str:
+    """Wait for the run and every process it started; their stderr."""
+    import psutil
+
+    proc.wait(timeout=120)
+    gone, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive, alive
+    return (tmp_path / "stderr.txt").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_and_sigterm_to_the_process_group_end_in_one_line(tmp_path, twelve_photos, signame,
+                                                                   code):
+    import signal
+
+    photos, _ = twelve_photos
+    out = tmp_path / "out"
+    proc, children, _ = _run_in_background(tmp_path, photos, out)
+    os.killpg(proc.pid, getattr(signal, signame))
+    err = _ended(proc, children, tmp_path)
+    assert proc.returncode == code, err
+    assert "interrupted" in one_line(err)
+    [(status, error)] = runs(out)
+    assert status == "failed" and "interrupted" in error
+    assert list((tmp_path / "tmp").iterdir()) == []  # no /tmp/facedist-stage-* left
+    db_is_whole(out)
+    no_temporary_files(out)
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_no_traceback_nor_temporary_file_and_the_next_run_says_interrupted(
+        tmp_path, twelve_photos):
+    import signal
+
+    photos, _ = twelve_photos
+    out = tmp_path / "out"
+    proc, children, cmd = _run_in_background(tmp_path, photos, out)
+    proc.send_signal(signal.SIGKILL)
+    err = _ended(proc, children, tmp_path)
+    assert "Traceback" not in err and "Error" not in err, err
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert runs(out) == [("running", None)]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    (first, error), last = runs(out)
+    assert first == "failed" and "interrupted" in error and last == ("finished", None)
+    assert "interrupted" in again.stderr
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    """Ctrl-C while Python still imports facedist (here: at numpy's import) is one line, 130."""
+    code = ("import builtins, sys\n"
+            "real = builtins.__import__\n"
+            "def hook(name, *a, **k):\n"
+            "    if name == 'numpy' and builtins.__import__ is hook:\n"
+            "        builtins.__import__ = real  # one Ctrl-C\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = hook\n"
+            "sys.argv = ['facedist', 'run', sys.argv[1], '--out', sys.argv[2]]\n"
+            "import runpy\n"
+            "runpy.run_module('facedist', run_name='__main__', alter_sys=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130 and "interrupted" in one_line(proc.stderr), proc.stderr
+
+
+# -- settings and messages (issue 25 §5) -------------------------------------------------------
+def _main(capsys, *argv) -> tuple[int, str]:
+    """main(), with argparse's own exits counted as exit codes."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_flags_win_over_the_yaml_files_out_and_photos(tmp_path, capsys, monkeypatch):
+    from facedist import pipeline
+
+    seen = {}
+
+    def fake_run(settings):
+        seen.update(photos=settings.photos, out=settings.out)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    (tmp_path / "c.yaml").write_text(f"out: {tmp_path / 'yaml-out'}\n"
+                                     f"photos: {tmp_path / 'yaml-photos'}\n")
+    code, err = _main(capsys, "run", tmp_path / "p", "--out", tmp_path / "o",
+                      "--config", tmp_path / "c.yaml")
+    assert code == 2 and seen == {"photos": tmp_path / "p", "out": tmp_path / "o"}
+
+
+@pytest.mark.parametrize("argv,names", [
+    (["--views", "3"], "views"),
+    (["--faces", "some"], "faces"),
+    (["--max-side", "big"], "max-side"),
+    (["--threshold", "inf"], "threshold"),
+    (["--min-face-size", "inf"], "min-face-size"),
+    (["--sample-interval", "inf"], "sample-interval"),
+])
+def test_bad_flag_is_one_line_and_exit_2(tmp_path, capsys, argv, names):
+    code, err = _main(capsys, "run", tmp_path, "--out", tmp_path / "o", *argv)
+    assert code == 2 and names in one_line(err), err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("yaml_text,message", [
+    ("threshold: .inf\n", "threshold"),
+    ("min-face-size: .inf\n", "min-face-size"),
+    ("k: 3\nmodel: dlib-resnet\nk: 5\n", "'k' is given twice (lines 1 and 3)"),
+])
+def test_bad_yaml_value_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, message):
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    code, err = _main(capsys, "run", tmp_path, "--out", tmp_path / "o",
+                      "--config", tmp_path / "c.yaml")
+    assert code == 2 and message in one_line(err), err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_truncated_dlib_weights_are_a_weights_error_naming_the_file(tmp_path, capsys, monkeypatch):
+    from facedist.models import EMBEDDERS, resolve_weights
+
+    monkeypatch.setenv("FACEDIST_CACHE", str(tmp_path / "cache"))
+    dat = resolve_weights(EMBEDDERS["dlib-resnet"], None)
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(Path(dat).read_bytes()[:len(Path(dat).read_bytes()) // 2])
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    code, err = _main(capsys, "run", photos, "--out", tmp_path / "o", "--weights", cut, "-q")
+    assert code == 3 and "cut.dat" in one_line(err), err
+
+
+@pytest.mark.slow
+def test_near_on_a_missing_file_says_it_does_not_exist(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli(capsys, "run", tmp_path / "empty", "--out", tmp_path / "out", "-q")[0] == 0
+    code, err = _main(capsys, "near", tmp_path / "nothere.jpg", "--db", tmp_path / "out")
+    line = one_line(err)
+    assert code == 2 and "does not exist" in line and "link" not in line, err
+
+
+def test_display_paths_are_reversible():
+    from facedist.discover import display_path
+
+    odd, text = os.fsdecode(b"\xff\xfe.jpg"), "\\xff\\xfe.jpg"
+    assert display_path(odd) != display_path(text)
+    assert display_path(odd) == "\\xff\\xfe.jpg" and display_path(text) == "\\\\xff\\\\xfe.jpg"
+    for plain in ["a/b c.jpg", "café/ünï 😀.jpg", "x,\"y\"\n.png"]:
+        assert display_path(plain) == plain
+
+
+@pytest.mark.slow
+def test_byte_and_text_twins_show_as_different_paths_everywhere(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_face_image(photos / os.fsdecode(b"\xff\xfe.jpg"), FACE)
+    write_face_image(photos / "\\xff\\xfe.jpg", FACE)
+    out = tmp_path / "out"
+    code, text, err = cli(capsys, "run", photos, "--out", out, "-q", "--views", "1")
+    assert code == 0, err
+    with open(out / "faces.csv", newline="") as fh:
+        names = {os.path.basename(r["path"]) for r in csv.DictReader(fh)}
+    assert names == {"\\xff\\xfe.jpg", "\\\\xff\\\\xfe.jpg"}
+    code, text, err = cli(capsys, "export", "--db", out)
+    with open(out / "export" / "faces.csv", newline="") as fh:
+        assert {os.path.basename(r["path"]) for r in csv.DictReader(fh)} == names
+
+
+# -- faces lost without a word (issue 25 §6) ---------------------------------------------------
+@pytest.mark.slow
+def test_panorama_faces_are_found_at_the_default_max_side(tmp_path, capsys):
+    from conftest import SHARED
+
+    tile = Image.open(SHARED / "data" / "celeba" / "07201" / "001085.jpg").convert("RGB")
+    tile = tile.resize((round(tile.width * 300 / tile.height), 300), Image.LANCZOS)
+    n = 30000 // tile.width
+    strip = Image.new("RGB", (30000, 300), (128, 128, 128))
+    for i in range(n):
+        strip.paste(tile, (i * tile.width, 0))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    strip.save(photos / "panorama.png")
+    tile.save(tmp_path / "tile.png")
+    import facedist
+
+    assert len(facedist.analyze(tmp_path / "tile.png", views=1)) == 1
+    out = tmp_path / "out"
+    code, _, err = cli(capsys, "run", photos, "--out", out, "-q", "--views", "1")
+    assert code == 0, err
+    assert len(stored_faces(out)) >= 0.9 * n, (len(stored_faces(out)), n)

@@ -1,8 +1,16 @@
-"""The numba kernels against the torch / NumPy code they replace."""
+"""The numba kernels against the torch / NumPy code they replace, and their warm-up."""
+import csv
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.nn import functional as F
+
+from conftest import LABELED
 
 from facedist.kernels import (area_crops, area_resize, greedy_nms, integral_image, pooled_size,
                               prelu_max_pool)
@@ -131,3 +139,30 @@ def test_greedy_nms_without_grid_still_suppresses():
     assert greedy_nms(boxes, np.arange(3), -1.0, False, False).tolist() == [0]
     boxes[1] = np.nan
     assert greedy_nms(boxes, np.arange(3), 0.5, False, False).tolist() == [0, 1]
+
+
+def cache_state(folder):
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_after_the_warm_up_a_default_run_compiles_nothing(tmp_path):
+    # numba caches a kernel per signature: each one a run compiles (a kernel, or a type, the
+    # warm-up missed) adds or rewrites files in the cache, as the first run after install would
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for source in ("people/obama/obama_1.jpg", "groups/obama_and_biden.jpg", "hard/rgba_32bit.png"):
+        (photos / source.replace("/", "_")).write_bytes((LABELED / source).read_bytes())
+    grey = np.asarray(Image.open(LABELED / "people/biden/biden_1.jpg").convert("L"), np.uint16)
+    Image.fromarray(grey * 257).save(photos / "biden_grey16.png")  # decodes to a writable array
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    subprocess.run([sys.executable, "-m", "facedist.kernels"], env=env, check=True)
+    warm = cache_state(tmp_path / "numba")
+    assert len(warm) > 20
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "facedist", "run", str(photos), "--out", str(out), "-q"],
+                   env=env, check=True)
+    assert len(list(csv.DictReader(open(out / "faces.csv")))) >= 4
+    after = cache_state(tmp_path / "numba")
+    compiled = sorted({p.name.split("-")[0] for p in after if after[p] != warm.get(p)})
+    assert not compiled, f"the run compiled kernels the warm-up left out: {compiled}"

@@ -141,3 +141,79 @@ def test_people_from_given_neighbours_equal_those_from_the_exact_graph(tmp_path,
     given = assign_people(b, KEY, tb.face_ids, tb.embeddings, 0.4, neighbors=res.neighbors,
                           neighbor_dist=res.neighbor_dist)
     assert np.array_equal(exact, given) and len(set(exact.tolist())) == 4
+
+
+def test_unclear_faces_never_start_or_link_people(tmp_path, rng, centres):
+    """Two people, unclear faces between them, and unclear faces alike only to each other: the
+    unclear faces are left out of the clustering, start no person, and join none that they are
+    not clearly part of."""
+    store = FaceStore(tmp_path)
+    a, b = blobs(rng, centres[:1], 6), blobs(rng, centres[1:2], 6)
+    bridge = centres[0] * 0.55 + centres[1] * 0.45
+    middle = blobs(rng, [bridge, centres[0] * 0.45 + centres[1] * 0.55], 3, spread=0.01)
+    lone = blobs(rng, centres[3:4], 3)  # unclear, and nobody's
+    t = store_faces(store, np.concatenate([a, b, middle, lone]))
+    quality = np.r_[np.ones(12), np.full(9, 0.1)].astype(np.float32)
+    free = assign_people(store, KEY, t.face_ids, t.embeddings, 0.55)
+    assert len(set(free[18:].tolist())) == 1  # without the gate: a person of 3 unclear faces
+    assert not set(free[12:].tolist()) & set(free[:12].tolist())  # and people of the middle
+    person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.55, full=True,
+                           quality=quality, min_quality=0.5)
+    assert len(set(person[:6].tolist())) == 1 and len(set(person[6:12].tolist())) == 1
+    assert person[0] != person[6]
+    assert (person[12:] == -1).all()  # the bridge is between two people: nobody's clearly
+    assert (person[18:] == -1).all()  # alone, unclear faces start no person
+    assert {p.faces for p in list_people(store, KEY)} == {6}
+
+
+def test_an_unclear_face_joins_the_person_it_clearly_is(tmp_path, rng, centres):
+    store = FaceStore(tmp_path)
+    x = np.concatenate([blobs(rng, centres[:2], 5), blobs(rng, centres[:1], 1, spread=0.01)])
+    t = store_faces(store, x)
+    quality = np.r_[np.ones(10), [0.2]].astype(np.float32)
+    person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3, quality=quality,
+                           min_quality=0.5)
+    assert person[10] == person[0] != person[5]
+    # incremental run: the unclear face is placed again, the same way
+    again = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3, quality=quality,
+                          min_quality=0.5)
+    assert np.array_equal(person, again)
+
+
+def test_faces_of_one_photo_are_two_people(tmp_path, rng, centres):
+    """Twins in one photo (or one face found twice): never one person by themselves, and an
+    unclear face never joins a person that already has a face of its photo."""
+    store = FaceStore(tmp_path)
+    x = blobs(rng, centres[:1], 4, spread=0.01)
+    t = store_faces(store, x)
+    photo = np.array([0, 0, 1, 2])
+    person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3, photo=photo)
+    assert person[0] != person[1]
+    assert assign_people(store, KEY, t.face_ids, t.embeddings, 0.3, full=True)[0] == person[2]
+    quality = np.array([1, 1, 1, 0.1], np.float32)
+    photo = np.array([0, 1, 2, 0])  # the unclear face shares photo 0 with face 0
+    person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3, full=True, photo=photo,
+                           quality=quality, min_quality=0.5)
+    assert len(set(person[:3].tolist())) == 1 and person[3] == -1
+
+
+def test_ignored_faces_leave_people_and_come_back(tmp_path, rng, centres):
+    store = FaceStore(tmp_path)
+    t = store_faces(store, blobs(rng, centres[:2], 4))
+    person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
+    fix = Corrections(store, KEY)
+    fix.ignore_face(int(t.face_ids[0]))
+    assert fix.ignore_person(int(person[4])) == 4
+    assert [p.faces for p in list_people(store, KEY)] == [3]
+    for full in (False, True):  # a run, incremental or full, keeps them out
+        again = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3, full=full)
+        assert (again[[0, 4, 5, 6, 7]] == -1).all() and len(set(again[1:4].tolist())) == 1
+    assert fix.unignore_person(int(person[4])) == 4  # its person had gone: back as one again
+    back = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
+    assert len(set(back[4:].tolist())) == 1 and back[4] >= 0 and back[0] == -1
+    fix.unignore_face(int(t.face_ids[0]))
+    assert assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)[0] == back[1]
+    with pytest.raises(ValueError, match="not ignored"):
+        fix.unignore_face(int(t.face_ids[0]))
+    with pytest.raises(ValueError, match="no face"):
+        fix.ignore_face(99999)

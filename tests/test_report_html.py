@@ -90,7 +90,7 @@ def test_names_are_text_never_markup(output):
         seen_person |= HOSTILE_PERSON in text
         seen_photo |= HOSTILE_PHOTOS[0] in text
         scripts = [a.get("src") for tag, a in parse(page).tags if tag == "script"]
-        assert scripts in ([], ["face.js"]), f"{page.name}: scripts {scripts}"
+        assert scripts in ([], ["face.js"], ["sort.js"]), f"{page.name}: scripts {scripts}"
     assert seen_person and seen_photo
     assert "<b>broken.jpg" in "".join(parse(root / "index.html").text)  # skipped, as text
     for data in (root / "data").glob("*.js"):
@@ -182,7 +182,7 @@ def test_long_lists_are_paged(output, monkeypatch):
     people = open_db(out).people()
     biggest = max(people, key=lambda p: p.faces)
     assert len(list(root.glob(f"person-{biggest.id}*.html"))) == -(-biggest.faces // 2)
-    per_page = [len(re.findall(r'<figure class="face">', p.read_text()))
+    per_page = [len(re.findall(r'<figure class="face"', p.read_text()))
                 for p in sorted(root.glob(f"person-{biggest.id}*.html"))]
     assert sum(per_page) == biggest.faces and max(per_page) == 2
     assert 'href="people-2.html" rel="next"' in (root / "people.html").read_text()
@@ -316,3 +316,45 @@ def test_a_run_without_faces_gives_a_report_that_says_so(tmp_path):
     text = "".join(parse(out / "report" / "index.html").text)
     assert "No two people to compare" in text and "x.jpg" in text
     assert "No distances yet" in text
+
+
+def test_unclear_and_ignored_faces_stand_apart(output):
+    """Faces under the quality gate that joined nobody are on the unclear page only; an
+    ignored face is on no page; neither is in a look-alike; every face shows its quality."""
+    out, _, _ = output
+    db = open_db(out)
+    t = db.faces()
+    unclear, ignored = [int(f) for f in t.face_ids[[0, 5]]], int(t.face_ids[9])
+    db.store.set_quality(np.array(unclear), np.array([0.05, 0.2]))
+    db.store.unplace(db.pipeline_key, unclear)
+    db.ignore_face(ignored)
+    status = {int(r["face_id"]): r["status"] for r in csv_rows(out / "faces.csv")}
+    assert [status[f] for f in unclear] == ["unclear", "unclear"] and status[ignored] == "ignored"
+    assert sum(s == "" for s in status.values()) == len(t) - 3
+    write_report(out)
+    root = out / "report"
+
+    def faces_on(page: Path) -> set[int]:
+        return {int(a["alt"].split()[-1]) for tag, a in parse(page).tags
+                if tag == "img" and a.get("alt", "").startswith("face ")}
+
+    assert faces_on(root / "unclear.html") == set(unclear)
+    text = "".join(parse(root / "unclear.html").text)
+    assert "q 0.20" in text and "q 0.05" in text  # best first: 0.20 before 0.05
+    assert text.index("q 0.20") < text.index("q 0.05")
+    for page in root.glob("*.html"):
+        shown = faces_on(page)
+        assert ignored not in shown, page.name
+        if page.name.startswith(("person-", "people", "lookalikes")):
+            assert not shown & set(unclear), page.name
+    index = "".join(parse(root / "index.html").text)
+    assert re.search(r"unclear faces\s*2\s*\(1 ignored\)", index)
+    looks = csv_rows(out / "lookalikes.csv")
+    assert looks and not {int(r[k]) for r in looks for k in ("face_a", "face_b")} & {*unclear, ignored}
+
+
+def csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

@@ -13,9 +13,26 @@ calls `tune_process()` for long runs, and a library caller may.
 """
 __version__ = "0.1.0"
 
-from .api import (Analyzer, Face, FaceDB, analyze, fetch_weights, open_db, run,  # noqa: E402
-                  weights, write_report)
 from .errors import FacedistError  # noqa: E402
+
+# The API (api.py, which imports NumPy) loads on first use: `import facedist` and the command
+# line's start-up stay quick, so that a Ctrl-C then still ends in facedist's one line.
+_API = ("Analyzer", "Face", "FaceDB", "analyze", "fetch_weights", "open_db", "run", "weights",
+        "write_report")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'facedist' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
 
 
 def tune_process() -> None:

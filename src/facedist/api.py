@@ -7,6 +7,7 @@
     for match in db.near("query.jpg", k=5): ...
     db.people()                             # [Person(id, name, faces, photos)], named first
     db.name_person(3, "Ana"); db.merge_people(3, 7); db.apart(3, 9); db.move_face(1234, None)
+    db.ignore_face(1300); db.ignore_person(12); db.unignore_person(12)   # strangers, non-faces
     db.lookalikes(10)                       # closest faces of different people
     db.neighbors([12, 40]); db.pairs()      # from the Parquet files, in pieces
     db.export("out/export")
@@ -36,6 +37,7 @@ class Face:
     prob: float  # the detector's confidence
     landmarks: np.ndarray  # [5, 2]: eyes, nose, mouth corners (x, y)
     embedding: np.ndarray  # unit length; distances below the model's threshold: same person
+    quality: float  # 0..1 (quality.py): how usable for identity; under the model's gate: unclear
 
 
 class Analyzer:
@@ -62,8 +64,12 @@ class Analyzer:
                                                            s.detect.decode_max_side)])
         if found.reason:
             raise ValueError(found.reason)
+        from .quality import face_quality
+
+        q = face_quality(found.boxes, found.landmarks, found.probs, found.embeddings,
+                         np.tile([found.width, found.height], (len(found.probs), 1)), s.model)
         return [Face(tuple(map(float, found.boxes[i])), float(found.probs[i]), found.landmarks[i],
-                     found.embeddings[i]) for i in range(len(found.probs))]
+                     found.embeddings[i], float(q[i])) for i in range(len(found.probs))]
 
 
 @functools.lru_cache(maxsize=2)
@@ -120,7 +126,9 @@ class FaceDB:
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
         with explained(self.out):
-            self.store = FaceStore(self.out, create=False)  # a reader never creates a database
+            # checked first, and read-only: a reader never writes, so it works on read-only
+            # media; corrections open a writer of their own (_correct)
+            self.store = FaceStore(self.out, create=False, check=True, readonly=True)
             last = self.store.last_run()
         if last is None:
             raise FileNotFoundError(f"{self.out}: no finished facedist run here")
@@ -131,8 +139,28 @@ class FaceDB:
         self.settings.update(last["settings"].get("detect", {}))
 
     def faces(self) -> FaceTable:
-        """The faces of the last finished run."""
-        return self.store.faces(self.pipeline_key, upto_run=self.run_id)
+        """The faces of the last finished run, with their quality (computed here for faces
+        stored before quality was)."""
+        from .quality import fill_quality
+
+        with explained(self.out):
+            table = self.store.faces(self.pipeline_key, upto_run=self.run_id)
+        table.check_embeddings(self.out)
+        if np.isnan(table.quality).any():
+            fill_quality(table, self.store.image_sizes(), self.settings.model)
+        return table
+
+    @property
+    def min_quality(self) -> float:
+        """The quality gate of the last run (its setting, else its model's)."""
+        from .pipeline import resolved_min_quality
+
+        return resolved_min_quality(self.settings)
+
+    def ignored(self, table: FaceTable | None = None) -> np.ndarray:
+        """Per face of `table` (default: all), whether the user set it aside (`ignore`)."""
+        table = self.faces() if table is None else table
+        return np.isin(table.face_ids, np.fromiter(self.store.ignored(self.pipeline_key), np.int64))
 
     def near(self, image, k: int = 10, weights: str | None = None) -> list[Match]:
         """The k stored faces nearest to each face found in `image` (a path, or an image as
@@ -166,10 +194,11 @@ class FaceDB:
         """Every person (people.Person: id, name, faces, photos), named first, then largest."""
         from .people import list_people
 
-        return list_people(self.store, self.pipeline_key)
+        return list_people(self.store, self.pipeline_key, self.run_id)
 
     def person_of(self, table: FaceTable | None = None) -> np.ndarray:
-        """The person id of each face of `table` (default: all faces), -1 for none yet."""
+        """The person id of each face of `table` (default: all faces), -1 for none (unclear,
+        ignored, or not placed yet)."""
         from .people import person_ids
 
         table = self.faces() if table is None else table
@@ -186,7 +215,8 @@ class FaceDB:
         return [Lookalike(r + 1, d, int(t.face_ids[a]), t.paths[a], tuple(map(float, t.boxes[a])),
                           int(person[a]), int(t.face_ids[b]), t.paths[b],
                           tuple(map(float, t.boxes[b])), int(person[b]))
-                for r, (d, a, b) in enumerate(lookalikes(t, person, n))]
+                for r, (d, a, b) in enumerate(lookalikes(t, person, n,
+                                                         min_quality=self.min_quality))]
 
     def _correct(self, action: str, *values):
         """Apply a people.Corrections action while holding the output folder (a run going on
@@ -194,15 +224,16 @@ class FaceDB:
         from .people import Corrections
         from .report import write_people
 
-        with explained(self.out):
-            lock = OutputLock(self.out, what=f"people {action}")
+        with explained(self.out), OutputLock(self.out, what=f"people {action}"):
+            self.faces()  # damaged embeddings are found before anything is written
+            writer = FaceStore(self.out, create=False, check=True)
             try:
-                result = getattr(Corrections(self.store, self.pipeline_key), action)(*values)
-                t = self.faces()
-                names = self.store.person_names(self.pipeline_key)
-                write_people(self.out, t, self.person_of(t), names)
+                result = getattr(Corrections(writer, self.pipeline_key), action)(*values)
             finally:
-                lock.release()
+                writer.close()
+            t = self.faces()
+            names = self.store.person_names(self.pipeline_key)
+            write_people(self.out, t, self.person_of(t), names, self.min_quality, self.ignored(t))
         return result
 
     def name_person(self, person: int, name: str) -> None:
@@ -219,14 +250,30 @@ class FaceDB:
         """`a` and `b` are different people: no later run merges them."""
         self._correct("apart", a, b)
 
+    def ignore_face(self, face_id: int) -> None:
+        """Set a face aside (a stranger, a false detection): out of people, look-alikes and
+        the report's main pages, in every later run."""
+        self._correct("ignore_face", face_id)
+
+    def ignore_person(self, person: int) -> int:
+        """Set every face of a person aside; returns how many."""
+        return self._correct("ignore_person", person)
+
+    def unignore_face(self, face_id: int) -> None:
+        self._correct("unignore_face", face_id)
+
+    def unignore_person(self, person: int) -> int:
+        """Give back the faces ignored with `person`; returns how many."""
+        return self._correct("unignore_person", person)
+
     def export(self, dest: str | Path | None = None) -> list[Path]:
         """embeddings.npy + faces.csv (+ faces.parquet when pyarrow is installed)."""
         from .models import get_spec
         from .report import replacing, write_csv
 
+        t = self.faces()  # checked before anything is written
         dest = Path(dest) if dest else self.out / "export"
         dest.mkdir(parents=True, exist_ok=True)
-        t = self.faces()
         dim = get_spec(self.settings.model).dim  # an empty table still has the model's width
         with replacing(dest / "embeddings.npy", "wb") as fh:
             np.save(fh, t.embeddings.astype(np.float32) if len(t) else np.zeros((0, dim), np.float32))
@@ -275,12 +322,9 @@ class FaceDB:
         folder while it writes; returns report.html.ReportSummary."""
         from .report.html import write_report
 
-        with explained(self.out):
-            lock = OutputLock(self.out, what="report")
-            try:
-                return write_report(self, dest, workers, progress)
-            finally:
-                lock.release()
+        elsewhere = dest is not None and Path(self.out).resolve() not in Path(dest).resolve().parents
+        with explained(self.out), OutputLock(self.out, what="report", read_only_ok=elsewhere):
+            return write_report(self, dest, workers, progress)
 
     def close(self) -> None:
         self.store.close()

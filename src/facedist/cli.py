@@ -4,7 +4,8 @@
     facedist near IMAGE --db OUT [-k 10]
     facedist export --db OUT [--dest DIR]
     facedist plot OUT
-    facedist people OUT [list | name ID NAME | merge ID ID | move FACE_ID ID|new | apart ID ID]
+    facedist people OUT [list | name ID NAME | merge ID ID | move FACE_ID ID|new | apart ID ID
+                         | ignore face FACE_ID | ignore person ID | unignore face|person ID]
     facedist lookalikes OUT [-n 50]
     facedist report OUT                 → OUT/report/index.html
     facedist eval lfw DIR --out OUT    |    facedist eval people DIR --out OUT
@@ -23,6 +24,14 @@ from .errors import FacedistError, explain
 from .models import EMBEDDERS, WEIGHTS_MODELS
 
 log = logging.getLogger("facedist")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors (a wrong choice, a number that is not one) are one line and exit
+    2, as every other bad setting (config.py), not a page of usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"facedist: {message} (see {self.prog} --help)\n")
 
 
 def _common(json_output: bool) -> argparse.ArgumentParser:
@@ -67,6 +76,11 @@ def _run_parser(sub) -> None:
     c.add_argument("--people-threshold", type=float,
                    help="people: groups merge while the root of their mean squared distance "
                         "is under this (default: the model's)")
+    c.add_argument("--min-quality", type=float,
+                   help="faces under this quality (0-1) never start, link or join people "
+                        "unclearly, nor show in look-alikes (default: the model's; 0: no gate)")
+    c.add_argument("--same-photo-apart", action=argparse.BooleanOptionalAction, default=None,
+                   help="faces of one photo never become one person by themselves (default on)")
     c.add_argument("--recluster", action="store_true", default=None,
                    help="cluster all faces into people again (default: only new faces join)")
     c.add_argument("--matrix-max-faces", type=int,
@@ -107,7 +121,7 @@ def _run_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="facedist", description="Which faces look like which?")
+    parser = _Parser(prog="facedist", description="Which faces look like which?")
     parser.add_argument("--version", action="version", version=f"facedist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
@@ -124,13 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw perf/timeline.png of a finished run",
                        parents=[_common(False)])
     p.add_argument("out", type=Path)
-    p = sub.add_parser("people", help="list people, or correct them (name, merge, move, apart)",
+    p = sub.add_parser("people", help="list people, or correct them (name, merge, move, apart, "
+                       "ignore, unignore)",
                        parents=[_common(True)])
     p.add_argument("out", type=Path, help="output folder of an earlier run")
     p.add_argument("action", nargs="?", default="list",
-                   choices=["list", "name", "merge", "move", "apart"])
+                   choices=["list", "name", "merge", "move", "apart", "ignore", "unignore"])
     p.add_argument("values", nargs="*", help="name ID NAME | merge INTO OTHER | "
-                   "move FACE_ID PERSON_ID|new | apart ID ID")
+                   "move FACE_ID PERSON_ID|new | apart ID ID | ignore face FACE_ID | "
+                   "ignore person ID | unignore face FACE_ID | unignore person ID")
     p = sub.add_parser("lookalikes", help="closest faces of different people",
                        parents=[_common(True)])
     p.add_argument("out", type=Path)
@@ -169,11 +185,11 @@ def cmd_run(args) -> int:
     from . import pipeline, report
     from .config import Settings, load_yaml
 
-    settings = Settings(photos=args.photos, out=args.out)
+    settings = Settings()
     if args.config:
         settings.update(load_yaml(args.config))
-    flags = {k: v for k, v in vars(args).items()
-             if k not in ("command", "config", "photos", "out", "verbose", "quiet", "json")}
+    flags = {k: v for k, v in vars(args).items()  # flags win, PHOTOS and --out included
+             if k not in ("command", "config", "verbose", "quiet", "json")}
     settings.update(flags)
     if args.quiet:
         settings.progress = False
@@ -274,7 +290,10 @@ def cmd_people(args) -> int:
 
     db = open_db(args.out)
     v, act = args.values, args.action
-    need = {"list": 0, "name": 2, "merge": 2, "move": 2, "apart": 2}[act]
+    need = {"list": 0, "name": 2, "merge": 2, "move": 2, "apart": 2, "ignore": 2, "unignore": 2}[act]
+    if act in ("ignore", "unignore") and (len(v) != 2 or v[0] not in ("face", "person")):
+        raise ValueError(f"people {act} takes face FACE_ID or person ID (face ids from faces.csv, "
+                         f"person ids from people.csv)")
     if len(v) != need:
         raise ValueError(f"people {act} takes {need} values: see facedist people --help")
     if act == "name":
@@ -293,6 +312,13 @@ def cmd_people(args) -> int:
         a, b = _ints(v, "apart")
         db.apart(a, b)
         said, done = f"persons {a} and {b} will stay apart", {"apart": [a, b]}
+    elif act in ("ignore", "unignore"):
+        what, n = v[0], _ints(v[1:], act)[0]
+        count = getattr(db, f"{act}_{what}")(n)
+        count = 1 if count is None else count
+        said = (f"{what} {n} {act}d ({count} face{'s' if count != 1 else ''})" if what == "person"
+                else f"face {n} {act}d")
+        done = {what: n, act + "d": count}
     else:
         _results(args, ["person", "name", "faces", "photos"],
                  [[p.id, p.name or "", p.faces, p.photos] for p in db.people()])
@@ -401,7 +427,45 @@ def cmd_weights(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line: every failure is one line on stderr and an exit code (errors.py)."""
+    """The command line: every failure is one line on stderr and an exit code (errors.py).
+    Ctrl-C exits 130 and SIGTERM 143, each with one line; a run is then recorded as failed."""
+    previous = _on_sigterm(_terminate)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:  # at start-up, or while a failure was being reported
+        return _interrupted(exc)
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler):
+    """Set SIGTERM's handler (in the main thread only, where Python runs them); the old one."""
+    import signal
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM (timeout, systemd, docker stop): stop as Ctrl-C does, through the same cleanup.
+    A second one while cleaning up is ignored."""
+    import signal
+
+    from .errors import Terminated
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    code = getattr(exc, "exit_code", 130)
+    how = "interrupted (SIGTERM)" if code == 143 else "interrupted"
+    return _fail(f"{how}: what was stored is kept, and a rerun goes on from there", code)
+
+
+def _main(argv: list[str] | None) -> int:
     from . import tune_process
 
     args = build_parser().parse_args(argv)
@@ -421,8 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), exc.exit_code)
     except (ValueError, FileNotFoundError) as exc:
         return _fail(str(exc), 2)
-    except KeyboardInterrupt:
-        return _fail("interrupted: what was stored is kept, and a rerun goes on from there", 130)
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except BrokenPipeError:  # `facedist people OUT | head`: the reader has all it wants
         sys.stdout = None
         return 0
@@ -437,10 +501,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    from .discover import display_path
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:  # a path's bytes that are not UTF-8 in it: show them as \xNN
+        from .discover import display_text
 
-    print(f"facedist: {display_path(message).splitlines()[0] if message else 'failed'}",
-          file=sys.stderr)
+        message = display_text(message)
+    print(f"facedist: {message.splitlines()[0] if message else 'failed'}", file=sys.stderr)
     return code
 
 

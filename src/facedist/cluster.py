@@ -9,21 +9,20 @@ neighbours) only says which groups are worth comparing, so it stays small at any
 
 Constraints make corrections stick: faces pinned to the same person start as one group, and
 groups whose persons are known to differ (two pinned persons, or a "these are different
-people" correction) never merge. The same function serves a full clustering and an incremental
-one (existing people as pinned groups, new faces as singletons).
+people" correction) never merge. Two faces of one photo are two people: groups that hold faces
+of the same photo never merge either (unless the user pinned them together). The same function
+serves a full clustering and an incremental one (existing people as pinned groups, new faces as
+singletons).
 
 Chinese whispers and a DBSCAN-style core-point rule are here too, for comparison (`facedist
 eval people --method`); measured on lfw-dev and celeba they do worse (README, "People").
 
-    >>> import heapq
-
-import numpy as np
-
-from .jit import compiled
     >>> x = np.array([[0, 0], [0.2, 0], [5, 0], [5.3, 0]])
     >>> edges = Graph(4, np.array([0, 2, 1]), np.array([1, 3, 2]), np.array([0.2, 0.3, 4.8]))
     >>> average_linkage(x, edges, cut=0.5).tolist()
     [0, 0, 1, 1]
+    >>> average_linkage(x, edges, cut=0.5, photo=np.array([7, 7, -1, -1])).tolist()
+    [0, 1, 2, 2]
 """
 from __future__ import annotations
 
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .jit import compiled
+
 
 @dataclass
 class Graph:
@@ -52,7 +52,8 @@ def relabel(labels: np.ndarray) -> np.ndarray:
 
 
 def average_linkage(x: np.ndarray, graph: Graph, cut: float,
-                    seeds: np.ndarray | None = None) -> np.ndarray:
+                    seeds: np.ndarray | None = None,
+                    photo: np.ndarray | None = None) -> np.ndarray:
     """Agglomerative clustering of the vectors `x`: the two groups with the smallest mean
     squared distance over all their cross pairs merge, while its root is under `cut`. Only
     groups joined by an edge of `graph` (say, each face's nearest neighbours) are candidates;
@@ -63,9 +64,13 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
     seeds: per vector, -1 or a seed id; vectors of one seed start merged, and two groups that
     hold different seeds never merge.
 
+    photo: per vector, a photo id (negative: none); two groups that hold faces of one photo
+    never merge (a seed's vectors still start as one group, whatever their photos).
+
     The merge loop is compiled (numba): a heap of each group's closest neighbouring group
     (_merge says why one entry per group is enough), each group's neighbours a linked list that
-    merges in O(1) and is compacted as it is walked. A million faces with their 10 nearest each: bench/results-scale."""
+    merges in O(1) and is compacted as it is walked. A million faces with their 10 nearest
+    each: bench/results-scale."""
     n = len(x)
     seed_of = np.full(n, -1, np.int64) if seeds is None else np.asarray(seeds, np.int64)
     sums = np.asarray(x, np.float64).copy()  # per group (its root): sum of vectors,
@@ -83,6 +88,12 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
         sums[roots] = group_sums
         squares[roots] = np.bincount(inverse, weights=squares[seeded])
         size[roots] = np.bincount(inverse)
+    constrained = photo is not None
+    if constrained:
+        sibling = _photo_siblings(np.asarray(photo, np.int64), n)
+        sib_head, sib_tail, sib_next, sib_count = _sibling_lists(sibling, parent)
+    else:
+        sibling = sib_head = sib_tail = sib_next = sib_count = np.zeros(0, np.int64)
     ri, rj = parent[graph.i], parent[graph.j]  # every tree is one level deep here
     lo, hi = np.minimum(ri, rj).astype(np.int64), np.maximum(ri, rj).astype(np.int64)
     del ri, rj  # (a million faces' graph: each of these arrays is 80 MB)
@@ -110,12 +121,59 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
     degree = np.bincount(src, minlength=n).astype(np.int64)
     del src, first_of, last
     del a, b
-    _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, cut * cut)
+    _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, cut * cut,
+           constrained, sibling, sib_head, sib_tail, sib_next, sib_count)
     while True:  # every vector to its root
         up = parent[parent]
         if np.array_equal(up, parent):
             return relabel(parent)
         parent = up
+
+
+def _photo_siblings(photo: np.ndarray, n: int) -> np.ndarray:
+    """Each vector's next vector of the same photo, around a circle; itself when its photo has
+    no other vector or is none (negative)."""
+    if photo.shape != (n,):
+        raise ValueError(f"photo: one id per vector expected, got shape {photo.shape}")
+    sibling = np.arange(n, dtype=np.int64)
+    known = np.nonzero(photo >= 0)[0]
+    order = known[np.argsort(photo[known], kind="stable")]  # each photo's vectors one run
+    if len(order):
+        p = photo[order]
+        starts = np.ones(len(order), bool)
+        starts[1:] = p[1:] != p[:-1]
+        ends = np.ones(len(order), bool)
+        ends[:-1] = starts[1:]
+        run_start = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
+        following = np.arange(1, len(order) + 1)
+        following[ends] = run_start[ends]  # the last of a run wraps to its first
+        sibling[order] = order[following]
+    return sibling
+
+
+def _sibling_lists(sibling: np.ndarray, parent: np.ndarray):
+    """Per group (its root, `parent` one level deep), a linked list of its members that share
+    their photo with another vector: only those can keep two groups apart, and most faces are
+    alone in their photo. Returns head and tail per group, next per member, count per group."""
+    n = len(parent)
+    members = np.nonzero(sibling != np.arange(n))[0]
+    root = parent[members]
+    order = np.argsort(root, kind="stable")
+    members, root = members[order], root[order]
+    head = np.full(n, -1, np.int64)
+    tail = np.full(n, -1, np.int64)
+    following = np.full(n, -1, np.int64)
+    if len(members):
+        last = np.ones(len(members), bool)
+        last[:-1] = root[1:] != root[:-1]
+        first = np.ones(len(members), bool)
+        first[1:] = last[:-1]
+        following[members[:-1]] = members[1:]
+        following[members[last]] = -1
+        head[root[first]] = members[first]
+        tail[root[last]] = members[last]
+    count = np.bincount(root, minlength=n).astype(np.int64)
+    return head, tail, following, count
 
 
 @compiled
@@ -135,31 +193,59 @@ def _root(parent, a):
 
 
 @compiled
+def _share_photo(a, b, parent, sibling, sib_head, sib_next, sib_count):
+    """Whether groups a and b (roots, both with members in sib lists) hold faces of one photo:
+    the siblings of the shorter list's members, each to its root."""
+    if sib_count[a] > sib_count[b]:
+        a, b = b, a
+    i = sib_head[a]
+    while i >= 0:
+        j = sibling[i]
+        while j != i:
+            if _root(parent, j) == b:
+                return True
+            j = sibling[j]
+        i = sib_next[i]
+    return False
+
+
+@compiled
 def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, stamp, tick,
-          best, best_version, version):
-    """Walk group g's neighbour list once: each entry to its group's root, duplicates, g itself
-    and groups g may never join (another seed) unlinked; g's closest group into best[g] (with
-    that group's version). Returns the mean squared distance to it (inf: none)."""
+          best, best_version, version, constrained, sibling, sib_head, sib_next, sib_count):
+    """Walk group g's neighbour list once: each entry to its group's root; duplicates, g itself
+    and groups g may never join unlinked (another seed; another face of a photo g holds, looked
+    for only in a group that would be g's closest), since merges only add to what keeps two
+    groups apart; g's closest group it may join into best[g] (with that group's version).
+    Returns the mean squared distance to it (inf: none)."""
     stamp[g] = tick
+    g_shares = constrained and sib_count[g] > 0  # else g holds no face of a shared photo
     closest, partner = np.inf, -1
     prev, e, count = -1, head[g], 0
     while e >= 0:
         r = _root(parent, val[e])
         following = nxt[e]
-        if stamp[r] == tick or (group_seed[g] >= 0 and group_seed[r] >= 0
-                                and group_seed[g] != group_seed[r]):
+        drop = stamp[r] == tick or (group_seed[g] >= 0 and group_seed[r] >= 0
+                                    and group_seed[g] != group_seed[r])
+        if not drop:
+            stamp[r] = tick
+            m = _mean_square(sums, squares, size, min(g, r), max(g, r))
+            closer = m < closest or (m == closest and r < partner)
+            # photos only for a group that would be g's closest: the walk costs more than the
+            # mean, and a group it would refuse further away does no harm in the list
+            if closer and g_shares and sib_count[r] > 0 and _share_photo(
+                    g, r, parent, sibling, sib_head, sib_next, sib_count):
+                drop = True
+            else:
+                val[e] = r
+                prev = e
+                count += 1
+                if closer:
+                    closest, partner = m, r
+        if drop:
             if prev < 0:
                 head[g] = following
             else:
                 nxt[prev] = following
-        else:
-            stamp[r] = tick
-            val[e] = r
-            prev = e
-            count += 1
-            m = _mean_square(sums, squares, size, min(g, r), max(g, r))
-            if m < closest or (m == closest and r < partner):
-                closest, partner = m, r
         e = following
     tail[g] = prev
     if prev >= 0:
@@ -171,7 +257,8 @@ def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degr
 
 
 @compiled
-def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, limit):
+def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, limit,
+           constrained, sibling, sib_head, sib_tail, sib_next, sib_count):
     """The merge loop of average_linkage, in place on its arrays.
 
     The heap holds one entry per group: its distance to its closest neighbouring group, as
@@ -179,7 +266,8 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
     weighted mean of the two old ones, so an entry is never above the true distance of any pair
     it covers: an entry whose partner has changed since is recomputed when it comes out, and one
     whose partner has not is the closest pair of all and merges. One push per merge, not one
-    per neighbour (a million faces: a heap of ~1M entries instead of ~14M)."""
+    per neighbour (a million faces: a heap of ~1M entries instead of ~14M). Pairs that may
+    never merge (seeds, photos) stay so once groups grow, so refusing them keeps this true."""
     n = len(parent)
     version = np.zeros(n, np.int64)
     stamp = np.zeros(n, np.int64)
@@ -192,7 +280,8 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
         if parent[g] == g and head[g] >= 0:
             tick += 1
             m = _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
-                      stamp, tick, best, best_version, version)
+                      stamp, tick, best, best_version, version, constrained, sibling, sib_head,
+                      sib_next, sib_count)
             if m < limit:
                 heap.append((m, g, 0))
     heapq.heapify(heap)
@@ -206,7 +295,8 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
         if parent[r] != r or version[r] != best_version[g]:  # the partner changed: look again
             tick += 1
             m = _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
-                      stamp, tick, best, best_version, version)
+                      stamp, tick, best, best_version, version, constrained, sibling, sib_head,
+                      sib_next, sib_count)
             if m < limit:
                 heapq.heappush(heap, (m, g, vg))
             continue
@@ -223,10 +313,19 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
                 nxt[tail[keep]] = head[gone]
             tail[keep] = tail[gone]
             head[gone] = -1
+        if constrained and sib_head[gone] >= 0:  # and so do the lists of faces with siblings
+            if sib_head[keep] < 0:
+                sib_head[keep] = sib_head[gone]
+            else:
+                sib_next[sib_tail[keep]] = sib_head[gone]
+            sib_tail[keep] = sib_tail[gone]
+            sib_count[keep] += sib_count[gone]
+            sib_head[gone] = -1
         version[keep] += 1
         tick += 1
         m = _scan(keep, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
-                  stamp, tick, best, best_version, version)
+                  stamp, tick, best, best_version, version, constrained, sibling, sib_head,
+                  sib_next, sib_count)
         if m < limit:
             heapq.heappush(heap, (m, keep, version[keep]))
 

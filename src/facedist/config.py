@@ -10,6 +10,8 @@ YAML keys are the long flag names with dashes or underscores, e.g.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,7 +24,8 @@ DEFAULT_MAX_PIXELS = 120_000_000  # ~11000 x 11000; larger declared sizes are re
 class DetectSettings:
     """MTCNN settings. `exact` runs the reference algorithm on the full-resolution image;
     otherwise P-Net sees images at most `max_side` pixels on their long side (0: no limit, every
-    pyramid level at full resolution, as the reference, through the fast resampling)."""
+    pyramid level at full resolution, as the reference, through the fast resampling). Images
+    wider than 2:1 (panoramas) get the area of a 2:1 image instead (see `side_limit`)."""
 
     min_face_size: float = 20.0
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
@@ -33,7 +36,7 @@ class DetectSettings:
 
     @property
     def decode_max_side(self) -> int | None:
-        """Long side JPEGs may be decoded down to (never in exact mode)."""
+        """Long side JPEGs may be decoded down to (never in exact mode), before `side_limit`."""
         return None if self.exact else self.max_side
 
     def key(self) -> str:
@@ -41,6 +44,22 @@ class DetectSettings:
         mode = "exact" if self.exact else f"max{self.max_side}"
         t = ",".join(f"{x:g}" for x in self.thresholds)
         return f"mtcnn:{self.min_face_size:g}:{t}:{self.factor:g}:{self.faces}:{mode}"
+
+
+def side_limit(max_side: int | None, width: int, height: int) -> int | None:
+    """The long side to which a width x height image is decoded (at least) and searched by
+    P-Net (at most) under `max_side` (None or 0: no limit). Photos up to 2:1 get max_side itself;
+    wider ones (a 30000 x 300 panorama) the long side that gives them the area of a 2:1 image
+    with max_side on its long side: by the long side alone, a panorama's faces would shrink
+    below P-Net's 12 px window (to 10 px there) and none would be found.
+
+    >>> side_limit(1024, 4000, 3000), side_limit(1024, 2000, 1000), side_limit(1024, 30000, 300)
+    (1024, 1024, 7240)
+    """
+    if not max_side:
+        return None
+    ratio = max(width, height) / max(1, min(width, height))
+    return max(max_side, int(max_side * math.sqrt(ratio / 2)))
 
 
 @dataclass
@@ -65,6 +84,10 @@ class Settings:
     threshold: float | None = None  # pair threshold; None = the model's default
     people_threshold: float | None = None  # average-linkage cut for people; None = the model's
     recluster: bool = False  # cluster all faces again (else only new faces join or form people)
+    # faces under this quality (quality.py) never shape people nor look-alikes; None = the
+    # model's, 0 = no gate
+    min_quality: float | None = None
+    same_photo_apart: bool = True  # faces of one photo never become one person by themselves
     matrix_max_faces: int = 50_000  # above this no full matrix is written (N^2 grows fast)
     exact_neighbors: bool | None = None  # None: exact below compare.APPROX_FROM faces, else HNSW
     max_pairs: int = 1_000_000  # pairs listed at most, the closest (pairs.csv / .parquet)
@@ -109,7 +132,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+            data = yaml.load(fh, Loader=_unique_keys_loader()) or {}
+    except _TwiceError as exc:
+        raise ValueError(f"{path}: {exc}: keep one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -122,10 +147,40 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+class _TwiceError(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=None)
+def _unique_keys_loader():
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        lines: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                twice = key in lines
+            except TypeError:  # an unhashable key: the safe loader says what is wrong with it
+                continue
+            if twice:
+                raise _TwiceError(f"the setting {key!r} is given twice (lines {lines[key]} and "
+                                  f"{key_node.start_mark.line + 1})")
+            lines[key] = key_node.start_mark.line + 1
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
 def _number(kind: type, test, takes: str):
     def check(name: str, value: Any) -> Any:
         ok_type = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                   and (kind is float or float(value).is_integer()))
+                   and (not isinstance(value, float) or math.isfinite(value)) and (kind is float or float(value).is_integer()))
         if not ok_type or not test(value):
             raise ValueError(f"{name.replace('_', '-')} takes {takes}, not {value!r}")
         return kind(value)
@@ -180,6 +235,8 @@ _CHECKS = {
     "k": _number(int, lambda v: v >= 1, "a whole number of neighbours, at least 1"),
     "threshold": _number(float, lambda v: v > 0, "a distance above 0"),
     "people_threshold": _number(float, lambda v: v > 0, "a distance above 0"),
+    "min_quality": _number(float, lambda v: 0 <= v <= 1, "a quality from 0 to 1 (0: no gate)"),
+    "same_photo_apart": _flag,
     "recluster": _flag, "progress": _flag, "wait": _flag, "plot": _flag, "profile": _flag,
     "report": _flag,
     "matrix_max_faces": _number(int, lambda v: v >= 0, "a number of faces, 0 or more"),

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from .config import side_limit
+
 try:  # HEIC/HEIF where the optional plugin is installed
     import pillow_heif
 
@@ -59,7 +61,8 @@ _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
 def decode_image(path, max_pixels: int, max_side: int | None = None,
                  large_lock=None) -> DecodedImage:
     """Read `path` (a path or a binary file) as upright RGB. With `max_side`, photos over twice
-    that are decoded at a reduced size, never below max_side on the long side: JPEGs by DCT
+    that are decoded at a reduced size, never below max_side on the long side (config.side_limit:
+    for images wider than 2:1, a larger side that keeps their faces findable): JPEGs by DCT
     scaling (much faster for large photos), other formats by an integer box filter applied band
     by band as they are converted (peak memory: the decoded file in its own mode, once). With
     `large_lock` (a threading.Lock), photos over LARGE_PIXELS are decoded one at a time."""
@@ -73,6 +76,7 @@ def decode_image(path, max_pixels: int, max_side: int | None = None,
                 raise DecodeError(f"WebP of {w}x{h}: Pillow decodes WebP whole at ~15 bytes a "
                                   f"pixel, over facedist's 1 GB budget above {WEBP_MAX_PIXELS} "
                                   f"pixels; convert it (to PNG or JPEG) to include it")
+            max_side = side_limit(max_side, w, h)
             scale = 1.0
             if max_side and img.format == "JPEG" and max(w, h) > 2 * max_side:
                 img.draft("RGB", (max(1, w * max_side // max(w, h)),

@@ -20,6 +20,7 @@ Networks always run in IEEE float32 (backend.strict_fp32): TF32 moves the boxes.
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import Iterator
@@ -29,7 +30,7 @@ import torch
 from torch.nn import functional as F
 
 from .backend import strict_fp32
-from .config import DetectSettings
+from .config import DetectSettings, side_limit
 from .kernels import area_crops, area_resize, greedy_nms, integral_image
 from .models import load_mtcnn
 
@@ -210,17 +211,23 @@ class MtcnnDetector:
                    max_side: int | None = None) -> np.ndarray:
         """Stage 1: P-Net over the pyramid of a height x width image (levels resampled by
         `sampler`, whose image may be smaller) → squared candidate boxes [N, 5] in height x
-        width pixels. With max_side, levels larger than that are skipped (faces under
-        min_face_size * long side / max_side are then not searched for)."""
+        width pixels. With max_side, levels with a long side over config.side_limit (max_side
+        for photos up to 2:1) are skipped: faces under min_face_size * long side / that limit
+        are then not searched for."""
         s = self.settings
         found = []
-        for scale in pyramid_scales(height, width, s.min_face_size, s.factor):
+        limit = side_limit(max_side, width, height)
+        scales = pyramid_scales(height, width, s.min_face_size, s.factor)
+        for scale in scales:
             size = (int(height * scale + 1), int(width * scale + 1))
-            if max_side and max(size) > max_side:
+            if limit and max(size) > limit:
                 continue
             reg, prob = self._pnet(sampler.level(size).contiguous(memory_format=self.layout))
             found.append(_pnet_boxes(reg[0].cpu().numpy(), prob[0].cpu().numpy(), scale,
                                      s.thresholds[0]))
+        if limit and len(found) < len(scales) and (not found or 12 / scales[-len(found)]
+                                                   > min(height, width)):
+            _warn_unsearched(width, height, max_side)
         return _merge_levels(found)
 
     def _pnet(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,9 +276,15 @@ class MtcnnDetector:
         for g, (table, group) in enumerate(zip(tables, members)):
             source_scale = source_scales[group[0]]
             h0, w0 = round(table.height * source_scale), round(table.width * source_scale)
-            for level, scale in enumerate(pyramid_scales(h0, w0, s.min_face_size, s.factor)):
+            limit = side_limit(s.max_side, w0, h0)
+            scales = pyramid_scales(h0, w0, s.min_face_size, s.factor)
+            used = [sc for sc in scales
+                    if not limit or max(int(h0 * sc + 1), int(w0 * sc + 1)) <= limit]
+            if limit and len(used) < len(scales) and (not used or 12 / used[0] > min(h0, w0)):
+                _warn_unsearched(w0, h0, s.max_side)
+            for level, scale in enumerate(scales):
                 size = (int(h0 * scale + 1), int(w0 * scale + 1))
-                if s.max_side and max(size) > s.max_side:
+                if limit and max(size) > limit:
                     continue
                 per_call = max(1, MANY_PNET_PIXELS // (size[0] * size[1]))
                 jobs += [(g, lo, min(lo + per_call, len(group)), level, scale, size)
@@ -353,6 +366,14 @@ class MtcnnDetector:
             at += n
             result[i] = (kept[i], part[0] if len(flat) == 2 else (part[0], part[1]), part[-1])
         return result
+
+
+def _warn_unsearched(width: int, height: int, max_side: int) -> None:
+    """One line when --max-side leaves an image no face it can find: its smallest searched face
+    is larger than the image is high (or wide)."""
+    logging.getLogger("facedist").warning(
+        f"a {width}x{height} image is reduced so far for detection (--max-side {max_side}) that "
+        f"no face in it can be found; pass --max-side 0 (or a larger one) to search it")
 
 
 def _pack_levels(jobs: list, max_pixels: int) -> Iterator[list]:

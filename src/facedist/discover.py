@@ -52,12 +52,20 @@ codecs.register_error(DISPLAY_ERRORS, _show_bytes)
 
 
 def display_path(path: str | Path) -> str:
-    """The readable form of a path: valid UTF-8 as it is, other bytes as \\xNN.
+    """The readable form of a path, one to one: valid UTF-8 as it is, other bytes as \\xNN,
+    and a backslash doubled, so that a name with the text `\\xff` (shown `\\\\xff`) never
+    shows as one with the byte 0xff. Plain UTF-8 names without backslashes are unchanged.
 
-    >>> display_path(os.fsdecode(b"caf\\xe9.jpg"))
-    'caf\\\\xe9.jpg'
+    >>> display_path(os.fsdecode(b"caf\\xe9.jpg")), display_path("caf\\\\xe9.jpg")
+    ('caf\\\\xe9.jpg', 'caf\\\\\\\\xe9.jpg')
     """
-    return str(path).encode("utf-8", DISPLAY_ERRORS).decode("utf-8")
+    return display_text(str(path).replace("\\", "\\\\"))
+
+
+def display_text(text: str) -> str:
+    """A message as it can be printed: bytes that are not UTF-8 (from a path) as \\xNN, the rest
+    as it is (paths in it are already display_path's)."""
+    return text.encode("utf-8", DISPLAY_ERRORS).decode("utf-8")
 
 
 def is_image_name(name: str) -> bool:
@@ -110,7 +118,7 @@ def classify_file(path: Path) -> ImageFile | Rejected:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return Rejected(path, "broken symbolic link")
+        return Rejected(path, "broken symbolic link" if os.path.islink(path) else "does not exist")
     except OSError as exc:
         return Rejected(path, f"cannot stat: {exc.strerror}")
     if not stat.S_ISREG(st.st_mode):

@@ -136,9 +136,18 @@ def _convert_dlib(dat: Path, out: Path) -> None:
 
     from .nets.dlib_resnet import read_dlib_dat
 
+    try:
+        state = read_dlib_dat(dat)
+    except Exception as exc:  # a truncated or damaged file fails in many ways, all the same to us
+        from .discover import display_path
+
+        raise WeightsUnavailable(f"{display_path(dat)}: cannot load these weights "
+                                 f"({first_line(exc)}); the file is damaged (truncated?) or not "
+                                 f"dlib's face recognition ResNet: get it again (facedist weights "
+                                 f"fetch dlib-resnet) or pass another --weights") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    save_file(read_dlib_dat(dat), str(tmp), metadata={"source": str(dat.name)})
+    save_file(state, str(tmp), metadata={"source": str(dat.name)})
     tmp.replace(out)
 
 

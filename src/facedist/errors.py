@@ -11,6 +11,7 @@ reason and the run goes on.
     exit 5  the output database is damaged (left as it is, never overwritten)
     exit 6  another facedist process is writing the output folder
     exit 130  interrupted (Ctrl-C); what was stored is kept and a rerun resumes
+    exit 143  terminated (SIGTERM: timeout, systemd, docker stop); as 130
 """
 from __future__ import annotations
 
@@ -47,6 +48,13 @@ class Busy(FacedistError):
     exit_code = 6
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the command line's handler: an interruption like Ctrl-C (the run is
+    recorded as failed: interrupted), which exits 143."""
+
+    exit_code = 143
+
+
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -65,7 +73,10 @@ def explain(exc: BaseException, out: str | Path | None) -> FacedistError | None:
         return OutputError(f"{where}cannot write the output folder ({exc.strerror}); make it "
                            f"writable or choose another --out")
     if isinstance(exc, sqlite3.DatabaseError):
-        msg = str(exc)
+        # SQLite's text may hold several lines (quick_check's findings): one, so that the
+        # advice after it is still on the line the command line prints
+        msg = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        msg = msg if len(msg) <= 200 else msg[:199] + "…"
         if "full" in msg:
             return OutputError(f"{where}no space left for the database ({msg}); free some space "
                                f"or choose another --out, then run again: {keep}")

@@ -60,6 +60,7 @@ class EmbedderSpec:
     normalization: str  # how crops become network input, in words
     default_threshold: float  # same-person distance threshold for pair listings
     people_threshold: float  # average-linkage cut for people (cluster.py)
+    min_quality: float  # faces under this quality (quality.py) never shape people (Settings)
     default_views: int  # embedding views per face (Settings.views)
     weights: WeightsSource
     build: Callable[["EmbedderSpec", Path, torch.device], object]  # returns an Embedder
@@ -96,29 +97,35 @@ _DLIB_DAT = WeightsSource(
 
 _FACENET_RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
 
+# The quality gates (quality.py): on lfw-dev 0.2% of the photos' own faces fall under 0.4 and 72%
+# of the other detections (bench/results-quality); chosen there with the first-screen figures
+# (bench/results-quality/first-screen.md)
+MIN_QUALITY_DLIB = 0.4
+MIN_QUALITY_FACENET = 0.4
+
 EMBEDDERS: dict[str, EmbedderSpec] = {
     # dlib's ResNet ported to PyTorch (nets/dlib_resnet.py): same embeddings, batched, all cores.
     "dlib-resnet": EmbedderSpec(
         name="dlib-resnet", dim=128, input_size=150, alignment="dlib-chip",
         normalization="(x - RGB mean) / 256 on dlib's 150x150 chip (padding 0.25)",
-        default_threshold=0.4, people_threshold=0.34, default_views=4, weights=_DLIB_DAT,
-        build=_build_dlib),
+        default_threshold=0.4, people_threshold=0.34, min_quality=MIN_QUALITY_DLIB,
+        default_views=4, weights=_DLIB_DAT, build=_build_dlib),
     # dlib's own C++ implementation of the same network (single-threaded), for reference.
     "dlib-resnet-native": EmbedderSpec(
         name="dlib-resnet-native", dim=128, input_size=150, alignment="dlib-chip",
         normalization="dlib's own", default_threshold=0.4, people_threshold=0.34,
-        default_views=4, weights=_DLIB_DAT, build=_build_dlib_native),
+        min_quality=MIN_QUALITY_DLIB, default_views=4, weights=_DLIB_DAT, build=_build_dlib_native),
     "facenet-vggface2": EmbedderSpec(
         name="facenet-vggface2", dim=512, input_size=160, alignment="box",
         normalization="(x - 127.5) / 128", default_threshold=1.0, people_threshold=0.8,
-        default_views=1,
+        min_quality=MIN_QUALITY_FACENET, default_views=1,
         weights=WeightsSource("20180402-114759-vggface2.pt", url=_FACENET_RELEASE +
                               "20180402-114759-vggface2.pt", license="MIT (facenet-pytorch)"),
         build=_build_facenet),
     "facenet-casia": EmbedderSpec(
         name="facenet-casia", dim=512, input_size=160, alignment="box",
         normalization="(x - 127.5) / 128", default_threshold=1.0, people_threshold=0.8,
-        default_views=1,
+        min_quality=MIN_QUALITY_FACENET, default_views=1,
         weights=WeightsSource("20180408-102900-casia-webface.pt", url=_FACENET_RELEASE +
                               "20180408-102900-casia-webface.pt", license="MIT (facenet-pytorch)"),
         build=_build_facenet),

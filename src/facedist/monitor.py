@@ -66,36 +66,60 @@ class Monitor:
         self._t0 = time.perf_counter()
         if not self.enabled:
             return self
-        fd, self._stage_path = tempfile.mkstemp(prefix="facedist-stage-")
-        os.write(fd, b"\0" * 64)
-        os.close(fd)
-        with open(self._stage_path, "r+b") as fh:
-            self._stage_map = mmap.mmap(fh.fileno(), 64)
+        # The stage name is shared through a file without a name (gone from the temporary
+        # folder at once, so that not even kill -9 leaves it behind), handed to the sampler by
+        # its descriptor.
+        self._stage_file = tempfile.TemporaryFile(prefix="facedist-stage-")
+        self._stage_file.write(b"\0" * 64)
+        self._stage_file.flush()
+        self._stage_map = mmap.mmap(self._stage_file.fileno(), 64)
         self._set_current(self._current)
+        # Its own session: Ctrl-C (SIGINT to the terminal's process group) reaches this process
+        # alone, which stops the sampler as at any end; it ends by itself when this process dies
+        # (its stdin closes).
         self._proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("sampler.py")), str(os.getpid()),
-             str(self.interval), self._stage_path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             str(self.interval), str(self._stage_file.fileno())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            pass_fds=(self._stage_file.fileno(),), start_new_session=True)
         ready, _, _ = select.select([self._proc.stdout], [], [], 60)
         if not ready or self._proc.stdout.readline().strip() != "ready":
             warnings.warn("facedist: the resource sampler did not start; no timeline this run")
-            self._proc.kill()
-            self._proc.wait()
-            self._proc = None
+            self._end_sampler()
         return self
 
     def stop(self) -> None:
+        """Stop the sampler and take its samples. A sampler that died (killed with the process
+        group, say) leaves no samples, and no error: the run's own end comes first."""
         self.wall_seconds = time.perf_counter() - self._t0
         if self._proc is not None:
-            out, _ = self._proc.communicate("stop\n", timeout=60)
-            self._proc = None
-            result = json.loads(out.strip().splitlines()[-1])
-            self.samples = [Sample(*r) for r in result["rows"]]
-            self.sampler_cpu_seconds = result["cpu_seconds"]
-        if getattr(self, "_stage_path", None):
+            try:
+                out, _ = self._proc.communicate("stop\n", timeout=60)
+                result = json.loads(out.strip().splitlines()[-1])
+                self.samples = [Sample(*r) for r in result["rows"]]
+                self.sampler_cpu_seconds = result["cpu_seconds"]
+            except (subprocess.TimeoutExpired, OSError, ValueError, IndexError, KeyError,
+                    TypeError):
+                warnings.warn("facedist: the resource sampler ended early; no timeline this run")
+            finally:
+                self._end_sampler()
+        if getattr(self, "_stage_file", None) is not None:
             self._stage_map.close()
-            os.unlink(self._stage_path)
-            self._stage_path = None
+            self._stage_file.close()
+            self._stage_file = None
+
+    def _end_sampler(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
+            self._proc = None
 
     def __enter__(self) -> "Monitor":
         return self.start()
@@ -109,7 +133,7 @@ class Monitor:
 
     def _set_current(self, name: str) -> None:
         self._current = name
-        if getattr(self, "_stage_path", None):
+        if getattr(self, "_stage_file", None) is not None:
             self._stage_map[:64] = name.encode()[:63].ljust(64, b"\0")
 
     @contextmanager

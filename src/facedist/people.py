@@ -75,6 +75,11 @@ def neighbor_graph(x: np.ndarray, rows: np.ndarray, k: int = GRAPH_NEIGHBORS) ->
     return Graph(n, np.concatenate(ii), np.concatenate(jj), np.concatenate(dd))
 
 
+def photo_ids(table) -> np.ndarray:
+    """A photo number per face of a FaceTable (faces of one file share it)."""
+    return np.unique(np.asarray(table.paths, dtype=object), return_inverse=True)[1].astype(np.int64)
+
+
 def person_ids(store: FaceStore, face_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The stored person of each face (-1 for none yet), and whether the user pinned it there."""
     known = store.face_people(face_ids)  # face id -> (person id, pinned)
@@ -86,30 +91,103 @@ def person_ids(store: FaceStore, face_ids: np.ndarray) -> tuple[np.ndarray, np.n
 def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: np.ndarray,
                   threshold: float, full: bool = False,
                   neighbors: np.ndarray | None = None,
-                  neighbor_dist: np.ndarray | None = None) -> np.ndarray:
-    """Give every face of `face_ids` a person (stored), and return the person id of each.
+                  neighbor_dist: np.ndarray | None = None,
+                  quality: np.ndarray | None = None, min_quality: float = 0.0,
+                  photo: np.ndarray | None = None) -> np.ndarray:
+    """Give every face of `face_ids` a person (stored), and return the person id of each (-1:
+    none, for ignored faces and unclear faces that are clearly nobody's).
     `neighbors`/`neighbor_dist` ([N, k], from compare): the graph to cluster on, for the faces
-    to place; without them it is computed exactly (neighbor_graph)."""
+    to place; without them it is computed exactly (neighbor_graph).
+    `quality`/`min_quality`: faces under the gate (quality.py) are left out of the clustering, so
+    they never start a person nor link two; each then joins the person it is clearly part of
+    (join_unclear), or none. `photo` (a photo id per face): faces of one photo never end up in
+    one person by themselves (the user may still merge them)."""
     n = len(face_ids)
     if n == 0:
         return np.zeros(0, np.int64)
     person, pinned = person_ids(store, face_ids)
-    full = full or not (person >= 0).any()
+    ignored = np.isin(face_ids, np.fromiter(store.ignored(key), np.int64))
+    clear = ~ignored
+    if quality is not None and min_quality > 0:
+        clear &= (quality >= min_quality) | pinned  # a face the user placed is vouched for
+    full = full or not (person[clear] >= 0).any()
     seeds = np.where(pinned, person, -1) if full else person.copy()
-    rows = np.arange(n) if full else np.nonzero(person < 0)[0]
-    if len(rows) == 0:
-        return person
+    rows = np.nonzero(clear & ((person < 0) if not full else True))[0]
     x = np.ascontiguousarray(embeddings, np.float32)
-    if neighbors is not None:  # at scale: the (approximate) neighbours compare found
-        graph = Graph(n, np.repeat(rows, neighbors.shape[1]), neighbors[rows].ravel(),
-                      neighbor_dist[rows].ravel())
-    else:
-        graph = neighbor_graph(x, rows)
-    labels = average_linkage(x, graph, threshold, seeds)
-    new_person = _person_ids(labels, seeds, person, store, key)
-    store.set_people(key, [(int(face_ids[i]), int(new_person[i])) for i in range(n)
-                           if new_person[i] != person[i] or full])
+    new_person = np.where(clear, person, -1)
+    if len(rows):
+        members = np.nonzero(clear)[0]  # the clustering sees clear faces only
+        local = np.full(n, -1, np.int64)
+        local[members] = np.arange(len(members))
+        if neighbors is not None:  # at scale: the (approximate) neighbours compare found
+            i, j = np.repeat(rows, neighbors.shape[1]), neighbors[rows].ravel()
+            d = neighbor_dist[rows].ravel()
+            keep = clear[j]
+            graph = Graph(len(members), local[i[keep]], local[j[keep]], d[keep])
+        else:
+            graph = neighbor_graph(x[members], local[rows])
+        labels = average_linkage(x[members], graph, threshold, seeds[members],
+                                 None if photo is None else np.asarray(photo, np.int64)[members])
+        new_person[members] = _person_ids(labels, seeds[members], person[members], store, key)
+    unclear = np.nonzero(~clear & ~ignored)[0]
+    if len(unclear):
+        near = None if neighbors is None else neighbors[unclear]
+        new_person[unclear] = join_unclear(x, new_person, clear, unclear, threshold, photo, near)
+    changed = (new_person != person) | full
+    store.set_people(key, [(int(face_ids[i]), int(new_person[i])) for i in np.nonzero(
+        changed & (new_person >= 0))[0]])
+    store.unplace(key, [int(face_ids[i]) for i in np.nonzero((new_person < 0) & (person >= 0))[0]])
     return new_person
+
+
+def join_unclear(x: np.ndarray, person: np.ndarray, clear: np.ndarray, rows: np.ndarray,
+                 cut: float, photo: np.ndarray | None = None,
+                 near: np.ndarray | None = None, k: int = GRAPH_NEIGHBORS) -> np.ndarray:
+    """The person each face of `rows` clearly belongs to, or -1: its nearest person, when within
+    `cut` by the root mean squared distance to that person's clear faces (the clustering's own
+    measure of groups, which a few close pairs cannot satisfy). It joins; it never starts a
+    person nor brings two together. Candidates are the people of its k nearest clear faces
+    (`near`: its nearest faces, of any kind, when known)."""
+    placed = np.nonzero(clear & (person >= 0))[0]
+    out = np.full(len(rows), -1, np.int64)
+    if len(placed) == 0:
+        return out
+    ids, group = np.unique(person[placed], return_inverse=True)
+    xd = x.astype(np.float64)
+    size = np.bincount(group).astype(np.float64)
+    sums = np.zeros((len(ids), x.shape[1]))
+    np.add.at(sums, group, xd[placed])
+    squares = np.bincount(group, weights=np.einsum("ij,ij->i", xd[placed], xd[placed]))
+    index_of = np.full(len(x), -1, np.int64)
+    index_of[placed] = group
+    if near is None:
+        sq = np.einsum("ij,ij->i", x, x)
+        kk = min(k, len(placed))
+        near = np.empty((len(rows), kk), np.int64)
+        step = max(1, (64 << 20) // max(1, 4 * len(placed)))
+        for s in range(0, len(rows), step):
+            r = rows[s:s + step]
+            block = distance_block(x[r], x[placed], sq[r], sq[placed])
+            near[s:s + len(r)] = placed[np.argpartition(block, kk - 1, axis=1)[:, :kk]]
+    cand = index_of[near]  # [R, k] candidate groups (-1: not a placed clear face)
+    if photo is not None:  # a person that already holds a face of this photo is not one
+        photo = np.asarray(photo, np.int64)
+        taken = np.unique(photo[placed] * len(ids) + group)
+        cand = np.where(np.isin(photo[rows][:, None] * len(ids) + cand, taken), -1, cand)
+    f = xd[rows]
+    step = 4096
+    for s in range(0, len(rows), step):
+        c = cand[s:s + step]
+        g = np.maximum(c, 0)
+        dot = np.einsum("rd,rkd->rk", f[s:s + step], sums[g])
+        msd = (np.einsum("ij,ij->i", f[s:s + step], f[s:s + step])[:, None]
+               + squares[g] / size[g] - 2 * dot / size[g])
+        msd[c < 0] = np.inf
+        col = np.argmin(msd, axis=1)
+        best = np.sqrt(np.maximum(msd[np.arange(len(c)), col], 0))
+        ok = best < cut
+        out[s:s + step][ok] = ids[c[np.arange(len(c)), col][ok]]
+    return out
 
 
 def _person_ids(labels: np.ndarray, seeds: np.ndarray, old: np.ndarray, store: FaceStore,
@@ -138,9 +216,10 @@ def _person_ids(labels: np.ndarray, seeds: np.ndarray, old: np.ndarray, store: F
     return out
 
 
-def list_people(store: FaceStore, key: str) -> list[Person]:
-    """Named people first, then by number of faces (most first), then by id."""
-    people = [Person(*row) for row in store.people(key)]
+def list_people(store: FaceStore, key: str, seen_run: int | None = None) -> list[Person]:
+    """Named people first, then by number of faces (most first), then by id; with `seen_run`,
+    the faces of the photos that finished run found only."""
+    people = [Person(*row) for row in store.people(key, seen_run)]
     return sorted(people, key=lambda p: (p.name is None, -p.faces, p.id))
 
 
@@ -149,6 +228,7 @@ class Corrections:
 
     >>> fix = Corrections(store, key)    # doctest: +SKIP
     >>> fix.name(3, "Ana"); fix.merge(3, 7); fix.apart(3, 9); fix.move(1234, None)  # doctest: +SKIP
+    >>> fix.ignore_face(1300); fix.ignore_person(12); fix.unignore_person(12)  # doctest: +SKIP
     """
 
     def __init__(self, store: FaceStore, key: str) -> None:
@@ -176,6 +256,36 @@ class Corrections:
         if person is not None:
             self._check(person)
         return self.store.move_face(self.key, face_id, person)
+
+    def ignore_face(self, face_id: int) -> None:
+        """A stranger or a false detection: out of people, look-alikes and the report's main
+        pages, in every later run, until `unignore_face`."""
+        if face_id not in set(self.store.faces_of_key(self.key, [face_id])):
+            raise ValueError(f"no face {face_id} (see faces.csv)")
+        self.store.ignore_faces(self.key, [face_id])
+
+    def ignore_person(self, person: int) -> int:
+        """Every face of `person` ignored; returns how many."""
+        self._check(person)
+        faces = self.store.faces_of_person(person)
+        self.store.ignore_faces(self.key, faces)
+        return len(faces)
+
+    def unignore_face(self, face_id: int) -> None:
+        if face_id not in self.store.ignored(self.key):
+            raise ValueError(f"face {face_id} is not ignored (see faces.csv)")
+        self.store.unignore_faces([face_id])
+
+    def unignore_person(self, person: int) -> int:
+        """The faces ignored with `person` come back together (as a new person if it has gone);
+        returns how many."""
+        faces = self.store.ignored_of_person(person)
+        if not faces:
+            raise ValueError(f"no ignored faces of person {person}")
+        if not self.store.person_exists(self.key, person):
+            self.store.reassign_ignored(person, self.store.new_person(self.key))
+        self.store.unignore_faces(faces)
+        return len(faces)
 
     def apart(self, a: int, b: int) -> None:
         """`a` and `b` are different people: pin both, so that no run ever merges them."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import platform
 import sqlite3
 import sys
@@ -39,7 +40,8 @@ from .embed import build_embedder, embed_faces
 from .errors import explain, explained
 from .models import check_environment, get_spec, resolve_weights, sha256_file
 from .monitor import Monitor
-from .people import GRAPH_NEIGHBORS, assign_people, suggest_threshold
+from .people import GRAPH_NEIGHBORS, assign_people, photo_ids, suggest_threshold
+from .quality import fill_quality
 from .store import FaceStore, ImageResult, OutputLock
 from . import report
 
@@ -62,6 +64,7 @@ class RunSummary:
     copies: int = 0  # byte-identical to another file: that file's results copied
     faces: int = 0  # faces over all current images
     people: int = 0  # distinct people among those faces
+    unclear: int = 0  # faces under the quality gate that joined nobody (quality.py, people.py)
     threshold: float | None = None  # pair threshold in use
     suggested_threshold: float | None = None  # from the photos' own distances (people.py)
     skipped: dict[str, int] = field(default_factory=dict)  # reason → count
@@ -96,6 +99,13 @@ def pipeline_key(settings: Settings) -> str:
 def resolved_views(settings: Settings) -> int:
     """Embedding views per face: the setting, or the model's default."""
     return settings.views if settings.views is not None else get_spec(settings.model).default_views
+
+
+def resolved_min_quality(settings: Settings) -> float:
+    """The quality gate in force: the setting, else the model's."""
+    if settings.min_quality is not None:
+        return settings.min_quality
+    return get_spec(settings.model).min_quality
 
 
 def versions() -> dict[str, str]:
@@ -289,13 +299,11 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
     with explained(display_path(out)):
         out.mkdir(parents=True, exist_ok=True)
         lock = OutputLock(out, wait=settings.wait)
-    try:
+    with lock:
         summary = _run_locked(settings, faces_pipeline, out, monitor or Monitor(settings.sample_interval))
         if settings.report:
             summary.report = _write_report(settings, out)
         return summary
-    finally:
-        lock.release()
 
 
 def _write_report(settings: Settings, out: Path) -> Path:
@@ -323,6 +331,11 @@ def _run_locked(settings: Settings, faces_pipeline: FacePipeline, out: Path,
             store.check_weights(faces_pipeline.weights_path.name,
                                 sha256_file(faces_pipeline.weights_path))
         key = pipeline_key(settings)
+        # runs still "running" ended without a word (kill -9, a crash, power lost): this run
+        # holds the output lock, so none of them is still writing
+        for old in store.mark_interrupted_runs():
+            log.warning(f"run {old} of this output folder was interrupted (the process ended "
+                        f"before it finished); recorded as failed, and this run goes on from it")
         run_id = store.begin_run(key, settings.model, str(Path(settings.photos).resolve()),
                                  settings.to_dict(), versions())
         monitor.start()
@@ -335,7 +348,10 @@ def _run_locked(settings: Settings, faces_pipeline: FacePipeline, out: Path,
                                   "skipped": summary.skipped}, seen=paths)
         return summary
     except BaseException as exc:
-        monitor.stop()
+        try:
+            monitor.stop()
+        except Exception:  # the fault being reported comes first
+            pass
         fault = explain(exc, display_path(out))
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(fault or exc)
         if store is not None and run_id is not None:
@@ -351,6 +367,44 @@ def _run_locked(settings: Settings, faces_pipeline: FacePipeline, out: Path,
             store.close()
 
 
+def _follow_moves(files: list[ImageFile], known: dict, store: FaceStore) -> int:
+    """Photos that moved (renamed, another folder): a new path whose bytes are those of a stored
+    photo whose own path is gone takes over that photo's record, so its faces keep their ids,
+    people, names and pins, and nothing is computed again. Only new files as large as a gone
+    photo are read (hashed). A stored photo still at its path makes the new one a copy instead;
+    of several new files with the gone photo's bytes, the one with its file name takes it over.
+    Returns how many moved."""
+    found = {str(f.path) for f in files}
+    gone: dict[str, list[tuple[int, str]]] = {}  # sha256 -> [(image id, old path)]
+    sizes = set()
+    for path, (image_id, size, _, sha, status) in known.items():
+        if status is not None and sha and path not in found and not os.path.lexists(path):
+            gone.setdefault(sha, []).append((image_id, path))
+            sizes.add(size)
+    arrived: dict[str, list[ImageFile]] = {}  # sha256 -> new files with those bytes
+    for f in files:
+        if f.size in sizes and str(f.path) not in known:
+            try:
+                h = hashlib.sha256()
+                with open(f.path, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+            except OSError:
+                continue  # the run's own read says why
+            arrived.setdefault(h.hexdigest(), []).append(f)
+    moved = 0
+    for sha, candidates in arrived.items():
+        for image_id, old in gone.get(sha, []):
+            if not candidates:
+                break
+            f = next((c for c in candidates if c.path.name == Path(old).name), candidates[0])
+            candidates.remove(f)
+            store.move_image(image_id, str(f.path), f.size, f.mtime_ns)
+            log.debug(f"{display_path(f.path)}: moved from {display_path(old)}, its faces kept")
+            moved += 1
+    return moved
+
+
 def _run_stages(settings, faces_pipeline, store, run_id, key, monitor, summary) -> list[str]:
     """discover → process new files → compare → people → report; returns the paths found."""
     out = Path(settings.out)
@@ -360,6 +414,8 @@ def _run_stages(settings, faces_pipeline, store, run_id, key, monitor, summary) 
         monitor.count("discover", images=len(files))
     summary.images = len(files)
     known = store.known_images(key)
+    if _follow_moves(files, known, store):
+        known = store.known_images(key)
     todo, rejected = [], [f for f in found if isinstance(f, Rejected)]
     for f in files:
         prev = known.get(str(f.path))
@@ -381,6 +437,7 @@ def _run_stages(settings, faces_pipeline, store, run_id, key, monitor, summary) 
         log.debug(f"skipped {display_path(path)}: {reason}")
         summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
     table = store.faces(key, paths)
+    table.check_embeddings(display_path(settings.out))
     compare_and_group(settings, faces_pipeline.spec, store, key, table, monitor, summary)
     return sorted(paths)
 
@@ -410,7 +467,10 @@ def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, tabl
             log.warning(f"{result.pairs_found} pairs are under the threshold {threshold:g}: only the "
                         f"{len(result.pair_dist)} closest are listed (--max-pairs)")
     with monitor.stage("people"):
+        changed = fill_quality(table, store.image_sizes(), spec.name, every=True)
+        store.set_quality(table.face_ids[changed], table.quality[changed])
         cut = settings.people_threshold if settings.people_threshold is not None else spec.people_threshold
+        min_quality = resolved_min_quality(settings)
         # a full clustering takes compare's neighbours; new faces joining exact people meet
         # their own batch and the older faces apart (people.neighbor_graph), below the scale
         # where that costs N^2
@@ -418,13 +478,18 @@ def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, tabl
                  if result.approximate or settings.recluster or not store.has_people(key)
                  else (None, None))
         person = assign_people(store, key, table.face_ids, table.embeddings, cut,
-                               full=settings.recluster, neighbors=graph[0], neighbor_dist=graph[1])
-        summary.people = len(set(person.tolist()))
+                               full=settings.recluster, neighbors=graph[0], neighbor_dist=graph[1],
+                               quality=table.quality, min_quality=min_quality,
+                               photo=photo_ids(table) if settings.same_photo_apart else None)
+        summary.people = len(set(person[person >= 0].tolist()))
+        summary.unclear = int(((person < 0) & (table.quality < min_quality)).sum())
     result.neighbors = result.neighbors[:, :settings.k]
     result.neighbor_dist = result.neighbor_dist[:, :settings.k]
     summary.suggested_threshold = suggest_threshold(result.neighbor_dist)
     with monitor.stage("report"):
-        report.write_results(out, table, result, person, store.person_names(key))
+        ignored = np.isin(table.face_ids, np.fromiter(store.ignored(key), np.int64))
+        report.write_results(out, table, result, person, store.person_names(key), min_quality,
+                             ignored)
         report.write_threshold(out / "perf", result.neighbor_dist, threshold,
                                summary.suggested_threshold)
 

@@ -1,27 +1,33 @@
 """The monitor's sampling process, run as a plain script (`python sampler.py ROOT_PID INTERVAL
-STAGE_FILE`) so that it imports nothing of the caller's: neither the package nor the caller's
+STAGE_FD`) so that it imports nothing of the caller's: neither the package nor the caller's
 own main script (which multiprocessing's spawn would run again).
 
 Every INTERVAL seconds it reads the CPU% and memory of ROOT_PID's process tree (itself excluded)
-and of the system, and the stage name the root wrote into STAGE_FILE. It says "ready" on stdout
-once sampling starts; when its stdin receives a line or closes, it prints one JSON object
-{"rows": [...], "cpu_seconds": its own CPU time spent sampling} and exits.
+and of the system, and the stage name the root wrote into the file open as descriptor STAGE_FD.
+It says "ready" on stdout once sampling starts; when its stdin receives a line or closes, it
+prints one JSON object {"rows": [...], "cpu_seconds": its own CPU time spent sampling} and exits.
+It never prints a traceback: Ctrl-C is the caller's to handle (SIGINT is ignored here), and a
+caller gone (killed) only ends it.
 """
-import json
-import mmap
-import os
-import select
-import sys
-import time
+import signal
 
-import psutil
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # first of all: even while psutil is imported
+
+import json  # noqa: E402
+import mmap  # noqa: E402
+import os  # noqa: E402
+import select  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import psutil  # noqa: E402
 
 
-def main(root_pid: int, interval: float, stage_file: str) -> None:
+def main(root_pid: int, interval: float, stage_fd: int) -> None:
     me = os.getpid()
     root = psutil.Process(root_pid)
-    with open(stage_file, "rb") as fh:
-        stage = mmap.mmap(fh.fileno(), 64, access=mmap.ACCESS_READ)
+    stage = mmap.mmap(stage_fd, 64, access=mmap.ACCESS_READ)
+    os.close(stage_fd)
     procs: dict = {}
     tree: list = []
     rows = []
@@ -68,4 +74,7 @@ def main(root_pid: int, interval: float, stage_file: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3])
+    try:
+        main(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))
+    except (BrokenPipeError, psutil.Error):  # the caller is gone (killed): nobody to tell
+        os._exit(0)

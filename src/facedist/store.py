@@ -16,6 +16,7 @@ names from other systems); `from_db` gives back the str Python's os functions us
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -57,13 +58,35 @@ CREATE INDEX IF NOT EXISTS face_people_person ON face_people (person_id);
 CREATE TRIGGER IF NOT EXISTS face_gone AFTER DELETE ON faces BEGIN
     DELETE FROM face_people WHERE face_id = OLD.id; END;
 CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
+-- faces the user set aside (strangers, false detections): in no person; person_id is the
+-- person each was taken from, so that `unignore PERSON` can give them back
+CREATE TABLE IF NOT EXISTS ignored_faces (
+    face_id INTEGER PRIMARY KEY, person_id INTEGER);
+CREATE TRIGGER IF NOT EXISTS face_gone_ignored AFTER DELETE ON faces BEGIN
+    DELETE FROM ignored_faces WHERE face_id = OLD.id; END;
 CREATE TABLE IF NOT EXISTS weights (  -- SHA-256 of weights files first used by this database
     filename TEXT PRIMARY KEY, sha256 TEXT NOT NULL, first_used REAL);
 """
 # Columns added since the first schema: (table, column, type, value for existing rows)
 _ADDED = [("runs", "status", "TEXT", "CASE WHEN finished IS NULL THEN 'failed' ELSE 'finished' END"),
           ("runs", "error", "TEXT", "NULL"),
-          ("images", "seen_run", "INTEGER", "(SELECT MAX(id) FROM runs WHERE status = 'finished')")]
+          ("images", "seen_run", "INTEGER", "(SELECT MAX(id) FROM runs WHERE status = 'finished')"),
+          # quality.py's score; NULL until the next run computes it (readers compute it then)
+          ("faces", "quality", "REAL", "NULL")]
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection; where even SQLite's shared-memory file cannot be made (a WAL
+    database on read-only media), the file is read as immutable, which nothing can change then."""
+    from urllib.request import pathname2url
+
+    uri = "file:" + pathname2url(str(path.absolute()))
+    try:
+        db = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=60)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(uri + "?immutable=1", uri=True)
 
 
 def to_db(path: str) -> str | bytes:
@@ -105,32 +128,59 @@ class FaceTable:
     probs: np.ndarray
     embeddings: np.ndarray
     landmarks: np.ndarray  # [N, 5, 2]
+    quality: np.ndarray  # [N] quality.py's score in [0, 1]; NaN where not computed yet
 
     def __len__(self) -> int:
         return len(self.face_ids)
 
+    def check_embeddings(self, where: str | Path) -> None:
+        """Refuse stored embeddings that damage has changed (a page that SQLite's own check
+        passes can hold any bytes): every model's are finite and unit length. Raises
+        errors.DatabaseDamaged naming the first bad face."""
+        norms = np.linalg.norm(self.embeddings.astype(np.float64), axis=1) if len(self) else np.zeros(0)
+        bad = np.flatnonzero(~(np.abs(norms - 1) < 1e-2))  # NaN and inf fail too
+        if len(bad):
+            from .discover import display_path
+            from .errors import DatabaseDamaged
+
+            i = bad[0]
+            what = ("not finite" if not np.isfinite(self.embeddings[i]).all()
+                    else f"length {norms[i]:.4g}, not 1")
+            more = f", and {len(bad) - 1} more face(s)" if len(bad) > 1 else ""
+            raise DatabaseDamaged(
+                f"{where}: facedist.sqlite is damaged: the embedding of face {self.face_ids[i]} "
+                f"({display_path(self.paths[i])}) is {what}{more}; facedist leaves it as it is: "
+                f"choose another --out (or move this folder away to start over)")
+
 
 class OutputLock:
     """The one writer of an output folder: an exclusive lock on OUT/facedist.lock, held until
-    `release` (or the process ends, even by kill -9). A second writer waits (`wait=True`) or gets
-    errors.Busy naming the holder.
+    `release` or the end of a `with` block (or the process ends, even by kill -9). A second
+    writer waits (`wait=True`) or gets errors.Busy naming the holder. `read_only_ok`: on a
+    folder nobody can write (read-only media), no lock is needed, nor taken.
 
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
-    >>> first = OutputLock(out)
-    >>> OutputLock(out)
+    >>> with OutputLock(out):
+    ...     OutputLock(out)
     Traceback (most recent call last):
     ...
     facedist.errors.Busy: ...
-    >>> first.release()
     >>> OutputLock(out).release()
     """
 
-    def __init__(self, out_dir: str | Path, wait: bool = False, what: str = "run") -> None:
+    def __init__(self, out_dir: str | Path, wait: bool = False, what: str = "run",
+                 read_only_ok: bool = False) -> None:
         from .errors import Busy
 
         path = Path(out_dir) / "facedist.lock"
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if read_only_ok and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                self._fd = None
+                return
+            raise
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -146,27 +196,42 @@ class OutputLock:
             os.close(self._fd)  # closing drops the lock
             self._fd = None
 
+    def __enter__(self) -> "OutputLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
 
 class FaceStore:
-    """The database of one output folder. `create=False` (readers) refuses a folder without
-    one; `check=True` (writers) runs SQLite's quick_check first, so that a damaged database is
-    reported, and left as it is, before any work."""
+    """The database of one output folder. `create=False` refuses a folder without one;
+    `check=True` runs SQLite's quick_check first (every command does), so that a damaged
+    database is reported, and left as it is, before anything is read or written. `readonly`
+    (readers): opened read-only, nothing written, so that a finished output on read-only media
+    (a mounted archive, a shared drive) can be read; an older schema is read as it is."""
 
-    def __init__(self, out_dir: str | Path, create: bool = True, check: bool = False) -> None:
+    def __init__(self, out_dir: str | Path, create: bool = True, check: bool = False,
+                 readonly: bool = False) -> None:
         self.path = Path(out_dir) / DB_NAME
-        if not create and not self.path.is_file():
+        if (not create or readonly) and not self.path.is_file():
             raise FileNotFoundError(f"{out_dir}: no facedist database here (run facedist run first)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60)
+        if readonly:
+            self.db = _open_readonly(self.path)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=60)
         try:
             if check:
                 bad = [r[0] for r in self.db.execute("PRAGMA quick_check")]
                 if bad != ["ok"]:
                     raise sqlite3.DatabaseError(f"database disk image is malformed: {bad[0]}")
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
-            self.db.executescript(SCHEMA)
-            self._migrate()
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across kills
+                self.db.executescript(SCHEMA)
+                self._migrate()
+            self.columns = {t: {r[1] for r in self.db.execute(f"PRAGMA table_info({t})")}
+                            for t in ("faces", "ignored_faces")}
         except BaseException:
             self.db.close()
             raise
@@ -203,6 +268,17 @@ class FaceStore:
             self.db.execute("UPDATE runs SET finished = ?, summary = ?, status = ?, error = ? "
                             "WHERE id = ?", (time.time(), json.dumps(summary),
                                              "failed" if error else "finished", error, run_id))
+
+    def mark_interrupted_runs(self) -> list[int]:
+        """Record as failed ("interrupted") the runs still marked running, and return their ids.
+        Only for a writer holding the output lock (OutputLock): no other process can then be
+        writing, so such runs ended without a word (kill -9, a crash, power lost)."""
+        with self.db:
+            ids = [r[0] for r in self.db.execute("SELECT id FROM runs WHERE status = 'running' "
+                                                 "ORDER BY id")]
+            self.db.execute("UPDATE runs SET status = 'failed', error = ? WHERE status = 'running'",
+                            ("interrupted (the process ended before the run finished)",))
+        return ids
 
     def run_record(self, run_id: int) -> dict:
         """A run as recorded: times, model, photos folder, settings, versions, summary."""
@@ -252,6 +328,12 @@ class FaceStore:
                 "DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns",
                 (to_db(path), size, mtime_ns))
         return int(self.db.execute("SELECT id FROM images WHERE path = ?", (to_db(path),)).fetchone()[0])
+
+    def move_image(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
+        """A photo that moved to `path` (same bytes): its record, faces and people go with it."""
+        with self.db:
+            self.db.execute("UPDATE images SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                            (to_db(path), size, mtime_ns, image_id))
 
     def image_with_result(self, pipeline_key: str, sha256: str, prefer: int | None = None) -> int | None:
         """An image whose content is `sha256` and that has a result under `pipeline_key`
@@ -337,13 +419,13 @@ class FaceStore:
                    if upto_run is not None else "")
         cur = self.db.execute(
             "SELECT f.id, i.path, f.face_index, f.x1, f.y1, f.x2, f.y2, f.prob, f.embedding, "
-            "f.landmarks "
-            "FROM faces f JOIN images i ON i.id = f.image_id WHERE f.pipeline_key = ? " + visible
+            "f.landmarks, " + ("f.quality " if "quality" in self.columns["faces"] else "NULL ")
+            + "FROM faces f JOIN images i ON i.id = f.image_id WHERE f.pipeline_key = ? " + visible
             + "ORDER BY i.path, f.face_index",
             (pipeline_key,) + ((upto_run, upto_run) if upto_run is not None else ()))
         # in batches into arrays: a million faces cost their arrays, not a million row tuples
         wanted, found = paths, []
-        ids, index, boxes, probs, emb, marks = [], [], [], [], [], []
+        ids, index, boxes, probs, emb, marks, quality = [], [], [], [], [], [], []
         while rows := cur.fetchmany(50_000):
             rows = [(r[0], from_db(r[1]), *r[2:]) for r in rows]
             if wanted is not None:
@@ -357,12 +439,21 @@ class FaceStore:
             probs.append(np.array([r[7] for r in rows], np.float32))
             emb.append(np.frombuffer(b"".join(r[8] for r in rows), np.float32).reshape(len(rows), -1))
             marks.append(np.frombuffer(b"".join(r[9] for r in rows), np.float32).reshape(len(rows), 5, 2))
+            quality.append(np.array([np.nan if r[10] is None else r[10] for r in rows], np.float32))
         if not ids:
             return FaceTable(np.zeros(0, np.int64), [], np.zeros(0, np.int64),
                              np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                             np.zeros((0, 0), np.float32), np.zeros((0, 5, 2), np.float32))
+                             np.zeros((0, 0), np.float32), np.zeros((0, 5, 2), np.float32),
+                             np.zeros(0, np.float32))
         return FaceTable(np.concatenate(ids), found, np.concatenate(index), np.concatenate(boxes),
-                         np.concatenate(probs), np.concatenate(emb), np.concatenate(marks))
+                         np.concatenate(probs), np.concatenate(emb), np.concatenate(marks),
+                         np.concatenate(quality))
+
+    def set_quality(self, face_ids: np.ndarray, quality: np.ndarray) -> None:
+        """Store each face's quality score (quality.py)."""
+        with self.db:
+            self.db.executemany("UPDATE faces SET quality = ? WHERE id = ?",
+                                zip(map(float, quality), map(int, face_ids)))
 
     def image_records(self) -> dict[str, tuple[str | None, int, int]]:
         """path -> (content SHA-256, size in bytes, mtime_ns) as the last run saw each file."""
@@ -386,6 +477,61 @@ class FaceStore:
                                "JOIN wanted w ON w.id = fp.face_id")
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def ignored(self, key: str) -> set[int]:
+        """The ids of the faces of `key` the user set aside (`ignore`)."""
+        if not self.columns["ignored_faces"]:  # a database from before `ignore` (read-only)
+            return set()
+        return {r[0] for r in self.db.execute(
+            "SELECT g.face_id FROM ignored_faces g JOIN faces f ON f.id = g.face_id "
+            "WHERE f.pipeline_key = ?", (key,))}
+
+    def ignore_faces(self, key: str, face_ids: list[int]) -> None:
+        """Set faces aside: out of their person (kept in ignored_faces for `unignore`); an
+        unnamed person left empty goes."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO ignored_faces SELECT ?, (SELECT person_id FROM face_people "
+                "WHERE face_id = ?)", ((f, f) for f in face_ids))
+            self.db.executemany("DELETE FROM face_people WHERE face_id = ?", ((f,) for f in face_ids))
+            self._drop_empty_people(key)
+
+    def unignore_faces(self, face_ids: list[int]) -> None:
+        """Give ignored faces back, each to the person it was taken from where that person still
+        exists; the others have no person until the next run places them."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO face_people (face_id, person_id) SELECT g.face_id, "
+                "g.person_id FROM ignored_faces g JOIN people p ON p.id = g.person_id "
+                "WHERE g.face_id = ?", ((f,) for f in face_ids))
+            self.db.executemany("DELETE FROM ignored_faces WHERE face_id = ?", ((f,) for f in face_ids))
+
+    def faces_of_key(self, key: str, face_ids: list[int]) -> list[int]:
+        """Those of `face_ids` that are faces of `key`."""
+        return [f for f in face_ids if self.db.execute(
+            "SELECT 1 FROM faces WHERE id = ? AND pipeline_key = ?", (f, key)).fetchone()]
+
+    def faces_of_person(self, person: int) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT face_id FROM face_people WHERE person_id = ?",
+                                              (person,))]
+
+    def reassign_ignored(self, old: int, new: int) -> None:
+        with self.db:
+            self.db.execute("UPDATE ignored_faces SET person_id = ? WHERE person_id = ?", (new, old))
+
+    def ignored_of_person(self, person: int) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT face_id FROM ignored_faces WHERE person_id = ?",
+                                              (person,))]
+
+    def unplace(self, key: str, face_ids: list[int]) -> None:
+        """Faces that have no person any more (unclear now): their rows go, pins with them."""
+        with self.db:
+            self.db.executemany("DELETE FROM face_people WHERE face_id = ?", ((f,) for f in face_ids))
+            self._drop_empty_people(key)
+
+    def _drop_empty_people(self, key: str) -> None:
+        self.db.execute("DELETE FROM people WHERE pipeline_key = ? AND name IS NULL AND id NOT "
+                        "IN (SELECT person_id FROM face_people)", (key,))
+
     def has_people(self, key: str) -> bool:
         """Whether any face of `key` has a person yet (else a run clusters them all)."""
         return self.db.execute("SELECT 1 FROM people WHERE pipeline_key = ? LIMIT 1",
@@ -402,15 +548,19 @@ class FaceStore:
             self.db.executemany(
                 "INSERT INTO face_people (face_id, person_id) VALUES (?, ?) ON CONFLICT(face_id) "
                 "DO UPDATE SET person_id = excluded.person_id", assignments)
-            self.db.execute("DELETE FROM people WHERE pipeline_key = ? AND name IS NULL AND id NOT "
-                            "IN (SELECT person_id FROM face_people)", (key,))
+            self._drop_empty_people(key)
 
-    def people(self, key: str) -> list[tuple[int, str | None, int, int]]:
-        """(id, name, faces, photos) of every person of `key` with faces (or a name)."""
+    def people(self, key: str, seen_run: int | None = None) -> list[tuple[int, str | None, int, int]]:
+        """(id, name, faces, photos) of every person of `key` with faces; with `seen_run`, only
+        the faces of the photos that finished run found (moved and deleted photos' old records
+        count no more), and only people who have any."""
+        current = ("JOIN images i ON i.id = f.image_id AND i.seen_run = ? "
+                   if seen_run is not None else "")
         return self.db.execute(
             "SELECT p.id, p.name, COUNT(f.id), COUNT(DISTINCT f.image_id) FROM people p "
-            "LEFT JOIN face_people fp ON fp.person_id = p.id LEFT JOIN faces f ON f.id = fp.face_id "
-            "WHERE p.pipeline_key = ? GROUP BY p.id", (key,)).fetchall()
+            "JOIN face_people fp ON fp.person_id = p.id JOIN faces f ON f.id = fp.face_id "
+            + current + "WHERE p.pipeline_key = ? GROUP BY p.id",
+            ((seen_run,) if seen_run is not None else ()) + (key,)).fetchall()
 
     def person_names(self, key: str) -> dict[int, str]:
         return dict(self.db.execute("SELECT id, name FROM people WHERE pipeline_key = ? AND name "
@@ -438,17 +588,21 @@ class FaceStore:
             self.db.execute("DELETE FROM people WHERE id = ?", (other,))
 
     def move_face(self, key: str, face_id: int, person: int | None) -> int:
-        row = self.db.execute("SELECT fp.person_id FROM face_people fp JOIN faces f ON "
-                              "f.id = fp.face_id WHERE fp.face_id = ? AND f.pipeline_key = ?",
-                              (face_id, key)).fetchone()
-        if row is None:
-            raise ValueError(f"no face {face_id} with a person (see faces.csv)")
+        """Put a face in `person` (None: a new one), pinned; the person it leaves is pinned too.
+        An unclear face (no person yet) can be placed so; an ignored one is given back first."""
+        if self.db.execute("SELECT 1 FROM faces WHERE id = ? AND pipeline_key = ?",
+                           (face_id, key)).fetchone() is None:
+            raise ValueError(f"no face {face_id} (see faces.csv)")
+        row = self.db.execute("SELECT person_id FROM face_people WHERE face_id = ?",
+                              (face_id,)).fetchone()
         if person is None:
             person = self.new_person(key)
         with self.db:
-            self.db.execute("UPDATE face_people SET pinned = 1 WHERE person_id = ?", (row[0],))
-            self.db.execute("UPDATE face_people SET person_id = ?, pinned = 1 WHERE face_id = ?",
-                            (person, face_id))
-            self.db.execute("DELETE FROM people WHERE id = ? AND name IS NULL AND id NOT IN "
-                            "(SELECT person_id FROM face_people)", (row[0],))
+            if row is not None:
+                self.db.execute("UPDATE face_people SET pinned = 1 WHERE person_id = ?", (row[0],))
+            self.db.execute("DELETE FROM ignored_faces WHERE face_id = ?", (face_id,))
+            self.db.execute("INSERT INTO face_people (face_id, person_id, pinned) VALUES (?, ?, 1) "
+                            "ON CONFLICT(face_id) DO UPDATE SET person_id = excluded.person_id, "
+                            "pinned = 1", (face_id, person))
+            self._drop_empty_people(key)
         return person

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, IO
 
 import numpy as np
 
-from ..discover import DISPLAY_ERRORS
+from ..discover import DISPLAY_ERRORS, display_path
 from ..compare import APPROX_FROM, Comparison, knn, nearest_other
 from ..store import FaceTable
 
@@ -43,28 +43,56 @@ def replacing(path: Path, mode: str = "w", **kwargs) -> Iterator[IO]:
 
 
 def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
-    """A UTF-8 CSV; paths that are not valid UTF-8 show their odd bytes as \\xNN."""
+    """A UTF-8 CSV; paths (the columns named *path*) as display_path shows them: odd bytes as
+    \\xNN, a backslash doubled; in other text, odd bytes as \\xNN."""
+    paths = [i for i, name in enumerate(header) if "path" in name]
     with replacing(path, newline="", encoding="utf-8", errors=DISPLAY_ERRORS) as fh:
         w = csv.writer(fh)
         w.writerow(header)
-        w.writerows(rows)
+        for row in rows:
+            row = list(row)
+            for i in paths:
+                if isinstance(row[i], str):
+                    row[i] = display_path(row[i])
+            w.writerow(row)
+
+
+def shown_faces(table: FaceTable, person: np.ndarray, min_quality: float) -> np.ndarray:
+    """The faces that may stand in look-alikes and people's comparisons: in a person (not
+    ignored, not left unclear) and at or above the quality gate."""
+    return (person >= 0) & ~(table.quality < min_quality)
+
+
+def face_status(person: np.ndarray, ignored: np.ndarray) -> list[str]:
+    """faces.csv's status of each face: "" (in a person), "ignored" (set aside by the user) or
+    "unclear" (under the quality gate and clearly nobody's)."""
+    return ["ignored" if g else "unclear" if p < 0 else ""
+            for p, g in zip(person.tolist(), ignored.tolist())]
 
 
 def lookalikes(table: FaceTable, person: np.ndarray, n: int | None = None,
-               neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple]:
+               neighbors: tuple[np.ndarray, np.ndarray] | None = None,
+               min_quality: float = 0.0) -> list[tuple]:
     """The closest pairs of faces of different people, closest first: (distance, a, b) with
-    row indices a < b of `table`, each pair once. With `neighbors` ([N, k] indices and
-    distances), from those only: at scale the closest other-person face is among a face's
-    nearest, or the pair is not among the closest."""
+    row indices a < b of `table`, each pair once; only faces in a person and at or above
+    `min_quality` (shown_faces). With `neighbors` ([N, k] indices and distances), from those
+    only: at scale the closest other-person face is among a face's nearest, or the pair is not
+    among the closest."""
+    shown = shown_faces(table, person, min_quality)
     if neighbors is not None:
         near, near_dist = neighbors
-        other_person = person[near] != person[:, None]
+        other_person = (person[near] != person[:, None]) & shown[near] & shown[:, None]
         dist = np.where(other_person, near_dist, np.inf).astype(np.float32)
         col = np.argmin(dist, axis=1)
         dist = dist[np.arange(len(near)), col]
         other = np.where(np.isfinite(dist), near[np.arange(len(near)), col], -1)
     else:
-        other, dist = nearest_other(table.embeddings, person)
+        rows = np.nonzero(shown)[0]
+        other = np.full(len(table), -1, np.int64)
+        dist = np.full(len(table), np.inf, np.float32)
+        o, d = nearest_other(table.embeddings[rows], person[rows])
+        other[rows] = np.where(o >= 0, rows[o], -1)
+        dist[rows] = d
     pairs = {}
     for a in np.argsort(dist, kind="stable"):
         if other[a] < 0:
@@ -76,14 +104,20 @@ def lookalikes(table: FaceTable, person: np.ndarray, n: int | None = None,
     return sorted((d, a, b) for (a, b), d in pairs.items())
 
 
-def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3) -> dict[int, list[tuple[int, float]]]:
-    """For each person, the k people whose mean face (unit-length) is nearest to theirs."""
-    ids, inverse = np.unique(person, return_inverse=True)
+def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3,
+                   min_quality: float = 0.0) -> dict[int, list[tuple[int, float]]]:
+    """For each person, the k people whose mean face (unit-length) is nearest to theirs; the
+    mean of the faces at or above `min_quality` (of all its faces where none is)."""
+    placed = person >= 0
+    shown = shown_faces(table, person, min_quality)
+    ids, inverse = np.unique(person[placed], return_inverse=True)
     if len(ids) < 2:
         return {int(p): [] for p in ids}
-    order = np.argsort(inverse, kind="stable")
-    starts = np.searchsorted(inverse[order], np.arange(len(ids)))
-    centre = np.add.reduceat(table.embeddings[order].astype(np.float64), starts)
+    has_clear = np.bincount(inverse, weights=shown[placed], minlength=len(ids)) > 0
+    use = shown[placed] | ~has_clear[inverse]
+    emb = table.embeddings[placed][use].astype(np.float64)
+    centre = np.zeros((len(ids), emb.shape[1]))
+    np.add.at(centre, inverse[use], emb)
     centre /= np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
     # a hint per person, not a measured answer: HNSW's lighter search is enough (at a million
     # faces, ~300,000 people: 60 s less than the faces' own efSearch)
@@ -93,9 +127,11 @@ def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3) -> dict[int
 
 
 def write_people(out: Path, table: FaceTable, person: np.ndarray, names: dict[int, str],
+                 min_quality: float, ignored: np.ndarray,
                  neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """faces.csv, people.csv and lookalikes.csv: what changes when people change. Look-alikes
-    come from `neighbors` when given, else (at scale) from neighbors.parquet."""
+    come from `neighbors` when given, else (at scale) from neighbors.parquet. Faces without a
+    person (unclear, ignored) are in faces.csv only, with their status."""
     if neighbors is None and len(table) >= APPROX_FROM:
         neighbors = read_neighbors(out, table)
     def name(p) -> str:
@@ -104,16 +140,19 @@ def write_people(out: Path, table: FaceTable, person: np.ndarray, names: dict[in
     def box(i) -> list[str]:
         return [f"{v:.1f}" for v in table.boxes[i]]
 
+    status = face_status(person, ignored)
     write_csv(out / "faces.csv",
-              ["face", "face_id", "path", "face_index", "x1", "y1", "x2", "y2", "prob", "person",
-               "person_name"],
+              ["face", "face_id", "path", "face_index", "x1", "y1", "x2", "y2", "prob", "quality",
+               "person", "person_name", "status"],
               ((i, int(table.face_ids[i]), table.paths[i], int(table.face_index[i]), *box(i),
-                f"{table.probs[i]:.4f}", int(person[i]), name(person[i]))
+                f"{table.probs[i]:.4f}", f"{table.quality[i]:.3f}",
+                int(person[i]) if person[i] >= 0 else "", name(person[i]), status[i])
                for i in range(len(table))))
-    near = nearest_people(table, person)
+    near = nearest_people(table, person, min_quality=min_quality)
     faces_of: dict[int, list[int]] = {}
     for i, p in enumerate(person.tolist()):
-        faces_of.setdefault(p, []).append(i)
+        if p >= 0:
+            faces_of.setdefault(p, []).append(i)
     order = sorted(faces_of, key=lambda p: (not name(p), -len(faces_of[p]), p))
     write_csv(out / "people.csv", ["person", "name", "faces", "photos", "nearest_people"],
               ((p, name(p), len(faces_of[p]), len({table.paths[i] for i in faces_of[p]}),
@@ -124,13 +163,14 @@ def write_people(out: Path, table: FaceTable, person: np.ndarray, names: dict[in
                "face_b", "path_b", "x1_b", "y1_b", "x2_b", "y2_b", "person_b"],
               ((r + 1, f"{d:.4f}", int(table.face_ids[a]), table.paths[a], *box(a), int(person[a]),
                 int(table.face_ids[b]), table.paths[b], *box(b), int(person[b]))
-               for r, (d, a, b) in enumerate(lookalikes(table, person, LOOKALIKES_MAX, neighbors))))
+               for r, (d, a, b) in enumerate(lookalikes(table, person, LOOKALIKES_MAX, neighbors,
+                                                        min_quality))))
 
 
 def write_results(out: Path, table: FaceTable, result: Comparison, person: np.ndarray,
-                  names: dict[int, str]) -> None:
+                  names: dict[int, str], min_quality: float, ignored: np.ndarray) -> None:
     neighbors = (result.neighbors, result.neighbor_dist) if result.approximate else None
-    write_people(out, table, person, names, neighbors)
+    write_people(out, table, person, names, min_quality, ignored, neighbors)
     write_parquet(out, table, result)
     if len(table) > CSV_MAX_FACES:
         for name in ("neighbors.csv", "pairs.csv"):  # those of a smaller earlier run would mislead

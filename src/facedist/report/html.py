@@ -42,10 +42,11 @@ FACES_PER_PAGE = 240
 PAIRS_PER_PAGE = 50
 SKIPPED_PER_PAGE = 200
 CARD_FACES = 4  # thumbnails on a person's card
-ON_INDEX = {"people": 12, "pairs": 10, "skipped": 20}
+ON_INDEX = {"people": 12, "pairs": 10, "skipped": 20, "unclear": 16}
 LOOKALIKES_SHOWN = 500
 CHUNK = 1000  # faces per neighbour data file (by face id)
-STATIC = ("report.css", "face.js", "favicon.svg", "missing.svg")
+STATIC = ("report.css", "face.js", "sort.js", "favicon.svg", "missing.svg")
+NO_PERSON = -1  # ReportFace.person of an unclear face; ignored faces are not shown at all
 
 
 @dataclass
@@ -57,8 +58,9 @@ class ReportFace:
     path: str  # the photo, for display
     photo_url: str  # file:// URI of the original photo
     thumb: str  # relative to the report folder
-    person: int
+    person: int  # NO_PERSON: unclear
     prob: float
+    quality: float  # quality.py's score, 0..1
 
 
 @dataclass
@@ -137,7 +139,7 @@ def _environment():
         "%Y-%m-%d %H:%M:%S")
     env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
     env.globals["page_name"] = page_name
-    env.globals["person_page"] = lambda f: f"person-{f.person}.html"
+    env.globals["person_page"] = lambda f: f"person-{f.person}.html" if f.person >= 0 else "unclear.html"
     return env
 
 
@@ -155,6 +157,8 @@ class ReportWriter:
         self.run = db.store.run_record(db.run_id)
         self.table = t = db.faces()
         self.person_of = db.person_of(t)
+        self.min_quality = db.min_quality
+        ignored = db.ignored(t)
         names = db.store.person_names(db.pipeline_key)
         self.records = records = db.store.image_records()  # path -> (sha256, size, mtime_ns)
         self.absolute: dict[str, Path] = {p: absolute_photo(p, self.run) for p in set(t.paths)}
@@ -162,27 +166,35 @@ class ReportWriter:
                                  self.absolute[t.paths[i]].as_uri(),
                                  thumb_name(records.get(t.paths[i], (None,))[0] or t.paths[i],
                                             t.boxes[i]),
-                                 int(self.person_of[i]), float(t.probs[i]))
+                                 int(self.person_of[i]), float(t.probs[i]), float(t.quality[i]))
                       for i in range(len(t))]
+        self.shown = ~ignored  # ignored faces leave every page but their own neighbours' lists
+        self.ignored = int(ignored.sum())
+        self.unclear = sorted((f for f, p, g in zip(self.faces, self.person_of, ignored)
+                               if p < 0 and not g), key=lambda f: (-f.quality, f.face_id))
         rows_of: dict[int, list[int]] = {}
         for i, p in enumerate(self.person_of.tolist()):
-            rows_of.setdefault(p, []).append(i)
+            if p >= 0:
+                rows_of.setdefault(p, []).append(i)
         self.people = sorted(
             (ReportPerson(p, names.get(p), [self.faces[i] for i in rows],
                           len({t.paths[i] for i in rows}), spread(t.embeddings[rows]))
              for p, rows in rows_of.items()),
             key=lambda q: (q.name is None, -len(q.faces), q.id))
         self.person = {q.id: q for q in self.people}
-        self.env.globals["person_label"] = lambda f: self.person[f.person].label
+        self.env.globals["person_label"] = self.person_label
         self.skipped = [(display_path(p), r) for p, r in
                         db.store.skipped(db.pipeline_key, seen_run=db.run_id)]
         pairs = run_lookalikes(db.out / "lookalikes.csv", t, self.person_of)
         if pairs is None:  # no table of these faces and people: computed (N x N distances)
-            pairs = lookalikes(t, self.person_of, LOOKALIKES_SHOWN)
+            pairs = lookalikes(t, self.person_of, LOOKALIKES_SHOWN, min_quality=self.min_quality)
         self.pairs = [(d, self.faces[a], self.faces[b]) for d, a, b in pairs[:LOOKALIKES_SHOWN]]
         perf = db.out / "perf"
         self.perf = _read_json(perf / "summary.json")
         self.threshold = _read_json(perf / "threshold.json")
+
+    def person_label(self, f: ReportFace) -> str:
+        return self.person[f.person].label if f.person in self.person else "unclear"
 
     def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
         """Each face's k nearest: the run's (neighbors.parquet), else computed."""
@@ -199,8 +211,8 @@ class ReportWriter:
     # -- writing ------------------------------------------------------------------------------
     def write(self) -> ReportSummary:
         t0 = time.perf_counter()
+        self.gather()  # everything read (and checked) before anything is written
         self.dest.mkdir(parents=True, exist_ok=True)
-        self.gather()
         made, kept, failed = self.write_thumbnails()
         self.write_static()
         self.write_timeline()
@@ -292,7 +304,11 @@ class ReportWriter:
         people_pages = paged(self.people, PEOPLE_PER_PAGE)
         pair_pages = paged(self.pairs, PAIRS_PER_PAGE)
         skipped_pages = paged(self.skipped, SKIPPED_PER_PAGE)
+        unclear_pages = paged(self.unclear, FACES_PER_PAGE)
+        common.update(total_unclear=len(self.unclear), ignored=self.ignored,
+                      min_quality=self.min_quality)
         self._render("index.html", "index.html", **common, **self.summary(),
+                     unclear=self.unclear[:ON_INDEX["unclear"]],
                      people=self.people[:ON_INDEX["people"]], people_pages=len(people_pages),
                      pairs=self.pairs[:ON_INDEX["pairs"]], pair_pages=len(pair_pages),
                      total_pairs=len(self.pairs), skipped=self.skipped[:ON_INDEX["skipped"]],
@@ -310,6 +326,9 @@ class ReportWriter:
         for n, page in enumerate(pair_pages, 1):
             self._render(page_name("lookalikes", n), "lookalikes.html", **common, pairs=page, n=n,
                          pages=len(pair_pages), first_rank=(n - 1) * PAIRS_PER_PAGE + 1)
+        for n, page in enumerate(unclear_pages, 1):
+            self._render(page_name("unclear", n), "unclear.html", **common, faces=page, n=n,
+                         pages=len(unclear_pages))
         for n, page in enumerate(skipped_pages, 1):
             self._render(page_name("skipped", n), "skipped.html", **common, skipped=page, n=n,
                          pages=len(skipped_pages))
@@ -368,14 +387,17 @@ class ReportWriter:
         chunks: dict[int, dict] = {}
         for f in self.faces:
             entry = {"path": f.path, "url": f.photo_url, "thumb": f.thumb, "person": f.person,
-                     "name": self.person[f.person].label,
+                     "name": self._neighbour_label(f), "quality": round(f.quality, 3),
                      "near": [[self.faces[j].face_id, round(float(d), 4), self.faces[j].thumb,
-                               self.faces[j].person, self.person[self.faces[j].person].label]
+                               self.faces[j].person, self._neighbour_label(self.faces[j])]
                               for j, d in zip(near[f.row], dist[f.row])]}
             chunks.setdefault(f.face_id // CHUNK, {})[str(f.face_id)] = entry
         template = self.env.get_template("chunk.js")
         for c, data in chunks.items():
             self._write(f"data/neighbours-{c}.js", template.render(chunk=c, data=data).encode())
+
+    def _neighbour_label(self, f: ReportFace) -> str:
+        return "ignored" if not self.shown[f.row] else self.person_label(f)
 
     def remove_stale(self) -> None:
         """Pages, data files and thumbnails of an earlier report that this one no longer has."""

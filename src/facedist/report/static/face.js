@@ -29,13 +29,21 @@
     view.replaceChildren(el("p", {}, text));
   }
 
+  /* a person's page, or the unclear faces' page; an ignored face links nowhere */
+  function personLink(person, name) {
+    if (person >= 0) { return el("a", { href: "person-" + person + ".html" }, name); }
+    if (name === "ignored") { return el("span", {}, name); }
+    return el("a", { href: "unclear.html" }, name);
+  }
+
   function render(id, f) {
     var query = el("div", { "class": "query" });
     query.appendChild(el("img", { src: f.thumb, width: "160", height: "160", alt: "face " + id }));
     var about = el("div");
     about.appendChild(el("h2", {}, "face " + id));
     var who = el("p");
-    who.appendChild(el("a", { href: "person-" + f.person + ".html" }, f.name));
+    who.appendChild(personLink(f.person, f.name));
+    who.appendChild(document.createTextNode(" · quality " + f.quality.toFixed(2)));
     about.appendChild(who);
     var photo = el("p");
     photo.appendChild(el("a", { href: f.url, "class": "photo" }, f.path));
@@ -54,9 +62,10 @@
       cell.appendChild(link);
       row.appendChild(cell);
       row.appendChild(el("td", { "class": "num dist" }, n[1].toFixed(3)));
-      var person = el("td", { "class": n[3] === f.person ? "same" : "other" });
-      person.appendChild(el("a", { href: "person-" + n[3] + ".html" }, n[4]));
-      if (n[3] === f.person) { person.appendChild(document.createTextNode(" (same person)")); }
+      var same = n[3] === f.person && f.person >= 0;
+      var person = el("td", { "class": same ? "same" : "other" });
+      person.appendChild(personLink(n[3], n[4]));
+      if (same) { person.appendChild(document.createTextNode(" (same person)")); }
       row.appendChild(person);
       table.appendChild(row);
     });
