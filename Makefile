@@ -10,7 +10,7 @@ TORCH  ?= auto
 TORCH_VERSION ?= 2.13.0
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-study bench clean
+.PHONY: run test test-fast install install-study bench clean
 
 install: $(VENV)/.installed
 
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	tools/install-torch $(BIN)/python $(TORCH) $(TORCH_VERSION)
 	$(BIN)/python -m pip install -q -e ".[test,heif,ray,study,dlib,dlib-models]"
 	$(MAKE) install-study
-	$(BIN)/python -m facedist.kernels  # compile the numba kernels once, into their disk cache
+	$(BIN)/python -m facedist.warmup  # compile the numba kernels once, into their disk cache
 	touch $@
 
 # The bench's peers, facenet-pytorch and face_recognition, pin old torch and a dlib to build
@@ -36,6 +36,10 @@ run: install
 test: install
 	tools/install-chromium
 	$(BIN)/python -m pytest -q -rs $(ARGS)
+
+# The fast tier, for development: no shared data, no model runs (`make test` is what CI runs).
+test-fast: install
+	FACEDIST_SHARED=/nonexistent $(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 bench: install
 	$(BIN)/facedist bench "$(PHOTOS)" --out bench/results $(ARGS)

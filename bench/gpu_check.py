@@ -99,7 +99,7 @@ def parity(photos: list[Path], gpu: str = "cuda") -> dict:
     from facedist.backend import _tf32_flags, tf32_enabled
     from facedist.bench import _iou
     from facedist.config import Settings
-    from facedist.pipeline import FacePipeline
+    from facedist.compute import FacePipeline
 
     for flag in _tf32_flags():  # as torch has it on GPU machines: TF32 convolutions allowed
         flag.set("tf32" if flag.off == "ieee" else True)

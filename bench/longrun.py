@@ -134,7 +134,7 @@ def run(photos: Path, work: Path, dest: Path, args: list[str]) -> None:
 def summarize(samples, total: int, kill_at: float, wall: float) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from facedist.backend import Backend
-    from facedist.pipeline import DETECT_AHEAD
+    from facedist.engines.local import DETECT_AHEAD
 
     t = np.array([s[0] for s in samples])
     n = np.array([s[1] for s in samples], float)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facedist.cluster import Graph, relabel
+
 
 def labelled(out: Path, pick: str, root: Path):
     from facedist.evaluate import central_faces
@@ -31,9 +33,69 @@ def labelled(out: Path, pick: str, root: Path):
     return table, truth
 
 
+# The methods compared with facedist's average linkage (cluster.py), kept with this bench only.
+
+def chinese_whispers(graph: Graph, iterations: int = 20) -> np.ndarray:
+    """dlib's Chinese whispers, deterministic: nodes in index order take the label with the
+    largest summed edge weight (1 - distance) among their neighbours, ties to the smaller label."""
+    n = graph.n
+    labels = np.arange(n)
+    nbrs: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    for a, b, dist in zip(graph.i.tolist(), graph.j.tolist(), graph.d.tolist()):
+        w = max(1e-6, 1.0 - dist)
+        nbrs[a].append((b, w))
+        nbrs[b].append((a, w))
+    for _ in range(iterations):
+        changed = False
+        for a in range(n):
+            if not nbrs[a]:
+                continue
+            score: dict[int, float] = {}
+            for b, w in nbrs[a]:
+                score[labels[b]] = score.get(labels[b], 0.0) + w
+            best = min(score, key=lambda lab: (-score[lab], lab))
+            if best != labels[a]:
+                labels[a] = best
+                changed = True
+        if not changed:
+            break
+    return relabel(labels)
+
+
+def core_points(graph: Graph, cut: float, min_faces: int = 3) -> np.ndarray:
+    """A DBSCAN-style rule as Immich uses: a face with at least `min_faces - 1` others within
+    `cut` is a core face; core faces within `cut` of each other are one person; any other face
+    joins the person of its nearest core face within `cut`, or stays alone."""
+    n = graph.n
+    close = graph.d < cut
+    i, j, d = graph.i[close], graph.j[close], graph.d[close]
+    degree = np.bincount(np.concatenate([i, j]), minlength=n)
+    core = degree >= min_faces - 1
+    parent = np.arange(n)
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in zip(i[core[i] & core[j]].tolist(), j[core[i] & core[j]].tolist()):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    labels = np.array([find(a) for a in range(n)])
+    nearest = np.full(n, np.inf)
+    for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist()):
+        for x, y in ((a, b), (b, a)):
+            if not core[x] and core[y] and dist < nearest[x]:
+                nearest[x] = dist
+                labels[x] = find(y)
+    return relabel(labels)
+
+
 def methods(cut: float):
     """(name, function of (graph, embeddings)) for every method and setting measured."""
-    from facedist.cluster import Graph, average_linkage, chinese_whispers, core_points
+    from facedist.cluster import Graph, average_linkage
 
     def under(g, t):
         keep = g.d < t

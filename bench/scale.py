@@ -37,18 +37,22 @@ def compute(out: Path) -> dict:
     from facedist.models import get_spec
     from facedist.monitor import Monitor
     from facedist.pipeline import RunSummary, compare_and_group
+    from facedist.store import FaceStore
 
     t0 = time.perf_counter()
     db = open_db(out)
     settings = db.settings
     settings.out = out
     settings.recluster = True  # the whole clustering, every time
+    settings.min_quality = 0.0  # generated embeddings have no landmarks to score: no gate
     monitor = Monitor(0.5).start()
     with monitor.stage("load"):
         table = db.faces()
     summary = RunSummary(out=out)
-    compare_and_group(settings, get_spec(settings.model), db.store, db.pipeline_key, table,
+    writer = FaceStore(out)  # the reader's own connection is read-only
+    compare_and_group(settings, get_spec(settings.model), writer, db.pipeline_key, table,
                       monitor, summary)
+    writer.close()
     monitor.stop()
     peaks = monitor.summary()["stages"]
     return {"faces": len(table), "seconds": round(time.perf_counter() - t0, 1),

@@ -34,12 +34,32 @@ def tree_state(root: Path) -> dict[str, tuple[int, int, str]]:
     return state
 
 
+def tree_stat(root: Path) -> dict[str, tuple[int, int, int, int, int]]:
+    """Size, mtime, ctime, inode and mode of every entry: any write, even one that puts the
+    mtime back, changes the ctime (only the kernel sets it), so this proves a tree untouched
+    without reading its bytes (shared/data: 5,800 files)."""
+    state = {}
+    for dirpath, dirs, names in os.walk(root):
+        for name in dirs + names:
+            st = (Path(dirpath) / name).lstat()
+            state[os.path.join(dirpath, name)] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                                  st.st_ino, st.st_mode)
+    return state
+
+
 @pytest.fixture(scope="session", autouse=True)
-def shared_data_untouched():
-    assert HUMANS.is_dir() and LABELED.is_dir(), f"test data missing: expected {SHARED}"
-    before = tree_state(SHARED / "data")
+def shared_data_untouched(request):
+    """The shared photos are never written. Tests that need them say so (`slow`); the fast tier
+    (`make test-fast`, -m "not slow") runs without them."""
+    if not (SHARED / "data").is_dir():
+        if request.config.getoption("-m") != "not slow":
+            pytest.exit(f"test data missing: expected {SHARED} (or run the fast tier: "
+                        f"make test-fast)", returncode=4)
+        yield
+        return
+    before = tree_stat(SHARED / "data")
     yield
-    assert tree_state(SHARED / "data") == before, "the input photos were modified"
+    assert tree_stat(SHARED / "data") == before, "the input photos were modified"
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from facedist.config import DetectSettings
 from facedist.detect import FaceDetection, MtcnnDetector
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_box_crop_matches_reference_crops():
     """Largest face, margin 0, 160x160 — as the reference crops in golden/facenet were made."""
     ref = json.loads((GOLDEN / "facenet" / "facenet_reference.json").read_text())
@@ -34,6 +35,7 @@ def test_box_partly_outside_is_clipped():
     assert BoxAligner(160).align(img, []).shape == (0, 1, 160, 160, 3)
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_dlib_chip_is_upright_and_sized():
     """Each chip is 150x150 with the face upright where the chip template puts it: MTCNN run on
     the chip finds eyes level and above the nose, the nose above the mouth, each point near the

@@ -91,3 +91,22 @@ def test_the_reproduction_says_so_in_the_table(tmp_path, monkeypatch):
     assert result["variants"][0]["implementation"].startswith("reproduction")
     md = (out / "results.md").read_text()
     assert "reproduction of facenet-pytorch's models, not on facenet-pytorch itself" in md
+
+
+def test_the_people_bench_compares_other_methods():
+    """bench/people_methods.py's Chinese whispers and core-point rule (developer tooling)."""
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from people_methods import chinese_whispers, core_points
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    from facedist.cluster import Graph
+    import numpy as np
+
+    g = Graph(5, np.array([0, 1, 3]), np.array([1, 2, 4]), np.array([0.1, 0.1, 0.1], np.float32))
+    assert chinese_whispers(g).tolist() == [0, 0, 0, 1, 1]
+    assert core_points(g, 0.5, min_faces=3).tolist() == [0, 0, 0, 1, 2]

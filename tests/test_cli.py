@@ -40,6 +40,7 @@ def test_negative_max_side_is_refused_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_half_precision_on_cpu_is_refused_in_one_line(tmp_path, capsys):
     code = main(["run", str(PEOPLE), "--out", str(tmp_path / "o"), "--device", "cpu",
                  "--precision", "fp16"])
@@ -48,6 +49,7 @@ def test_half_precision_on_cpu_is_refused_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_missing_weights_exit_at_once_with_the_remedy(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEDIST_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("FACEDIST_OFFLINE", "1")
@@ -100,6 +102,7 @@ def test_run_near_export_plot(tmp_path):
     assert len(neighbors) == len(faces) * 2
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_api_round_trip(tmp_path):
     import facedist
 

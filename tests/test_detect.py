@@ -107,6 +107,7 @@ def test_levels_are_packed_once_each_with_little_padding():
     assert [len(b) for b in batches][:1] == [1]  # the 400x400 level, over the budget, goes alone
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_detection_never_runs_in_tf32(tf32_on):
     """TF32 convolutions moved MTCNN's boxes on a GPU (IoU 0.80 against the CPU): each network
     call of detection must see it off, whatever the process had, and find it as it was after."""
@@ -129,6 +130,7 @@ def detector():
     return MtcnnDetector(DetectSettings(exact=True))
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_largest_keeps_one_face(detector):
     img = np.asarray(Image.open(LABELED / "groups" / "two_people.jpg").convert("RGB"))
     everyone = detector.detect(img)

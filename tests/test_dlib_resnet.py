@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 import torch
 
@@ -29,6 +30,7 @@ def test_weights_read_from_dat_load_strictly():
     assert state["conv.weight"].shape == (32, 3, 7, 7) and state["fc.weight"].shape == (128, 256)
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_port_matches_dlib_on_the_same_chips(tmp_path, monkeypatch):
     """cosine >= 0.9999 against dlib's own network on real face chips."""
     monkeypatch.setenv("FACEDIST_CACHE", str(tmp_path))  # converts afresh into an empty cache

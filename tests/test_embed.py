@@ -16,11 +16,13 @@ def reference():
     return json.loads((GOLDEN / "facenet" / "facenet_reference.json").read_text())
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_state_dict_layout_matches_reference():
     shapes = {k: list(v.shape) for k, v in InceptionResnetV1().state_dict().items()}
     assert shapes == reference()["state_dict_shapes"]
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_parity_with_reference_inception_resnet(tmp_path):
     sys.path.insert(0, str(GOLDEN))
     from synthetic_weights import synthetic_state_dict
@@ -73,6 +75,7 @@ def _parity_crops() -> np.ndarray:
                      for c in ref["crops"]])
 
 
+@pytest.mark.slow  # the shared photos or golden data
 def test_embedding_never_runs_in_tf32(tf32_on):
     """TF32 moved embeddings to cosine 0.966 on a GPU: the network must see it off."""
     from facedist.backend import tf32_enabled
@@ -84,6 +87,7 @@ def test_embedding_never_runs_in_tf32(tf32_on):
     assert seen == [False] and tf32_enabled()
 
 
+@pytest.mark.slow  # the shared photos or golden data
 @pytest.mark.parametrize("name", ["dlib-resnet", "facenet-vggface2"])
 def test_half_precision_embeddings_stay_within_cosine_0_9999(name):
     """precision fp16 (offered on GPUs only) run here on CPU tensors: the same embeddings up to

@@ -265,12 +265,12 @@ def test_disk_full_is_one_line_and_loses_nothing(tmp_path, photos, capsys):
 def test_injected_enospc_while_writing_tables(tmp_path, photos, capsys, monkeypatch):
     import errno
 
-    from facedist import report
+    from facedist import atomic
 
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(report.os, "replace", full)
+    monkeypatch.setattr(atomic.os, "replace", full)
     before = tree_state(photos)
     out = tmp_path / "out"
     code, _, err = cli(capsys, "run", photos, "--out", out, "--no-progress", "--views", "1")
@@ -564,7 +564,10 @@ def test_damaged_weights_are_refused_and_nothing_is_stored(tmp_path, photos, cap
     code, _, err = cli(capsys, "run", photos, "--out", out, "--model", "facenet-vggface2",
                        "--weights", weights, "--no-progress")
     assert code == 3 and message in one_line(err)
-    assert not (out / DB_NAME).exists() or stored_faces(out) == []
+    if damage == "nan":  # found while embedding: the run is recorded failed, with no face
+        assert stored_faces(out) == [] and [s for s, _ in runs(out)] == ["failed"]
+    else:  # refused while loading, before the output folder is touched
+        assert not (out / DB_NAME).exists()
     assert tree_state(photos) == before
 
 

@@ -156,7 +156,7 @@ def test_after_the_warm_up_a_default_run_compiles_nothing(tmp_path):
     grey = np.asarray(Image.open(LABELED / "people/biden/biden_1.jpg").convert("L"), np.uint16)
     Image.fromarray(grey * 257).save(photos / "biden_grey16.png")  # decodes to a writable array
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-    subprocess.run([sys.executable, "-m", "facedist.kernels"], env=env, check=True)
+    subprocess.run([sys.executable, "-m", "facedist.warmup"], env=env, check=True)
     warm = cache_state(tmp_path / "numba")
     assert len(warm) > 20
     out = tmp_path / "out"

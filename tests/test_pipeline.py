@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import HUMANS, LABELED, tree_state
-from facedist import pipeline
+from facedist import compute, memory, pipeline
 from facedist.config import Settings
 
 pytestmark = pytest.mark.slow
@@ -228,7 +228,7 @@ def test_detect_workers_return_each_image_its_own_faces(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        pipe = pipeline.FacePipeline(settings(LABELED, tmp_path))
+        pipe = compute.FacePipeline(settings(LABELED, tmp_path))
         assert pipe.detect_workers == 2
         paths = sorted((LABELED / "groups").iterdir())[:3] + sorted(HUMANS.iterdir())[:5]
         images = [decode_image(p, 10**9, pipe.settings.detect.decode_max_side) for p in paths]
@@ -286,6 +286,7 @@ def test_outputs_at_scale_parquet_capped_pairs_and_readers(tmp_path, monkeypatch
     from facedist.models import get_spec
     from facedist.monitor import Monitor
     from facedist.pipeline import RunSummary, compare_and_group
+    from facedist.store import FaceStore
     from synthetic import synthetic_output
 
     out = tmp_path / "out"
@@ -293,12 +294,15 @@ def test_outputs_at_scale_parquet_capped_pairs_and_readers(tmp_path, monkeypatch
     (out / "neighbors.csv").write_text("stale")
     monkeypatch.setattr(report, "CSV_MAX_FACES", 100)
     db = open_db(out)
-    db.settings.update({"exact_neighbors": False, "max_pairs": 50, "k": 5})
+    # generated faces have no landmarks to score: no quality gate here
+    db.settings.update({"exact_neighbors": False, "max_pairs": 50, "k": 5, "min_quality": 0})
     db.settings.out = out
     table = db.faces()
     summary = RunSummary(out=out)
-    compare_and_group(db.settings, get_spec(db.settings.model), db.store, db.pipeline_key,
+    writer = FaceStore(out)  # the reader's own connection is read-only
+    compare_and_group(db.settings, get_spec(db.settings.model), writer, db.pipeline_key,
                       table, Monitor(enabled=False), summary)
+    writer.close()
     assert summary.approximate and summary.pairs == 50 < summary.pairs_found
     assert 90 <= summary.people <= 110  # 3 faces a person: other people among the neighbours
     assert not (out / "neighbors.csv").exists() and not (out / "pairs.csv").exists()
@@ -323,16 +327,19 @@ def test_a_run_on_the_gpu_path_gives_the_cpu_runs_faces(tmp_path):
 
     from facedist.api import FaceDB
     from facedist.backend import Backend
+    from facedist.engines.local import LocalEngine
 
     photos = tmp_path / "photos"
     shutil.copytree(LABELED / "groups", photos / "groups")
     shutil.copytree(LABELED / "people" / "obama", photos / "obama")
     cpu = pipeline.run(settings(photos, tmp_path / "cpu"))
     s = settings(photos, tmp_path / "gpu-path", chunk_images=5)
-    batched = pipeline.FacePipeline(s, Backend(torch.device("cpu"), batched_detection=True))
+    batched = compute.FacePipeline(s, Backend(torch.device("cpu"), batched_detection=True))
     assert batched._align_pool is not None
     s.out.mkdir()
-    summary = pipeline._run_locked(s, batched, s.out, pipeline.Monitor(enabled=False))
+    engine = LocalEngine(s, batched)
+    summary = pipeline._run_locked(s, engine, s.out, pipeline.Monitor(enabled=False))
+    engine.close()
     assert summary.faces == cpu.faces >= 8
     a, b = FaceDB(tmp_path / "cpu").faces(), FaceDB(tmp_path / "gpu-path").faces()
     assert list(a.paths) == list(b.paths)
@@ -343,9 +350,9 @@ def test_a_run_on_the_gpu_path_gives_the_cpu_runs_faces(tmp_path):
 _FAULTS_SCRIPT = """
 import resource, sys
 import torch
-from facedist import pipeline
+from facedist import compute, memory, pipeline
 if sys.argv[1] == "reuse":
-    pipeline.reuse_large_buffers()
+    memory.reuse_large_buffers()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(20):  # a big P-Net level's map: 48 MB, written, freed, again
     torch.ones(12_000_000)
@@ -353,7 +360,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-@pytest.mark.skipif(pipeline._LIBC is None, reason="glibc's mallopt: not this C library")
+@pytest.mark.skipif(memory._LIBC is None, reason="glibc's mallopt: not this C library")
 def test_large_buffers_are_reused_not_mapped_afresh():
     # glibc maps buffers over 32 MB afresh at each allocation (its dynamic threshold stops
     # there): ~12,000 page faults each; reused from the heap, only the first one faults

@@ -1,4 +1,4 @@
-"""The Ray engine (ray_engine.py) against the local one: same faces, a killed actor costs only a
+"""The Ray engine (engines/ray.py) against the local one: same faces, a killed actor costs only a
 retry, a killed driver resumes. A local Ray instance (2 CPUs, no dashboard) is started here."""
 from __future__ import annotations
 
@@ -17,14 +17,17 @@ import pytest
 from facedist import pipeline
 from facedist.config import Settings
 from facedist.errors import SettingError
-from facedist.ray_engine import actor_plan, connect
+from facedist.engines.ray import actor_plan, connect
 
 from conftest import LABELED
 
 ray = pytest.importorskip("ray")  # the [ray] extra: installed by make install (and in CI)
 
-PHOTOS = sorted(p for p in (LABELED / "people").rglob("*") if p.is_file()) + sorted(
-    (LABELED / "groups").iterdir())
+
+
+def labeled_photos() -> list:
+    return sorted(p for p in (LABELED / "people").rglob("*") if p.is_file()) + sorted(
+        (LABELED / "groups").iterdir())
 
 
 def test_actors_per_cpu_or_per_gpu():
@@ -57,7 +60,7 @@ def local_ray():
 def _photos(tmp_path: Path) -> Path:
     photos = tmp_path / "photos"
     photos.mkdir()
-    for i, p in enumerate(PHOTOS):
+    for i, p in enumerate(labeled_photos()):
         os.symlink(p, photos / f"{i:02d}_{p.name}")
     return photos
 
@@ -77,7 +80,7 @@ def _faces(out: Path) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
 
 
 def _same_faces(got, want):
-    assert got.keys() == want.keys() and len(want) >= len(PHOTOS)
+    assert got.keys() == want.keys() and len(want) >= len(labeled_photos())
     for face, (box, vector) in want.items():
         assert np.allclose(got[face][0], box, atol=1e-3), face
         cosine = vector @ got[face][1] / np.linalg.norm(vector) / np.linalg.norm(got[face][1])
@@ -93,7 +96,7 @@ def test_ray_engine_finds_the_faces_the_local_engine_finds(tmp_path, local_ray):
     _same_faces(_faces(tmp_path / "ray"), _faces(tmp_path / "local"))
     assert "process" in on_ray.stage_seconds and "detect" not in on_ray.stage_seconds
     again = pipeline.run(_settings(photos, tmp_path / "ray", engine="ray"))
-    assert (again.processed, again.reused) == (0, len(PHOTOS))
+    assert (again.processed, again.reused) == (0, len(labeled_photos()))
 
 
 def _actor_pids() -> list[int]:
@@ -121,7 +124,7 @@ def test_a_killed_actor_costs_only_a_retry(tmp_path, local_ray):
         deadline = time.time() + 300
         while time.time() < deadline and not killed:
             pids = _actor_pids()
-            if pids and 0 < _stored(out) < len(PHOTOS) - 2:
+            if pids and 0 < _stored(out) < len(labeled_photos()) - 2:
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])
             time.sleep(0.05)
@@ -131,7 +134,7 @@ def test_a_killed_actor_costs_only_a_retry(tmp_path, local_ray):
     run = pipeline.run(_settings(photos, out, engine="ray", chunk_images=1))
     watcher.join(5)
     assert killed, "no actor was killed while photos were left"
-    assert run.processed == len(PHOTOS)
+    assert run.processed == len(labeled_photos())
     pipeline.run(_settings(photos, tmp_path / "local"))
     _same_faces(_faces(out), _faces(tmp_path / "local"))
 
@@ -152,8 +155,8 @@ def test_a_killed_driver_resumes_without_loss_or_duplicates(tmp_path, local_ray)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     stored = _stored(out)
-    assert 0 < stored < len(PHOTOS), "the driver should be killed part way"
+    assert 0 < stored < len(labeled_photos()), "the driver should be killed part way"
     resumed = pipeline.run(_settings(photos, out, engine="ray", chunk_images=1))
-    assert resumed.reused >= stored and resumed.reused + resumed.processed == len(PHOTOS)
+    assert resumed.reused >= stored and resumed.reused + resumed.processed == len(labeled_photos())
     pipeline.run(_settings(photos, tmp_path / "local"))
     _same_faces(_faces(out), _faces(tmp_path / "local"))

@@ -18,6 +18,7 @@ from PIL import Image
 from facedist.api import open_db, write_report
 from facedist.report import html as report_html
 from facedist.report.thumbs import THUMB_PX, cut, square_around
+from facedist.store import FaceStore
 from synthetic import HOSTILE_PERSON, HOSTILE_PHOTOS, face_colour, synthetic_output
 
 
@@ -325,8 +326,10 @@ def test_unclear_and_ignored_faces_stand_apart(output):
     db = open_db(out)
     t = db.faces()
     unclear, ignored = [int(f) for f in t.face_ids[[0, 5]]], int(t.face_ids[9])
-    db.store.set_quality(np.array(unclear), np.array([0.05, 0.2]))
-    db.store.unplace(db.pipeline_key, unclear)
+    writer = FaceStore(out)  # the reader's own connection is read-only
+    writer.set_quality(np.array(unclear), np.array([0.05, 0.2]))
+    writer.unplace(db.pipeline_key, unclear)
+    writer.close()
     db.ignore_face(ignored)
     status = {int(r["face_id"]): r["status"] for r in csv_rows(out / "faces.csv")}
     assert [status[f] for f in unclear] == ["unclear", "unclear"] and status[ignored] == "ignored"

@@ -11,7 +11,7 @@
 Importing facedist changes nothing process-wide (threads, malloc, environment); the command line
 calls `tune_process()` for long runs, and a library caller may.
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 from .errors import FacedistError  # noqa: E402
 
@@ -40,11 +40,11 @@ def tune_process() -> None:
     oneDNN caches compiled convolutions per input shape, and photos come in endless shapes: its
     default (1024 entries) holds hundreds of MB for no speed gain here. And every thread
     allocates from one malloc heap, which keeps large freed buffers for reuse until each chunk
-    ends (pipeline.share_one_heap, reuse_large_buffers)."""
+    ends (memory.share_one_heap, reuse_large_buffers)."""
     import os
 
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
-    from .pipeline import reuse_large_buffers, share_one_heap
+    from .memory import reuse_large_buffers, share_one_heap
 
     share_one_heap()
     reuse_large_buffers()

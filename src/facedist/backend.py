@@ -50,8 +50,6 @@ class Backend:
                batched_detection: bool | None = None) -> "Backend":
         """`device` "auto" is cuda when torch sees a GPU; a wrong device or precision raises a
         one-line ValueError."""
-        from .models import pick_device
-
         dev = pick_device(device)
         if precision not in PRECISIONS:
             raise ValueError(f"precision takes one of {', '.join(PRECISIONS)}, not {precision!r}")
@@ -144,3 +142,12 @@ def tf32_enabled() -> bool:
 
 
 _STRICT = _StrictFp32()
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' → cuda when torch sees a GPU, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA GPU on this machine")
+    return torch.device(name)

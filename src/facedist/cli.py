@@ -175,9 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", default="list", choices=["list", "fetch"])
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help=f"fetch: {', '.join(WEIGHTS_MODELS)}, or all")
-    from .bench import add_bench_parser
-
-    add_bench_parser(sub)
+    # listed here; its arguments are the bench package's own (_main hands them over), so that
+    # no other command imports that package
+    sub.add_parser("bench", help="run the study's versions and facedist side by side "
+                   "(facedist bench --help)", add_help=False)
     return parser
 
 
@@ -373,7 +374,7 @@ def cmd_eval(args) -> int:
 
     from .config import Settings
     from .evaluate import eval_lfw, eval_people
-    from .pipeline import resolved_views
+    from .compute import resolved_views
 
     settings = Settings(progress=False).update(
         {"model": args.model, "weights": args.weights, "views": args.views,
@@ -468,7 +469,14 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
 def _main(argv: list[str] | None) -> int:
     from . import tune_process
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from .bench import bench_parser
+
+        args = bench_parser([_common(False)], _Parser).parse_args(argv[1:])
+        args.command = "bench"
+    else:
+        args = build_parser().parse_args(argv)
     _setup_logging(args)
     tune_process()  # this process is ours: leaner malloc and oneDNN caches for long runs
     commands = {"run": cmd_run, "near": cmd_near, "export": cmd_export, "plot": cmd_plot,

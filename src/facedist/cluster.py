@@ -14,8 +14,8 @@ of the same photo never merge either (unless the user pinned them together). The
 serves a full clustering and an incremental one (existing people as pinned groups, new faces as
 singletons).
 
-Chinese whispers and a DBSCAN-style core-point rule are here too, for comparison (`facedist
-eval people --method`); measured on lfw-dev and celeba they do worse (README, "People").
+Chinese whispers and a DBSCAN-style core-point rule, measured against it and found worse on
+lfw-dev and celeba (README, "People"), live with that bench (bench/people_methods.py).
 
     >>> x = np.array([[0, 0], [0.2, 0], [5, 0], [5.3, 0]])
     >>> edges = Graph(4, np.array([0, 2, 1]), np.array([1, 3, 2]), np.array([0.2, 0.3, 4.8]))
@@ -328,64 +328,6 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
                   sib_next, sib_count)
         if m < limit:
             heapq.heappush(heap, (m, keep, version[keep]))
-
-
-def chinese_whispers(graph: Graph, iterations: int = 20) -> np.ndarray:
-    """dlib's Chinese whispers, deterministic: nodes in index order take the label with the
-    largest summed edge weight (1 - distance) among their neighbours, ties to the smaller label."""
-    n = graph.n
-    labels = np.arange(n)
-    nbrs: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-    for a, b, dist in zip(graph.i.tolist(), graph.j.tolist(), graph.d.tolist()):
-        w = max(1e-6, 1.0 - dist)
-        nbrs[a].append((b, w))
-        nbrs[b].append((a, w))
-    for _ in range(iterations):
-        changed = False
-        for a in range(n):
-            if not nbrs[a]:
-                continue
-            score: dict[int, float] = {}
-            for b, w in nbrs[a]:
-                score[labels[b]] = score.get(labels[b], 0.0) + w
-            best = min(score, key=lambda lab: (-score[lab], lab))
-            if best != labels[a]:
-                labels[a] = best
-                changed = True
-        if not changed:
-            break
-    return relabel(labels)
-
-
-def core_points(graph: Graph, cut: float, min_faces: int = 3) -> np.ndarray:
-    """A DBSCAN-style rule as Immich uses: a face with at least `min_faces - 1` others within
-    `cut` is a core face; core faces within `cut` of each other are one person; any other face
-    joins the person of its nearest core face within `cut`, or stays alone."""
-    n = graph.n
-    close = graph.d < cut
-    i, j, d = graph.i[close], graph.j[close], graph.d[close]
-    degree = np.bincount(np.concatenate([i, j]), minlength=n)
-    core = degree >= min_faces - 1
-    parent = np.arange(n)
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for a, b in zip(i[core[i] & core[j]].tolist(), j[core[i] & core[j]].tolist()):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    labels = np.array([find(a) for a in range(n)])
-    nearest = np.full(n, np.inf)
-    for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist()):
-        for x, y in ((a, b), (b, a)):
-            if not core[x] and core[y] and dist < nearest[x]:
-                nearest[x] = dist
-                labels[x] = find(y)
-    return relabel(labels)
 
 
 def bcubed(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:

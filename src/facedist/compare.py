@@ -24,6 +24,8 @@ from typing import Callable
 
 import numpy as np
 
+from .atomic import replaced, replacing
+
 # Row blocks of this many faces keep the block (rows x N float32) at a few hundred MB at most.
 BLOCK_BYTES = 256 << 20
 # From this many faces on, neighbours are approximate by default (bench/results-scale: where
@@ -78,29 +80,24 @@ def compare(embeddings: np.ndarray, k: int, threshold: float, matrix_path: Path 
         found = len(pair_dist)
         pairs, pair_dist = _closest(pairs, pair_dist, max_pairs)
         return Comparison(near, dist, pairs, pair_dist, None, found, approximate=True)
-    matrix = None
-    if matrix_path is not None:
-        if n > in_memory_limit:  # written beside, renamed when whole
-            partial = matrix_path.with_name(matrix_path.name + ".tmp")
+    if matrix_path is not None and n > in_memory_limit:  # written beside, renamed when whole
+        with replaced(matrix_path) as partial:
             matrix = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, n))
             with open(partial, "r+b") as fh:  # disk full is ENOSPC here, not SIGBUS mid-write
-                try:
-                    os.posix_fallocate(fh.fileno(), 0, os.path.getsize(partial))
-                except OSError:
-                    del matrix
-                    partial.unlink(missing_ok=True)
-                    raise
-        else:
-            matrix = np.empty((n, n), np.float32)
-    try:
-        return _compare(x, k, threshold, matrix, matrix_path, progress, max_pairs)
-    except BaseException:
-        if isinstance(matrix, np.memmap):
-            partial.unlink(missing_ok=True)
-        raise
+                os.posix_fallocate(fh.fileno(), 0, os.path.getsize(partial))
+            result = _compare(x, k, threshold, matrix, progress, max_pairs)
+            matrix.flush()
+            del matrix
+            return result
+    matrix = np.empty((n, n), np.float32) if matrix_path is not None else None
+    result = _compare(x, k, threshold, matrix, progress, max_pairs)
+    if matrix is not None:
+        with replacing(matrix_path, "wb") as fh:
+            np.save(fh, matrix)
+    return result
 
 
-def _compare(x, k, threshold, matrix, matrix_path, progress, max_pairs=MAX_PAIRS) -> Comparison:
+def _compare(x, k, threshold, matrix, progress, max_pairs=MAX_PAIRS) -> Comparison:
     n = len(x)
     k = max(0, min(k, n - 1))
     sq = np.einsum("ij,ij->i", x, x)
@@ -138,14 +135,6 @@ def _compare(x, k, threshold, matrix, matrix_path, progress, max_pairs=MAX_PAIRS
             pair_i, pair_j, pair_d, kept = [p[:, 0]], [p[:, 1]], [d], len(d)
         if progress:
             progress(stop - start)
-    if isinstance(matrix, np.memmap):
-        matrix.flush()
-        os.replace(matrix.filename, matrix_path)
-    elif matrix is not None and matrix_path is not None:
-        from .report import replacing
-
-        with replacing(matrix_path, "wb") as fh:
-            np.save(fh, matrix)
     pairs = (np.stack([np.concatenate(pair_i), np.concatenate(pair_j)], 1) if pair_i
              else np.zeros((0, 2), np.int64))
     pair_dist = np.concatenate(pair_d).astype(np.float32) if pair_d else np.zeros(0, np.float32)

@@ -91,7 +91,7 @@ class Settings:
     matrix_max_faces: int = 50_000  # above this no full matrix is written (N^2 grows fast)
     exact_neighbors: bool | None = None  # None: exact below compare.APPROX_FROM faces, else HNSW
     max_pairs: int = 1_000_000  # pairs listed at most, the closest (pairs.csv / .parquet)
-    # where photos are processed: "local" (this process, pipeline.py) or "ray" (ray_engine.py)
+    # where photos are processed (engines/): "local" (this process) or "ray" (a Ray cluster)
     engine: str = "local"
     ray_actors: int | None = None  # Ray actors; None: one per ray_actor_cpus CPUs (or per GPU)
     ray_actor_cpus: int = 1  # CPUs each Ray actor takes (its torch threads)

@@ -12,9 +12,10 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .backend import strict_fp32
+from .atomic import replaced
+from .backend import pick_device, strict_fp32
 from .errors import SettingError
-from .models import EmbedderSpec, WeightsUnavailable, pick_device, resolve_weights, sha256_file
+from .models import EmbedderSpec, WeightsUnavailable, resolve_weights, sha256_file
 from .nets.inception_resnet_v1 import InceptionResnetV1
 
 
@@ -146,9 +147,8 @@ def _convert_dlib(dat: Path, out: Path) -> None:
                                  f"dlib's face recognition ResNet: get it again (facedist weights "
                                  f"fetch dlib-resnet) or pass another --weights") from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    save_file(state, str(tmp), metadata={"source": str(dat.name)})
-    tmp.replace(out)
+    with replaced(out, ".part") as tmp:
+        save_file(state, str(tmp), metadata={"source": str(dat.name)})
 
 
 class DlibTorchEmbedder(TorchEmbedder):
@@ -217,7 +217,9 @@ def build_embedder(spec: EmbedderSpec, weights: str | None = None, device: str =
 
     Raises models.WeightsUnavailable at once when the weights cannot be had."""
     path = "synthetic" if weights == "synthetic" else resolve_weights(spec, weights)
-    embedder = spec.build(spec, path, pick_device(device))
+    network = {"facenet": FacenetEmbedder, "dlib": DlibTorchEmbedder,
+               "dlib-native": DlibEmbedder}[spec.network]
+    embedder = network(spec, path, pick_device(device))
     if dtype != torch.float32:
         if not isinstance(embedder, TorchEmbedder):
             raise ValueError(f"precision fp16: model {spec.name} runs in its own library; "

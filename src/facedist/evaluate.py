@@ -13,6 +13,7 @@ Both first run the pipeline on the photos (incremental: a second call reuses the
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,9 @@ def central_faces(out: Path, root: Path, pick: str = "center"):
             score = ((x1 + x2) / 2 - w / 2) ** 2 + ((y1 + y2) / 2 - h / 2) ** 2
         else:
             score = -(x2 - x1) * (y2 - y1)
-        rel = Path(path).resolve().relative_to(root.resolve()).as_posix()
+        # by the paths under root as found, not where links lead: a tree of links to photos
+        # elsewhere (albums that link to originals) is evaluated as laid out
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
         if rel not in best or score < best[rel][0]:
             best[rel] = (score, i)
     return {k: v[1] for k, v in best.items()}, table, db
@@ -87,6 +90,7 @@ def central_faces(out: Path, root: Path, pick: str = "center"):
 def eval_lfw(root: Path, out: Path, settings: Settings) -> LfwResult:
     """Run the pipeline on root/lfw into `out`, then score root/pairs.txt."""
     from . import pipeline
+    from .compute import FacePipeline
     from .detect import FaceDetection
 
     folds, pairs = read_pairs(root / "pairs.txt")
@@ -100,7 +104,7 @@ def eval_lfw(root: Path, out: Path, settings: Settings) -> LfwResult:
         x = np.array([table.boxes[i] for i in rows.values()])
         marks = np.array([table.landmarks[i] for i in rows.values()])
         face = FaceDetection(np.median(x, 0), 0.0, np.median(marks, 0))
-        faces_pipeline = pipeline.FacePipeline(settings)
+        faces_pipeline = FacePipeline(settings)
         for rel in missing:
             vectors[rel] = faces_pipeline.embed_given(root / "lfw" / rel, [face])[0]
     dist = np.array([np.linalg.norm(vectors[a] - vectors[b]) for a, b, _ in pairs])

@@ -1,5 +1,5 @@
 """jit: numba compilation for facedist's hot loops (kernels.py, align.py, nets/dlib_shape.py,
-cluster.py). kernels.warm_up compiles them all ahead (`make install`)."""
+cluster.py). warmup.py compiles them all ahead (`make install`)."""
 from __future__ import annotations
 
 from numba import njit

@@ -14,10 +14,6 @@ import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
-
-if TYPE_CHECKING:  # torch loads when a model is built, not when the registry is read (--help)
-    import torch
 
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
 
@@ -29,6 +25,7 @@ MTCNN_SHA256 = {
 }
 
 
+from .atomic import replacing
 from .errors import WeightsError
 
 
@@ -63,25 +60,7 @@ class EmbedderSpec:
     min_quality: float  # faces under this quality (quality.py) never shape people (Settings)
     default_views: int  # embedding views per face (Settings.views)
     weights: WeightsSource
-    build: Callable[["EmbedderSpec", Path, torch.device], object]  # returns an Embedder
-
-
-def _build_facenet(spec: EmbedderSpec, weights: Path, device: torch.device):
-    from .embed import FacenetEmbedder
-
-    return FacenetEmbedder(spec, weights, device)
-
-
-def _build_dlib(spec: EmbedderSpec, weights: Path, device: torch.device):
-    from .embed import DlibTorchEmbedder
-
-    return DlibTorchEmbedder(spec, weights, device)
-
-
-def _build_dlib_native(spec: EmbedderSpec, weights: Path, device: torch.device):
-    from .embed import DlibEmbedder
-
-    return DlibEmbedder(spec, weights, device)
+    network: str  # which embed.py class runs it: "facenet", "dlib" (PyTorch port), "dlib-native"
 
 
 # dlib's models: the same files as in the face_recognition_models package, which is used where
@@ -109,26 +88,27 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
         name="dlib-resnet", dim=128, input_size=150, alignment="dlib-chip",
         normalization="(x - RGB mean) / 256 on dlib's 150x150 chip (padding 0.25)",
         default_threshold=0.4, people_threshold=0.34, min_quality=MIN_QUALITY_DLIB,
-        default_views=4, weights=_DLIB_DAT, build=_build_dlib),
+        default_views=4, weights=_DLIB_DAT, network="dlib"),
     # dlib's own C++ implementation of the same network (single-threaded), for reference.
     "dlib-resnet-native": EmbedderSpec(
         name="dlib-resnet-native", dim=128, input_size=150, alignment="dlib-chip",
         normalization="dlib's own", default_threshold=0.4, people_threshold=0.34,
-        min_quality=MIN_QUALITY_DLIB, default_views=4, weights=_DLIB_DAT, build=_build_dlib_native),
+        min_quality=MIN_QUALITY_DLIB, default_views=4, weights=_DLIB_DAT,
+        network="dlib-native"),
     "facenet-vggface2": EmbedderSpec(
         name="facenet-vggface2", dim=512, input_size=160, alignment="box",
         normalization="(x - 127.5) / 128", default_threshold=1.0, people_threshold=0.8,
         min_quality=MIN_QUALITY_FACENET, default_views=1,
         weights=WeightsSource("20180402-114759-vggface2.pt", url=_FACENET_RELEASE +
                               "20180402-114759-vggface2.pt", license="MIT (facenet-pytorch)"),
-        build=_build_facenet),
+        network="facenet"),
     "facenet-casia": EmbedderSpec(
         name="facenet-casia", dim=512, input_size=160, alignment="box",
         normalization="(x - 127.5) / 128", default_threshold=1.0, people_threshold=0.8,
         min_quality=MIN_QUALITY_FACENET, default_views=1,
         weights=WeightsSource("20180408-102900-casia-webface.pt", url=_FACENET_RELEASE +
                               "20180408-102900-casia-webface.pt", license="MIT (facenet-pytorch)"),
-        build=_build_facenet),
+        network="facenet"),
 }
 
 DLIB_SHAPE_PREDICTOR = WeightsSource(
@@ -311,10 +291,10 @@ def _download(source: WeightsSource, dest: Path) -> None:
     from tqdm import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
     h = hashlib.sha256()
     unpack = bz2.BZ2Decompressor().decompress if source.compressed == "bz2" else (lambda b: b)
-    with urllib.request.urlopen(source.url, timeout=30) as resp, open(part, "wb") as out:
+    # a killed or refused download never leaves a file under the real name
+    with urllib.request.urlopen(source.url, timeout=30) as resp, replacing(dest, "wb") as out:
         total = int(resp.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
             for block in iter(lambda: resp.read(1 << 20), b""):
@@ -322,11 +302,9 @@ def _download(source: WeightsSource, dest: Path) -> None:
                 out.write(data)
                 h.update(data)
                 bar.update(len(block))
-    if source.sha256 is not None and h.hexdigest() != source.sha256:
-        part.unlink()
-        raise WeightsUnavailable(f"{source.url} gave a file whose SHA-256 {h.hexdigest()} is not "
-                                 f"the expected {source.sha256}; nothing was kept")
-    part.replace(dest)  # atomic: a killed download never leaves a half file under the real name
+        if source.sha256 is not None and h.hexdigest() != source.sha256:
+            raise WeightsUnavailable(f"{source.url} gave a file whose SHA-256 {h.hexdigest()} is "
+                                     f"not the expected {source.sha256}; nothing was kept")
     dest.with_name(dest.name + ".sha256").write_text(h.hexdigest() + "\n")
 
 
@@ -344,14 +322,3 @@ def load_mtcnn():
         net.load_state_dict(load_file(str(path)), strict=True)
         nets.append(net.eval().requires_grad_(False))
     return nets
-
-
-def pick_device(name: str) -> "torch.device":
-    """'auto' → cuda when torch sees a GPU, else cpu."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA GPU on this machine")
-    return torch.device(name)

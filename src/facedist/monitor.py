@@ -180,7 +180,7 @@ class Monitor:
         return out
 
     def write(self, perf_dir: Path, images: int = 0, faces: int = 0) -> dict:
-        from .report import replacing
+        from .atomic import replacing
 
         perf_dir.mkdir(parents=True, exist_ok=True)
         with replacing(perf_dir / "timeline.csv", newline="") as fh:

@@ -13,33 +13,18 @@ leaves a half-written table behind.
 from __future__ import annotations
 
 import csv
-import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, IO
+from typing import Iterable
 
 import numpy as np
 
+from ..atomic import replacing
 from ..discover import DISPLAY_ERRORS, display_path
 from ..compare import APPROX_FROM, Comparison, knn, nearest_other
 from ..store import FaceTable
 
 LOOKALIKES_MAX = 1000  # rows of lookalikes.csv
 CSV_MAX_FACES = 100_000  # neighbors.csv and pairs.csv up to this many faces (Parquet always)
-
-
-@contextmanager
-def replacing(path: Path, mode: str = "w", **kwargs) -> Iterator[IO]:
-    """Open a temporary file beside `path` that replaces it once written whole; on any failure
-    (disk full) the temporary file is removed and `path` stays as it was."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, mode, **kwargs) as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:

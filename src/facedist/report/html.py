@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from ..discover import display_path
-from . import lookalikes, read_neighbors, replacing
+from ..atomic import replaced, replacing
+from . import lookalikes, read_neighbors
 from .thumbs import ThumbJob, cut_thumbnails, stale, thumb_name
 
 log = logging.getLogger("facedist")
@@ -288,12 +289,8 @@ class ReportWriter:
             if not png.exists() or png.stat().st_mtime_ns < max(p.stat().st_mtime_ns for p in sources):
                 from ..monitor import plot_timeline
 
-                tmp = self.dest / "timeline.tmp.png"
-                try:
+                with replaced(png, ".tmp.png") as tmp:  # matplotlib goes by the suffix
                     plot_timeline(perf, tmp)
-                    os.replace(tmp, png)
-                finally:
-                    tmp.unlink(missing_ok=True)
             self.timeline = "timeline.png"
             self.written.add("timeline.png")
 

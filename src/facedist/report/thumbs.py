@@ -80,7 +80,7 @@ def _decode_side(path: str, boxes) -> int:
 
 def cut_photo(job: ThumbJob, root: Path, max_pixels: int) -> str | None:
     """Write the thumbnails of one photo under `root`; the reason when the photo cannot be read."""
-    from . import replacing
+    from ..atomic import replacing
 
     try:
         side = _decode_side(job.path, job.boxes)

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .align import BoxAligner
-from .config import DetectSettings
-from .detect import MtcnnDetector
-from .embed import FacenetEmbedder
-from .models import get_spec, resolve_weights
+from ..align import BoxAligner
+from ..config import DetectSettings
+from ..detect import MtcnnDetector
+from ..embed import FacenetEmbedder
+from ..models import get_spec, resolve_weights
 
 STUDY_DETECT = DetectSettings(min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709,
                               faces="largest", exact=True)

@@ -31,8 +31,15 @@ DETECTION_VARIANTS = {"facedist-full": {"max_side": 0}, "facedist-facenet-full":
 FACENET_GFLOP_PER_FACE = 2.84  # InceptionResnetV1 at 160x160, multiply-adds x2
 
 
-def add_bench_parser(sub) -> None:
-    p = sub.add_parser("bench", help="run the study's versions and facedist side by side")
+def bench_parser(parents=(), parser_class=None):
+    """`facedist bench`'s arguments (the command line hands them over unparsed, so that no
+    other command imports this package); `parents`: the flags every command takes;
+    `parser_class`: the command line's (one-line errors)."""
+    import argparse
+
+    p = (parser_class or argparse.ArgumentParser)(
+        prog="facedist bench", parents=list(parents),
+        description="run the study's versions and facedist side by side")
     p.add_argument("photos", type=Path)
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     p.add_argument("--variants",
@@ -50,6 +57,7 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--reference", type=Path,
                    help="reference detections (JSON: images → name → boxes), e.g. "
                         "../shared/golden/mtcnn_humans.json: facedist variants are scored against it")
+    return p
 
 
 def machine() -> dict:
@@ -77,7 +85,7 @@ def default_variants() -> list[str]:
 
 
 def cmd_bench(args) -> int:
-    from .discover import ImageFile, discover_images
+    from ..discover import ImageFile, discover_images
     from .study import implementation_label
 
     variants = ([v.strip() for v in args.variants.split(",") if v.strip()] if args.variants
@@ -87,7 +95,7 @@ def cmd_bench(args) -> int:
         raise ValueError(f"unknown variants: {', '.join(sorted(unknown))}")
     needs_facenet = any(v not in ("facedist", "facedist-full", "face-recognition") for v in variants)
     if needs_facenet and args.weights != "synthetic":
-        from .models import get_spec, resolve_weights
+        from ..models import get_spec, resolve_weights
 
         resolve_weights(get_spec("facenet-vggface2"), args.weights)  # fail now, not per variant
     out = args.out
@@ -109,7 +117,7 @@ def cmd_bench(args) -> int:
         vdir.mkdir(parents=True)
         print(f"bench: {variant} on {n} images ...", flush=True)
         if variant == "facenet-pytorch-plain":  # no monitor in it: timed from outside only
-            cmd = [sys.executable, "-m", "facedist.study_reference", str(inputs)]
+            cmd = [sys.executable, "-m", "facedist.bench.study_reference", str(inputs)]
         else:
             cmd = [sys.executable, "-m", "facedist.bench", variant, str(inputs), str(vdir), str(n),
                    args.weights or "", str(args.sample_interval)]
@@ -173,7 +181,7 @@ def run_measured(cmd: list[str]) -> tuple[float, float, str]:
 # -- a variant, in its own process --------------------------------------------------------------
 
 def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, interval: float) -> None:
-    from .monitor import Monitor
+    from ..monitor import Monitor
 
     paths = sorted(inputs.iterdir())[:n]
     monitor = Monitor(interval)
@@ -196,9 +204,10 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
         faces = {name: [{"box": _list(box), "embedding": _list(vec)} for box, vec in fs]
                  for name, fs in found.items()}
     else:
-        from . import pipeline
-        from .config import Settings
-        from .store import FaceStore
+        from .. import pipeline
+        from ..compute import pipeline_key
+        from ..config import Settings
+        from ..store import FaceStore
 
         photos = inputs.with_name(f"{inputs.name}-{variant}")  # beside the output, never in it
         shutil.rmtree(photos, ignore_errors=True)
@@ -214,7 +223,7 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
         summary = json.loads(summary_path.read_text())
         summary["processed"] = run.processed + sum(run.skipped.values())  # the rest were copies
         summary_path.write_text(json.dumps(summary, indent=2))
-        table = FaceStore(vdir).faces(pipeline.pipeline_key(s))
+        table = FaceStore(vdir).faces(pipeline_key(s))
         faces = {p.name: [] for p in paths}
         for i, path in enumerate(table.paths):
             faces[Path(path).name].append({"box": _list(table.boxes[i]),
@@ -331,9 +340,9 @@ def micro_bench() -> dict:
     20000 x 512 distance matrix against the same bound."""
     import torch
 
-    from .compare import distance_block
-    from .embed import FacenetEmbedder
-    from .models import get_spec
+    from ..compare import distance_block
+    from ..embed import FacenetEmbedder
+    from ..models import get_spec
 
     def best_of(fn, reps=3):
         fn()
@@ -457,7 +466,7 @@ def plot_variants(result: dict, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .monitor import read_timeline
+    from ..monitor import read_timeline
 
     fig, (ax_cpu, ax_mem) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
     for r in result["variants"]:
@@ -479,8 +488,3 @@ def plot_variants(result: dict, out: Path) -> Path:
     fig.savefig(out / "timelines.png", dpi=110)
     plt.close(fig)
     return out / "timelines.png"
-
-
-if __name__ == "__main__":
-    variant, inputs, vdir, n, weights, interval = sys.argv[1:7]
-    run_variant(variant, Path(inputs), Path(vdir), int(n), weights, float(interval))

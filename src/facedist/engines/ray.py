@@ -1,10 +1,10 @@
-"""ray_engine: a run's photos processed on a Ray cluster (`facedist run --engine ray`).
+"""engines.ray: a run's photos processed on a Ray cluster (`facedist run --engine ray`).
 
 The driver (this process) does what the local engine does around the photos: it lists them,
 decides which need work (pipeline._run_stages), stores every result (store.save_chunk) and then
 compares and groups the faces. In between, Ray Data's `map_batches` hands batches of file
-paths to a pool of `PhotoWorker` actors; each builds the models once (pipeline.FacePipeline,
-the same stage code as the local engine) and reads, hashes, decodes, detects, aligns and embeds
+paths to a pool of `PhotoWorker` actors; each builds the models once (compute.FacePipeline,
+the same compute object as the local engine) and reads, hashes, decodes, detects, aligns and embeds
 its photos, on its GPU where the node has one. Nothing Ray-specific is in the stages.
 
 - Resume: results are stored as they come back, a batch in one transaction; a run killed
@@ -28,9 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Settings
-from .discover import ImageFile
-from .errors import SettingError
+from ..compute import FacePipeline, Work, read_and_decode
+from ..config import Settings
+from ..discover import ImageFile
+from ..errors import SettingError
+from ..memory import release_memory
+from ..monitor import Monitor
 
 log = logging.getLogger("facedist")
 
@@ -47,18 +50,13 @@ class PhotoWorker:
     def __init__(self, settings: Settings, threads: int) -> None:
         import torch
 
-        from .pipeline import FacePipeline
-
         torch.set_num_threads(threads)  # this actor's process is ours: one thread per CPU given
         self.settings = settings
         self.threads = threads
         self.pipeline = FacePipeline(settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .monitor import Monitor
-        from .pipeline import _Work, read_and_decode, release_memory
-
-        work = [_Work(ImageFile(Path(p), int(size), int(mtime)), int(image_id))
+        work = [Work(ImageFile(Path(p), int(size), int(mtime)), int(image_id))
                 for p, size, mtime, image_id in zip(batch["path"], batch["size"],
                                                      batch["mtime_ns"], batch["image_id"])]
 
@@ -106,17 +104,31 @@ def actor_plan(settings: Settings, resources: dict[str, float]) -> tuple[int, in
     return actors, cpus, 1 if gpus else 0
 
 
+class RayEngine:
+    """A Ray cluster's actors (PhotoWorker): the driver builds no models of its own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def close(self) -> None:
+        pass
+
+    def process(self, todo: list[Work], store, run_id: int, key: str, monitor: Monitor,
+                summary) -> None:
+        """Process the photos of `todo` (not decoded) on Ray actors and store their results
+        here as they come back; `summary` (pipeline.RunSummary) counts them."""
+        process_files(todo, store, run_id, key, self.settings, monitor, summary)
+
+
 def process_files(todo: list, store, run_id: int, key: str, settings: Settings, monitor,
                   summary) -> None:
-    """Process the photos of `todo` (pipeline._Work, not decoded) on Ray actors and store their
-    results here as they come back; the Ray counterpart of pipeline._process_chunks."""
     from tqdm import tqdm
 
     started = connect(settings)  # first: says how to install Ray where it is missing
     import ray.data
     import torch
 
-    from .backend import Backend
+    from ..backend import Backend
     ctx = ray.data.DataContext.get_current()
     before = ctx.enable_progress_bars, ctx.print_on_execution_start  # the caller's, restored
     try:

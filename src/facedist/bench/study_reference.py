@@ -6,7 +6,7 @@ facenet-pytorch 2.6.0 pins torch < 2.3 and torchvision < 0.18; it is installed w
 Its MTCNN then needs two torchvision calls, and face_recognition_models needs pkg_resources
 (gone from new setuptools): `install_shims` gives these three, here and only here.
 
-`python -m facedist.study_reference PHOTOS` is the plain loop a facenet-pytorch user writes (no
+`python -m facedist.bench.study_reference PHOTOS` is the plain loop a facenet-pytorch user writes (no
 monitor, no bench): the bench times it as a whole process beside its own study-v3.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _batched_nms(boxes, scores, idxs, iou_threshold: float):
     then one compiled pass (facedist's NMS, which reproduces torchvision's decisions)."""
     import torch
 
-    from .detect import nms
+    from ..detect import nms
 
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64)
@@ -87,8 +87,8 @@ class FacenetPytorchStudy:
         import torch
         from facenet_pytorch import MTCNN, InceptionResnetV1
 
-        from .embed import load_facenet_state, synthetic_facenet_state
-        from .models import get_spec, resolve_weights
+        from ..embed import load_facenet_state, synthetic_facenet_state
+        from ..models import get_spec, resolve_weights
 
         self.mtcnn = MTCNN(image_size=160, margin=0, min_face_size=20, thresholds=[0.6, 0.7, 0.7],
                            factor=0.709, post_process=False, select_largest=True, device="cpu")
@@ -161,7 +161,7 @@ def plain_facenet_loop(photos: Path) -> int:
     from facenet_pytorch import MTCNN, InceptionResnetV1
     from PIL import Image
 
-    from .embed import synthetic_facenet_state
+    from ..embed import synthetic_facenet_state
 
     mtcnn = MTCNN(image_size=160, margin=0, min_face_size=20, post_process=False, device="cpu")
     resnet = InceptionResnetV1(pretrained=None).eval()
