@@ -1,0 +1,176 @@
+"""The review queue measured with a simulated person who answers from the folder names.
+
+    python bench/review_sim.py OUT PHOTOS [--name NAME] [--results DIR] [--steps 0,10,...]
+    python bench/review_sim.py /tmp/runs/lfw-final ../shared/data/lfw-dev/lfw --name lfw-dev
+
+Reads a finished run (nothing is written to it), builds the queue (facedist.review) and answers,
+one question at a time, as someone who knows each labelled face's folder would (the labelled
+face of a photo: the one nearest its centre, as bench/first_screen.py; other faces are
+strangers): "same person?" yes when both people are mostly one folder; "who is this?" that
+folder's name (which merges into a person already named so); "is this face one of them?" yes
+when its folder is the person's; a stranger's face or person is ignored. BCubed F of the
+labelled faces against the folders after 0, 10, 25, ... answers, for three orders:
+
+- queue: the review queue's own ranking (faces involved x how unsure);
+- closest: "same person?" for the closest pairs of people first;
+- random: a random question of the queue's at each step.
+
+Answers are applied to the queue's in-memory people, which take the same corrections the
+store does (facedist.review.mirror), so no clustering is redone between answers.
+Writes DIR/NAME.json, and with every name done DIR/review.{json,md,png}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from facedist.cluster import bcubed
+from facedist.evaluate import central_faces
+from facedist.models import get_spec
+from facedist.review import ReviewQueue, ask_closest, mirror, plan
+
+STEPS = [0, 10, 25, 50, 100, 200, 300]
+
+
+def load(out: Path, photos: Path):
+    rows, table, db = central_faces(out, photos, "center")
+    person = db.person_of(table)
+    from facedist.people import person_ids
+
+    pinned = person_ids(db.store, table.face_ids)[1]
+    ignored = db.ignored(table)
+    names = db.store.person_names(db.pipeline_key)
+    cut = db.settings.people_threshold or get_spec(db.settings.model).people_threshold
+    db.close()
+    label = [None] * len(table)
+    for rel, i in rows.items():
+        label[i] = Path(rel).parent.name
+    return table, person, pinned, ignored, names, cut, label
+
+
+def simulate(data, order: str, steps: list[int], seed: int = 0) -> dict:
+    table, person, pinned, ignored, names, cut, label = data
+    q = ReviewQueue(table.face_ids, table.embeddings, person, names, cut, pinned, (), ignored)
+    lab = np.array([i for i, v in enumerate(label) if v is not None])
+    truth = np.array([label[i] for i in lab])
+    rng = np.random.default_rng(seed)
+
+    def ident(p: int):
+        faces = [label[q.row[int(f)]] for f in q.person_faces(p)]
+        votes = Counter(v for v in faces if v is not None)
+        return votes.most_common(1)[0][0] if votes else None
+
+    def score() -> float:
+        of = q.of[lab]
+        pred = np.where(of >= 0, of, -1 - np.arange(len(lab)))
+        return bcubed(pred, truth)[2]
+
+    def answer(question):
+        if question.kind == "same":
+            a, b = ident(question.a), ident(question.b)
+            return "yes" if a is not None and a == b else "no"
+        if question.kind == "who":
+            who = ident(question.a)
+            if who is None:
+                return "ignore"
+            for p, n, _ in question.suggestions:
+                if n == who:
+                    return {"person": p}
+            return {"name": who}
+        lf = label[q.row[question.face]]
+        if lf is None:
+            return "ignore"
+        return "yes" if lf == ident(question.a) else "no"
+
+    curve, kinds, t0, done = {}, Counter(), time.perf_counter(), 0
+    for target in steps:
+        while done < target:
+            if order == "queue":
+                qs = q.questions(1)
+            elif order == "closest":
+                qs = ask_closest(q, 1)
+            else:
+                pool = q.questions(10 ** 6)
+                qs = [pool[rng.integers(len(pool))]] if pool else []
+            if not qs:
+                break
+            question = qs[0]
+            reply = answer(question)
+            kinds[question.kind] += 1
+            new_id = -(10 ** 6 + done)  # a new person's id, as the store would make one
+            for action, *args in plan(q, question.id, reply):
+                mirror(q, action, tuple(args), new_id if action == "move" else None)
+            q.settle(question.id)
+            done += 1
+        curve[str(target)] = round(score(), 4)
+    return {"order": order, "f": curve, "answered": done, "kinds": dict(kinds),
+            "seconds_per_answer": round((time.perf_counter() - t0) / max(done, 1), 4)}
+
+
+def write_summary(results: Path) -> None:
+    runs = {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))
+            if p.stem != "review"}
+    (results / "review.json").write_text(json.dumps(runs, indent=1) + "\n")
+    lines = ["# Review queue: BCubed F after N answers (simulated person)", "",
+             "Made by `bench/review_sim.py` (commands below); machine: 2 cores (shared).", ""]
+    for name, r in runs.items():
+        steps = list(r["orders"][0]["f"])
+        lines += [f"## {name}", "", f"`{r['command']}`", "",
+                  f"{r['faces']} faces, {r['labelled']} labelled, {r['people']} people, "
+                  f"cut {r['cut']}", "",
+                  "| order | " + " | ".join(steps) + " | answers by kind | s/answer |",
+                  "|---|" + "---|" * len(steps) + "---|---|"]
+        for o in r["orders"]:
+            lines.append(f"| {o['order']} | " + " | ".join(f"{o['f'][s]:.4f}" for s in steps)
+                         + f" | {o['kinds']} | {o['seconds_per_answer']} |")
+        lines.append("")
+    (results / "review.md").write_text("\n".join(lines))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False)
+    for ax, (name, r) in zip(axes[0], runs.items()):
+        for o in r["orders"]:
+            xs = [int(s) for s in o["f"]]
+            ax.plot(xs, list(o["f"].values()), marker="o", label=o["order"])
+        ax.set_title(name)
+        ax.set_xlabel("answers")
+        ax.set_ylabel("BCubed F (labelled faces)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(results / "review.png", dpi=100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("photos", type=Path)
+    ap.add_argument("--name", default="run")
+    ap.add_argument("--results", type=Path, default=Path("bench/results-review"))
+    ap.add_argument("--steps", default=",".join(map(str, STEPS)))
+    ap.add_argument("--orders", default="queue,closest,random")
+    a = ap.parse_args()
+    steps = [int(s) for s in a.steps.split(",")]
+    data = load(a.out, a.photos)
+    res = {"command": f"python bench/review_sim.py {a.out} {a.photos} --name {a.name}",
+           "faces": len(data[0]), "labelled": sum(v is not None for v in data[6]),
+           "people": len(set(data[1][data[1] >= 0].tolist())), "cut": data[5], "orders": []}
+    for order in a.orders.split(","):
+        r = simulate(data, order, steps)
+        print(json.dumps(r), flush=True)
+        res["orders"].append(r)
+    a.results.mkdir(parents=True, exist_ok=True)
+    (a.results / f"{a.name}.json").write_text(json.dumps(res, indent=1) + "\n")
+    write_summary(a.results)
+
+
+if __name__ == "__main__":
+    main()

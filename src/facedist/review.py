@@ -1,0 +1,468 @@
+"""review: a queue of questions about the people, each answered by a correction that exists.
+
+Three kinds of question (ids are stable strings, so an answer is stored by its question):
+
+- ``same:A:B``   "same person?" for people A and B (yes: merge; no: apart);
+- ``who:P``      "who is this?" for an unnamed person P, with the nearest named people as
+  suggestions (answer a suggestion: merge into it; a new name: name P; an existing person's
+  name: merge into that person);
+- ``face:F:P``   "is this face one of them?" for face F at the edge of person P, or an unplaced
+  face F near P (yes: move F to P, pinned; no: F leaves P for a person of its own).
+
+Ranking: how much the answer can change = the faces involved x how unsure the distances
+leave it. Faces involved: the harmonic mean 2ab/(a+b) of the two sides' face counts (a merge
+of a and b faces changes the BCubed precision or recall of both sides by that much; a face
+against a person counts about 1-2). Unsureness: 2 min(p, 1-p), with p the
+chance that two groups at root-mean-squared distance d (the clustering's own measure,
+cluster.py) are one person: a logistic curve in d around the people threshold, its middle and
+width measured on lfw-dev (chance_same). "Who is this?" weighs NAME_WEIGHT x faces, so that the largest
+unnamed people are asked after the unsure merges that are worth more.
+
+Settled questions (answered, skipped, or about pinned faces) never come back. An answer updates
+the queue where it touches (the people it changed, and the people whose nearest list held
+them): no clustering is redone.
+
+    >>> import numpy as np
+    >>> x = np.array([[1, 0], [0.99, 0.14], [0.8, 0.6], [0, 1]], np.float32)
+    >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
+    >>> q = ReviewQueue(np.arange(4), x, np.array([1, 1, 2, 3]), {}, cut=0.3)
+    >>> [q.id for q in q.questions(2)]
+    ['face:0:1', 'same:1:2']
+    >>> plan(q, 'same:1:2', 'yes')
+    [('merge', 1, 2)]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PAIR_CURVE = (0.97, 0.03)  # chance_same of two people: (middle, width) as shares of the cut
+FACE_CURVE = (1.0, 0.06)  # ... of a face and a person
+NEAR = 6  # each person's nearest people considered for "same person?"
+SUGGEST = 4  # named people suggested for "who is this?"
+NAME_WEIGHT = 0.05  # the value of naming a person, per face
+NAME_MIN_FACES = 3  # "who is this?" is asked for unnamed people of at least this many faces
+ANSWERS = ("yes", "no", "skip", "ignore")
+
+
+@dataclass
+class Question:
+    """One question: its id, kind (same, who, face), value (rank), the people and face it is
+    about, their distance, and for "who" the suggested named people (id, name, distance)."""
+
+    id: str
+    kind: str
+    value: float
+    a: int  # person (same: the first; who: the person; face: the person the face may join)
+    b: int | None = None  # same: the other person
+    face: int | None = None  # face: the face id
+    distance: float = 0.0
+    suggestions: list[tuple[int, str, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "value": round(self.value, 4), "a": self.a,
+                "b": self.b, "face": self.face, "distance": round(self.distance, 4),
+                "suggestions": [{"person": p, "name": n, "distance": round(d, 4)}
+                                for p, n, d in self.suggestions]}
+
+
+def chance_same(d, cut: float, kind: str = "same") -> np.ndarray:
+    """The chance that two groups at root-mean-squared distance d are one person: a logistic
+    curve around the cut, measured on lfw-dev (bench/results-review): for two people
+    ("same"), 1/2 at 0.97 cut with a width of 0.03 cut (pairs just over the cut are mostly
+    two people); for a face and a person ("face"), 1/2 at the cut with a width of 0.06 cut."""
+    mid, width = PAIR_CURVE if kind == "same" else FACE_CURVE
+    z = np.clip((np.asarray(d, np.float64) - mid * cut) / (width * cut), -30, 30)
+    return 1.0 / (1.0 + np.exp(z))
+
+
+def unsure(d, cut: float, kind: str = "same") -> np.ndarray:
+    """How unsure distance d leaves an answer: 2 min(p, 1 - p) of p = chance_same, 1 at even
+    odds, falling to 0 as either answer becomes certain (for small p: twice the chance that
+    the answer changes anything)."""
+    p = chance_same(d, cut, kind)
+    return 2 * np.minimum(p, 1 - p)
+
+
+def involved(a, b) -> np.ndarray:
+    """Faces involved in a question about groups of a and b faces: 2ab/(a+b)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    return 2 * a * b / np.maximum(a + b, 1)
+
+
+def parse_id(qid: str) -> tuple[str, list[int]]:
+    """('same', [a, b]) / ('who', [p]) / ('face', [f, p]) from a question id; ValueError else."""
+    kind, _, rest = str(qid).partition(":")
+    try:
+        nums = [int(v) for v in rest.split(":")]
+    except ValueError:
+        raise ValueError(f"no question {qid!r}") from None
+    if (kind, len(nums)) not in (("same", 2), ("who", 1), ("face", 2)):
+        raise ValueError(f"no question {qid!r}")
+    return kind, nums
+
+
+class ReviewQueue:
+    """The questions of one set of people, kept up to date as answers change them.
+
+    `face_ids`, `x` (unit embeddings), `person` (person id per face, -1: none), `names`
+    (person id -> name), `pinned` (per face), `cut` (the people threshold), `settled` (question
+    ids never to ask again), `ignored` (per face: left out)."""
+
+    def __init__(self, face_ids, x, person, names: dict[int, str], cut: float,
+                 pinned=None, settled=(), ignored=None) -> None:
+        self.face_ids = np.asarray(face_ids, np.int64)
+        self.x = np.ascontiguousarray(x, np.float64)
+        n = len(self.face_ids)
+        self.row = {int(f): i for i, f in enumerate(self.face_ids)}
+        self.pinned = np.zeros(n, bool) if pinned is None else np.asarray(pinned, bool).copy()
+        self.ignored = np.zeros(n, bool) if ignored is None else np.asarray(ignored, bool).copy()
+        self.cut = float(cut)
+        self.names = {int(k): v for k, v in names.items() if v}
+        self.settled = set(settled)
+        person = np.asarray(person, np.int64)
+        ids = np.unique(person[person >= 0])
+        self.pid = list(int(p) for p in ids)  # person index -> id
+        self.index = {p: i for i, p in enumerate(self.pid)}
+        cap = len(ids) + 64
+        self.sums = np.zeros((cap, self.x.shape[1]))
+        self.size = np.zeros(cap, np.int64)
+        self.of = np.full(n, -1, np.int64)  # person index per face
+        placed = person >= 0
+        self.of[placed] = np.searchsorted(ids, person[placed])
+        np.add.at(self.sums, self.of[placed], self.x[placed])
+        self.size[:len(ids)] = np.bincount(self.of[placed], minlength=len(ids))
+        self._near = np.full((cap, NEAR), -1, np.int64)  # nearest people per person
+        self._near_d = np.full((cap, NEAR), np.inf)
+        self._refresh(np.arange(len(self.pid)))
+
+    # -- state ----------------------------------------------------------------------------
+    def _means(self) -> np.ndarray:
+        m = self.sums[:len(self.pid)] / np.maximum(self.size[:len(self.pid)], 1)[:, None]
+        return m
+
+    def _rms(self, rows: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Root mean squared distance between people `rows` and all: for unit vectors, the mean
+        squared distance of groups A, B is 2 - 2 mean(A).mean(B)."""
+        d2 = 2 - 2 * (m[rows] @ m.T)
+        return np.sqrt(np.maximum(d2, 0))
+
+    def _refresh(self, rows) -> None:
+        """Recompute the nearest people of persons `rows`."""
+        rows = np.asarray(sorted(set(int(r) for r in rows)), np.int64)
+        P = len(self.pid)
+        if len(rows) == 0 or P < 2:
+            return
+        m = self._means()
+        empty = self.size[:P] == 0
+        for s in range(0, len(rows), 2048):
+            r = rows[s:s + 2048]
+            d = self._rms(r, m)
+            d[:, empty] = np.inf
+            d[np.arange(len(r)), r] = np.inf
+            k = min(NEAR, P - 1)
+            near = np.argpartition(d, k - 1, axis=1)[:, :k]
+            self._near[r] = -1
+            self._near_d[r] = np.inf
+            self._near[r, :k] = near
+            self._near_d[r, :k] = np.take_along_axis(d, near, 1)
+            self._near_d[r[empty[r]]] = np.inf
+
+    def _grow(self) -> int:
+        """A new, empty person index (the arrays grow as needed)."""
+        i = len(self.pid)
+        if i >= len(self.size):
+            extra = max(64, len(self.size) // 2)
+            self.sums = np.vstack([self.sums, np.zeros((extra, self.sums.shape[1]))])
+            self.size = np.concatenate([self.size, np.zeros(extra, np.int64)])
+            self._near = np.vstack([self._near, np.full((extra, NEAR), -1, np.int64)])
+            self._near_d = np.vstack([self._near_d, np.full((extra, NEAR), np.inf)])
+        return i
+
+    def _touched(self, idx: set[int]) -> None:
+        """After people `idx` changed: their nearest lists, and the lists that held them."""
+        P = len(self.pid)
+        held = np.nonzero(np.isin(self._near[:P], list(idx)).any(axis=1))[0]
+        self._refresh(list(idx) + held.tolist())
+
+    def person_faces(self, person: int) -> np.ndarray:
+        """The face ids of a person."""
+        i = self.index.get(int(person))
+        return self.face_ids[self.of == i] if i is not None else np.zeros(0, np.int64)
+
+    def size_of(self, person: int) -> int:
+        i = self.index.get(int(person))
+        return int(self.size[i]) if i is not None else 0
+
+    # -- changes (mirroring people.Corrections) --------------------------------------------
+    def merge(self, into: int, other: int) -> None:
+        a, b = self.index[int(into)], self.index[int(other)]
+        rows = self.of == b
+        self.of[rows] = a
+        self.pinned[(self.of == a)] = True
+        self.sums[a] += self.sums[b]
+        self.size[a] += self.size[b]
+        self.sums[b] = 0
+        self.size[b] = 0
+        if int(other) in self.names and int(into) not in self.names:
+            self.names[int(into)] = self.names[int(other)]
+        self.names.pop(int(other), None)
+        self._touched({a, b})
+
+    def move(self, face_id: int, person: int | None) -> int:
+        """Move a face to `person`, or to a new person (None: an id is made up, negative, unless
+        given by the caller through `new_id`)."""
+        return self.move_to(face_id, person, None)
+
+    def move_to(self, face_id: int, person: int | None, new_id: int | None) -> int:
+        f = self.row[int(face_id)]
+        if person is None:
+            person = new_id if new_id is not None else -(len(self.pid) + 1)
+        if int(person) not in self.index:
+            i = self._grow()
+            self.pid.append(int(person))
+            self.index[int(person)] = i
+        to = self.index[int(person)]
+        old = int(self.of[f])
+        touched = {to}
+        if old >= 0:
+            self.sums[old] -= self.x[f]
+            self.size[old] -= 1
+            self.pinned[self.of == old] = True
+            touched.add(old)
+        self.of[f] = to
+        self.ignored[f] = False
+        self.sums[to] += self.x[f]
+        self.size[to] += 1
+        self.pinned[f] = True
+        self._touched(touched)
+        return int(person)
+
+    def ignore_faces(self, face_ids) -> None:
+        touched = set()
+        for fid in face_ids:
+            f = self.row[int(fid)]
+            old = int(self.of[f])
+            if old >= 0:
+                self.sums[old] -= self.x[f]
+                self.size[old] -= 1
+                touched.add(old)
+            self.of[f] = -1
+            self.ignored[f] = True
+        self._touched(touched)
+
+    def name(self, person: int, name: str | None) -> None:
+        if name:
+            self.names[int(person)] = name
+        else:
+            self.names.pop(int(person), None)
+
+    def settle(self, qid: str) -> None:
+        self.settled.add(qid)
+
+    # -- questions ------------------------------------------------------------------------
+    def questions(self, n: int = 10) -> list[Question]:
+        """The n questions worth most, best first."""
+        out = self._same() + self._faces() + self._who()
+        out.sort(key=lambda q: (-q.value, q.id))
+        return out[:max(0, n)]
+
+    def _same(self, limit: int = 400, closest: bool = False) -> list[Question]:
+        P = len(self.pid)
+        if P < 2:
+            return []
+        i = np.repeat(np.arange(P), self._near.shape[1])
+        j = self._near[:P].ravel()
+        d = self._near_d[:P].ravel()
+        ok = (j >= 0) & np.isfinite(d)
+        i, j, d = i[ok], j[ok], d[ok]
+        lo, hi = np.minimum(i, j), np.maximum(i, j)
+        key = lo * (P + 1) + hi
+        _, first = np.unique(key, return_index=True)
+        lo, hi, d = lo[first], hi[first], d[first]
+        value = involved(self.size[lo], self.size[hi]) * unsure(d, self.cut)
+        order = np.argsort(d if closest else -value, kind="stable")
+        out = []
+        for k in order:
+            if len(out) >= limit or (not closest and value[k] <= 1e-6):
+                break
+            a, b = sorted((self.pid[lo[k]], self.pid[hi[k]]))
+            na, nb = self.names.get(a), self.names.get(b)
+            if na and nb and na != nb:
+                continue  # named differently: the user already said who each is
+            qid = f"same:{a}:{b}"
+            if qid in self.settled:
+                continue
+            out.append(Question(qid, "same", float(value[k]), a, b, distance=float(d[k])))
+        return out
+
+    def _faces(self) -> list[Question]:
+        P = len(self.pid)
+        if P == 0:
+            return []
+        out = []
+        # faces at the edge of their person: distance to the rest of it
+        rows = np.nonzero((self.of >= 0) & ~self.pinned & ~self.ignored)[0]
+        rows = rows[self.size[self.of[rows]] >= 2]
+        if len(rows):
+            p = self.of[rows]
+            rest = self.size[p] - 1
+            dot = np.einsum("ij,ij->i", self.x[rows], self.sums[p] - self.x[rows]) / rest
+            d = np.sqrt(np.maximum(2 - 2 * dot, 0))
+            value = involved(1, rest) * unsure(d, self.cut, "face")
+            for k in np.argsort(-value, kind="stable")[:400]:
+                if value[k] <= 1e-6:
+                    break
+                f, person = int(self.face_ids[rows[k]]), self.pid[p[k]]
+                qid = f"face:{f}:{person}"
+                if qid not in self.settled:
+                    out.append(Question(qid, "face", float(value[k]), person, face=f,
+                                        distance=float(d[k])))
+        # faces without a person, near one
+        loose = np.nonzero((self.of < 0) & ~self.ignored)[0]
+        if len(loose):
+            m = self._means()
+            d2 = 2 - 2 * (self.x[loose] @ m.T)
+            d2[:, self.size[:P] == 0] = np.inf
+            best = np.argmin(d2, axis=1)
+            d = np.sqrt(np.maximum(d2[np.arange(len(loose)), best], 0))
+            value = involved(1, self.size[best]) * unsure(d, self.cut, "face")
+            for k in np.argsort(-value, kind="stable")[:400]:
+                if value[k] <= 1e-6:
+                    break
+                f, person = int(self.face_ids[loose[k]]), self.pid[best[k]]
+                qid = f"face:{f}:{person}"
+                if qid not in self.settled:
+                    out.append(Question(qid, "face", float(value[k]), person, face=f,
+                                        distance=float(d[k])))
+        return out
+
+    def _who(self) -> list[Question]:
+        P = len(self.pid)
+        unnamed = [i for i in range(P) if self.size[i] >= NAME_MIN_FACES
+                   and self.pid[i] not in self.names and self.pid[i] >= 0]
+        if not unnamed:
+            return []
+        named = np.array([self.index[p] for p in self.names if p in self.index
+                          and self.size[self.index[p]] > 0], np.int64)
+        m = self._means()
+        out = []
+        for i in sorted(unnamed, key=lambda i: -self.size[i])[:400]:
+            qid = f"who:{self.pid[i]}"
+            if qid in self.settled:
+                continue
+            sugg = []
+            if len(named):
+                d = np.sqrt(np.maximum(2 - 2 * (m[named] @ m[i]), 0))
+                for k in np.argsort(d)[:SUGGEST]:
+                    p = self.pid[named[k]]
+                    sugg.append((p, self.names[p], float(d[k])))
+            value = NAME_WEIGHT * float(self.size[i])
+            out.append(Question(qid, "who", value, self.pid[i],
+                                distance=sugg[0][2] if sugg else 0.0, suggestions=sugg))
+        return out
+
+    def question(self, qid: str) -> Question:
+        """The question `qid` as it stands now; ValueError when it is settled or its people or
+        face are gone (answered meanwhile)."""
+        kind, nums = parse_id(qid)
+        if qid in self.settled:
+            raise ValueError(f"question {qid} is answered already")
+        m = self._means()
+        if kind == "same":
+            a, b = nums
+            if a == b or self.size_of(a) == 0 or self.size_of(b) == 0:
+                raise ValueError(f"question {qid}: its people have changed")
+            i, j = self.index[a], self.index[b]
+            d = float(np.sqrt(max(2 - 2 * m[i] @ m[j], 0)))
+            v = float(involved(self.size[i], self.size[j]) * unsure(d, self.cut))
+            return Question(qid, "same", v, a, b, distance=d)
+        if kind == "who":
+            [p] = nums
+            if self.size_of(p) == 0:
+                raise ValueError(f"question {qid}: person {p} has gone")
+            for q in self._who():
+                if q.id == qid:
+                    return q
+            return Question(qid, "who", NAME_WEIGHT * self.size_of(p), p)
+        f, p = nums
+        if f not in self.row or self.size_of(p) == 0 or self.ignored[self.row[f]]:
+            raise ValueError(f"question {qid}: the face or person has gone")
+        r, i = self.row[f], self.index[p]
+        inside = self.of[r] == i
+        rest = self.sums[i] - (self.x[r] if inside else 0)
+        n = self.size[i] - (1 if inside else 0)
+        d = float(np.sqrt(max(2 - 2 * self.x[r] @ rest / max(n, 1), 0)))
+        return Question(qid, "face", float(involved(1, n) * unsure(d, self.cut, "face")), p, face=f,
+                        distance=d)
+
+    def person_of_face(self, face_id: int) -> int:
+        i = int(self.of[self.row[int(face_id)]])
+        return self.pid[i] if i >= 0 else -1
+
+
+def ask_closest(queue: ReviewQueue, n: int) -> list[Question]:
+    """The baseline order: "same person?" for the closest pairs of people first."""
+    return queue._same(limit=n, closest=True)
+
+
+def plan(queue: ReviewQueue, qid: str, answer) -> list[tuple]:
+    """The corrections (people.Corrections actions, with their arguments) that answer `qid`:
+    `answer` is "yes", "no", "skip" or "ignore"; for "who is this?" also {"person": ID} (one
+    of them) or {"name": NAME} (a new name; an existing person's name merges into them).
+    ValueError for an answer that does not fit the question."""
+    q = queue.question(qid)
+    if isinstance(answer, dict):
+        if q.kind != "who":
+            raise ValueError(f"question {qid} takes yes, no, skip or ignore")
+        if "person" in answer:
+            other = int(answer["person"])
+            if other == q.a or queue.size_of(other) == 0:
+                raise ValueError(f"no person {other} to join")
+            return [("merge", other, q.a)]
+        name = str(answer.get("name", "")).strip()
+        if not name:
+            raise ValueError("a name takes some text")
+        same = [p for p, n in queue.names.items() if n == name and p != q.a and queue.size_of(p)]
+        return [("merge", same[0], q.a)] if same else [("name", q.a, name)]
+    if answer not in ANSWERS:
+        raise ValueError(f"an answer is one of {', '.join(ANSWERS)}, not {answer!r}")
+    if answer == "skip":
+        return []
+    if q.kind == "same":
+        a, b = q.a, q.b
+        if queue.size_of(b) > queue.size_of(a) or (b in queue.names and a not in queue.names):
+            a, b = b, a  # into the named, else the larger
+        return {"yes": [("merge", a, b)], "no": [("apart", q.a, q.b)],
+                "ignore": [("ignore_person", b)]}[answer]
+    if q.kind == "who":
+        if answer == "yes":
+            if not q.suggestions:
+                raise ValueError(f"question {qid} has no suggestion to say yes to")
+            return [("merge", q.suggestions[0][0], q.a)]
+        return {"no": [], "ignore": [("ignore_person", q.a)]}[answer]
+    inside = queue.person_of_face(q.face) == q.a
+    return {"yes": [("move", q.face, q.a)] if not inside else [("move", q.face, q.a)],
+            "no": [("move", q.face, None)] if inside else [],
+            "ignore": [("ignore_face", q.face)]}[answer]
+
+
+def mirror(queue: ReviewQueue, action: str, args: tuple, result=None) -> None:
+    """Apply to the queue a correction the store has taken (`result`: what it returned)."""
+    if action == "merge":
+        queue.merge(*args)
+    elif action == "move":
+        queue.move_to(args[0], args[1], result)
+    elif action == "name":
+        queue.name(*args)
+    elif action == "ignore_face":
+        queue.ignore_faces([args[0]])
+    elif action == "ignore_person":
+        queue.ignore_faces(queue.person_faces(args[0]).tolist())
+    elif action == "apart":
+        for p in args:
+            i = queue.index.get(int(p))
+            if i is not None:
+                queue.pinned[queue.of == i] = True
