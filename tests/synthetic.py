@@ -122,3 +122,36 @@ def synthetic_output(out: Path, photos: Path, n_photos: int, faces_per_photo: in
                      seen=paths)
     store.close()
     return {"paths": paths, "faces": len(table), "people": len(set(person.tolist()))}
+
+
+def review_output(out: Path, photos: Path, pairs: int = 3, faces: int = 3,
+                  names: dict[int, str] | None = None) -> dict:
+    """A generated output (synthetic_output) whose people come in `pairs` pairs, the two of a
+    pair exactly the people threshold apart (the review queue's most open question) and every
+    pair far from the others; `faces` faces per person. `names`: person index -> name.
+    Returns {"people": [person id per index, pairs first side first], ...}."""
+    import sqlite3
+
+    from facedist.models import get_spec
+
+    made = synthetic_output(out, photos, n_photos=2 * pairs * faces, faces_per_photo=1,
+                            n_people=2 * pairs)
+    cut = get_spec(Settings().model).people_threshold
+    theta = 2 * np.arcsin(cut / 2)  # the chord between the two sides is the cut
+    db = sqlite3.connect(out / "facedist.sqlite")
+    groups: dict[int, list[int]] = {}
+    for face, person in db.execute("SELECT face_id, person_id FROM face_people ORDER BY face_id"):
+        groups.setdefault(person, []).append(face)
+    people = sorted(groups)
+    with db:
+        for g, person in enumerate(people):
+            v = np.zeros(128, np.float32)
+            k, side = divmod(g, 2)
+            v[2 * k] = np.cos(theta) if side else 1.0
+            v[2 * k + 1] = np.sin(theta) if side else 0.0
+            for face in groups[person]:
+                db.execute("UPDATE faces SET embedding = ? WHERE id = ?", (v.tobytes(), face))
+        for g, name in (names or {}).items():
+            db.execute("UPDATE people SET name = ? WHERE id = ?", (name, people[g]))
+    db.close()
+    return {**made, "people": people}

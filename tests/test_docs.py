@@ -6,7 +6,8 @@ import pytest
 
 
 @pytest.mark.parametrize("name", ["facedist.cluster", "facedist.people", "facedist.align", "facedist.atomic",
-                                  "facedist.store", "facedist.api", "facedist.discover"])
+                                  "facedist.store", "facedist.api", "facedist.discover",
+                                  "facedist.review"])
 def test_docstring_examples_run(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

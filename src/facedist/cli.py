@@ -5,7 +5,10 @@
     facedist export --db OUT [--dest DIR]
     facedist plot OUT
     facedist people OUT [list | name ID NAME | merge ID ID | move FACE_ID ID|new | apart ID ID
-                         | ignore face FACE_ID | ignore person ID | unignore face|person ID]
+                         | ignore face FACE_ID | ignore person ID | unignore face|person ID
+                         | review [-n N] | answer QUESTION yes|no|skip|ignore|name=NAME|person=ID
+                         | undo]
+    facedist review OUT [--open]        a local page to answer the review queue
     facedist lookalikes OUT [-n 50]
     facedist report OUT                 → OUT/report/index.html
     facedist eval lfw DIR --out OUT    |    facedist eval people DIR --out OUT
@@ -143,10 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
                        parents=[_common(True)])
     p.add_argument("out", type=Path, help="output folder of an earlier run")
     p.add_argument("action", nargs="?", default="list",
-                   choices=["list", "name", "merge", "move", "apart", "ignore", "unignore"])
+                   choices=["list", "name", "merge", "move", "apart", "ignore", "unignore",
+                            "review", "answer", "undo"])
     p.add_argument("values", nargs="*", help="name ID NAME | merge INTO OTHER | "
                    "move FACE_ID PERSON_ID|new | apart ID ID | ignore face FACE_ID | "
-                   "ignore person ID | unignore face FACE_ID | unignore person ID")
+                   "ignore person ID | unignore face FACE_ID | unignore person ID | "
+                   "review (the questions worth most) | answer QUESTION "
+                   "yes|no|skip|ignore|name=NAME|person=ID | undo (the last answer)")
+    p.add_argument("-n", type=int, default=10, help="review: questions to list (default 10)")
+    p = sub.add_parser("review", help="a local page to answer the review queue (who is who)",
+                       parents=[_common(False)])
+    p.add_argument("out", type=Path, help="output folder of an earlier run")
+    p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p = sub.add_parser("lookalikes", help="closest faces of different people",
                        parents=[_common(True)])
     p.add_argument("out", type=Path)
@@ -291,7 +303,8 @@ def cmd_people(args) -> int:
 
     db = open_db(args.out)
     v, act = args.values, args.action
-    need = {"list": 0, "name": 2, "merge": 2, "move": 2, "apart": 2, "ignore": 2, "unignore": 2}[act]
+    need = {"list": 0, "name": 2, "merge": 2, "move": 2, "apart": 2, "ignore": 2, "unignore": 2,
+            "review": 0, "answer": 2, "undo": 0}[act]
     if act in ("ignore", "unignore") and (len(v) != 2 or v[0] not in ("face", "person")):
         raise ValueError(f"people {act} takes face FACE_ID or person ID (face ids from faces.csv, "
                          f"person ids from people.csv)")
@@ -313,6 +326,29 @@ def cmd_people(args) -> int:
         a, b = _ints(v, "apart")
         db.apart(a, b)
         said, done = f"persons {a} and {b} will stay apart", {"apart": [a, b]}
+    elif act == "review":
+        rows = [[q.id, q.kind, round(q.value, 4), q.a, "" if q.b is None else q.b,
+                 "" if q.face is None else q.face, round(q.distance, 4),
+                 " ".join(f"{p}:{n}" for p, n, _ in q.suggestions)]
+                for q in db.review_questions(args.n)]
+        _results(args, ["question", "kind", "value", "person", "other", "face_id", "distance",
+                        "suggestions"], rows)
+        return 0
+    elif act == "answer":
+        reply = v[1]
+        if reply.startswith("name="):
+            reply = {"name": reply[5:]}
+        elif reply.startswith("person="):
+            reply = {"person": _ints([reply[7:]], "answer person=")[0]}
+        result = db.answer(v[0], reply)
+        said = f"{v[0]}: {v[1]} (" + ("; ".join(" ".join(map(str, d[:-1])) for d in result["done"])
+                                       or "nothing to change") + ")"
+        done = result
+    elif act == "undo":
+        undone = db.undo()
+        if undone is None:
+            raise ValueError("no review answer to undo")
+        said, done = f"{undone['question']}: answer {undone['answer']} taken back", undone
     elif act in ("ignore", "unignore"):
         what, n = v[0], _ints(v[1:], act)[0]
         count = getattr(db, f"{act}_{what}")(n)
@@ -329,6 +365,12 @@ def cmd_people(args) -> int:
     else:
         print(said)
     return 0
+
+
+def cmd_review(args) -> int:
+    from .review_server import serve
+
+    return serve(args.out, open_browser=args.open, port=args.port)
 
 
 def cmd_lookalikes(args) -> int:
@@ -481,7 +523,7 @@ def _main(argv: list[str] | None) -> int:
     tune_process()  # this process is ours: leaner malloc and oneDNN caches for long runs
     commands = {"run": cmd_run, "near": cmd_near, "export": cmd_export, "plot": cmd_plot,
                 "people": cmd_people, "lookalikes": cmd_lookalikes, "report": cmd_report,
-                "eval": cmd_eval, "weights": cmd_weights}
+                "eval": cmd_eval, "weights": cmd_weights, "review": cmd_review}
     if args.command == "bench":
         from .bench import cmd_bench
 

@@ -60,6 +60,8 @@ class FaceDB:
                                            if k not in ("detect",)})
         self.settings.update(last["settings"].get("detect", {}))
         self._compute = None  # the run's models, built on the first `near` and kept
+        self._review = None  # (review.ReviewQueue, the database version it reflects)
+        self._review_table = None
 
     def faces(self) -> FaceTable:
         """The faces of the last finished run, with their quality (computed here for faces
@@ -191,6 +193,101 @@ class FaceDB:
     def unignore_person(self, person: int) -> int:
         """Give back the faces ignored with `person`; returns how many."""
         return self._correct("unignore_person", person)
+
+    # -- review (review.py) -------------------------------------------------------------------
+    def _data_version(self) -> int:
+        return self.store.db.execute("PRAGMA data_version").fetchone()[0]
+
+    def review_queue(self):
+        """The review queue (review.ReviewQueue) of the people as stored now: built once, kept
+        up to date by `answer`, built again when someone else changed the people."""
+        from .models import get_spec
+        from .people import person_ids
+        from .review import ReviewQueue
+
+        version = self._data_version()
+        if self._review is not None and self._review[1] == version:
+            return self._review[0]
+        if self._review_table is None:
+            self._review_table = self.faces()
+        t = self._review_table
+        person, pinned = person_ids(self.store, t.face_ids)
+        cut = self.settings.people_threshold or get_spec(self.settings.model).people_threshold
+        queue = ReviewQueue(t.face_ids, t.embeddings, person,
+                            self.store.person_names(self.pipeline_key), cut, pinned,
+                            self.store.settled(self.pipeline_key), self.ignored(t))
+        self._review = (queue, version)
+        return queue
+
+    def review_questions(self, n: int = 10) -> list:
+        """The n review questions worth most now (review.Question), best first."""
+        if n < 0:
+            raise ValueError("-n takes a number of questions, 0 or more")
+        return self.review_queue().questions(n)
+
+    def review_progress(self) -> dict:
+        """answered: questions settled so far; left: questions worth asking now."""
+        queue = self.review_queue()
+        return {"answered": len(queue.settled), "left": len(queue.questions(10 ** 9)),
+                "undoable": self.store.answers(self.pipeline_key)}
+
+    def answer(self, question_id: str, answer) -> dict:
+        """Answer a review question ("yes", "no", "skip", "ignore"; for "who is this?" also
+        {"person": ID} or {"name": NAME}): its corrections are written at once, holding the
+        output folder (errors.Busy while a run holds it), and the question is settled.
+        Returns {"question", "answer", "done": [[action, *values, result], ...]}."""
+        import json
+
+        from .people import Corrections
+        from .review import changes, mirror, plan
+
+        with explained(self.out), OutputLock(self.out, what="review answer"):
+            queue = self.review_queue()
+            actions = plan(queue, question_id, answer)
+            q = queue.question(question_id)
+            people = [q.a, q.b] + [int(a[1]) for a in actions if a[0] == "merge"]
+            if q.face is not None:
+                people.append(queue.person_of_face(q.face))
+            writer = FaceStore(self.out, create=False, check=False)
+            done = []
+            try:
+                before = writer.people_snapshot(self.pipeline_key, people,
+                                                [] if q.face is None else [q.face])
+                fix = Corrections(writer, self.pipeline_key)
+                for action, *values in actions:
+                    done.append([action, *values, getattr(fix, action)(*values)])
+                said = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+                writer.log_answer(self.pipeline_key, question_id, said, before)
+            finally:
+                writer.close()
+            queue.learn(q, changes(queue, actions))
+            for action, *values, result in done:
+                mirror(queue, action, tuple(values), result)
+            queue.settle(question_id)
+            self._review = (queue, self._data_version())
+            self._write_people_csvs()
+        return {"question": question_id, "answer": answer, "done": done}
+
+    def undo(self) -> dict | None:
+        """Take back the last review answer (its people as they were, its question open);
+        None when there is none."""
+        with explained(self.out), OutputLock(self.out, what="review undo"):
+            writer = FaceStore(self.out, create=False, check=False)
+            try:
+                undone = writer.undo_answer(self.pipeline_key)
+            finally:
+                writer.close()
+            self._review = None
+            if undone is not None:
+                self._write_people_csvs()
+        return None if undone is None else {"question": undone[0], "answer": undone[1]}
+
+    def _write_people_csvs(self) -> None:
+        from .report import write_people
+
+        t = self._review_table if self._review_table is not None else self.faces()
+        names = self.store.person_names(self.pipeline_key)
+        write_people(self.out, t, self.person_of(t), names, self.min_quality, self.ignored(t))
 
     def export(self, dest: str | Path | None = None) -> list[Path]:
         """embeddings.npy + faces.csv (+ faces.parquet when pyarrow is installed)."""

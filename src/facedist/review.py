@@ -12,22 +12,24 @@ Three kinds of question (ids are stable strings, so an answer is stored by its q
 Ranking: how much the answer can change = the faces involved x how unsure the distances
 leave it. Faces involved: the harmonic mean 2ab/(a+b) of the two sides' face counts (a merge
 of a and b faces changes the BCubed precision or recall of both sides by that much; a face
-against a person counts about 1-2). Unsureness: 2 min(p, 1-p), with p the
-chance that two groups at root-mean-squared distance d (the clustering's own measure,
+against a person counts about 1-2). Unsureness: 2 min(p, 1-p), with p the chance that
+two groups at root-mean-squared distance d (the clustering's own measure,
 cluster.py) are one person: a logistic curve in d around the people threshold, its middle and
-width measured on lfw-dev (chance_same). "Who is this?" weighs NAME_WEIGHT x faces, so that the largest
-unnamed people are asked after the unsure merges that are worth more.
+width measured on lfw-dev (chance_same). "Who is this?" weighs NAME_WEIGHT x faces, so that
+the largest unnamed people come after the unsure merges that are worth more. The answers then
+correct the odds per kind (ReviewQueue.learn): a kind whose answers change less than its odds
+said is asked less.
 
 Settled questions (answered, skipped, or about pinned faces) never come back. An answer updates
 the queue where it touches (the people it changed, and the people whose nearest list held
 them): no clustering is redone.
 
     >>> import numpy as np
-    >>> x = np.array([[1, 0], [0.99, 0.14], [0.8, 0.6], [0, 1]], np.float32)
-    >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
-    >>> q = ReviewQueue(np.arange(4), x, np.array([1, 1, 2, 3]), {}, cut=0.3)
-    >>> [q.id for q in q.questions(2)]
-    ['face:0:1', 'same:1:2']
+    >>> a = np.radians([0, 0, 17.2, 17.2, 90])  # people 1 and 2 are 0.3 (the cut) apart
+    >>> x = np.stack([np.cos(a), np.sin(a)], 1)
+    >>> q = ReviewQueue(np.arange(5), x, np.array([1, 1, 2, 2, 3]), {}, cut=0.3)
+    >>> [(x.id, round(x.value, 2)) for x in q.questions(2)]
+    [('same:1:2', 1.92)]
     >>> plan(q, 'same:1:2', 'yes')
     [('merge', 1, 2)]
 """
@@ -37,11 +39,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PAIR_CURVE = (0.97, 0.03)  # chance_same of two people: (middle, width) as shares of the cut
-FACE_CURVE = (1.0, 0.06)  # ... of a face and a person
+PAIR_CURVE = (1.0, 0.04)  # chance_same of two people: (middle, width) as shares of the cut
+FACE_CURVE = (1.0, 0.04)  # ... of a face and a person
 NEAR = 6  # each person's nearest people considered for "same person?"
 SUGGEST = 4  # named people suggested for "who is this?"
-NAME_WEIGHT = 0.05  # the value of naming a person, per face
+NAME_WEIGHT = 0.02  # the value of naming a person, per face
 NAME_MIN_FACES = 3  # "who is this?" is asked for unnamed people of at least this many faces
 ANSWERS = ("yes", "no", "skip", "ignore")
 
@@ -59,6 +61,7 @@ class Question:
     face: int | None = None  # face: the face id
     distance: float = 0.0
     suggestions: list[tuple[int, str, float]] = field(default_factory=list)
+    chance: float = 0.5  # the chance that the answer changes the people, from the distances
 
     def as_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "value": round(self.value, 4), "a": self.a,
@@ -70,8 +73,8 @@ class Question:
 def chance_same(d, cut: float, kind: str = "same") -> np.ndarray:
     """The chance that two groups at root-mean-squared distance d are one person: a logistic
     curve around the cut, measured on lfw-dev (bench/results-review): for two people
-    ("same"), 1/2 at 0.97 cut with a width of 0.03 cut (pairs just over the cut are mostly
-    two people); for a face and a person ("face"), 1/2 at the cut with a width of 0.06 cut."""
+    ("same"), 1/2 at the cut with a width of 0.04 cut (pairs just over the cut are mostly
+    two people); for a face and a person ("face"), 1/2 at the cut with a width of 0.04 cut."""
     mid, width = PAIR_CURVE if kind == "same" else FACE_CURVE
     z = np.clip((np.asarray(d, np.float64) - mid * cut) / (width * cut), -30, 30)
     return 1.0 / (1.0 + np.exp(z))
@@ -122,6 +125,10 @@ class ReviewQueue:
         self.cut = float(cut)
         self.names = {int(k): v for k, v in names.items() if v}
         self.settled = set(settled)
+        # what the answers so far say of the distances' odds, per kind: answers that changed
+        # something, and how many the odds expected (learn)
+        self.changed = {"same": 0.0, "face": 0.0, "who": 0.0}
+        self.expected = {"same": 0.0, "face": 0.0, "who": 0.0}
         person = np.asarray(person, np.int64)
         ids = np.unique(person[person >= 0])
         self.pid = list(int(p) for p in ids)  # person index -> id
@@ -262,6 +269,18 @@ class ReviewQueue:
     def settle(self, qid: str) -> None:
         self.settled.add(qid)
 
+    def learn(self, question: "Question", changed: bool) -> None:
+        """After an answer: whether it changed the people (yes to "same person?", no or ignore
+        to "is this face one of them?", a name or a person to "who is this?"). Each kind's
+        values are then scaled by (changed + 1) / (expected + 1), expected being the sum of the
+        chances of a change the odds gave its answered questions: a library whose distances
+        mislead for one kind of question soon asks fewer of them."""
+        self.changed[question.kind] += float(changed)
+        self.expected[question.kind] += question.chance
+
+    def trust(self, kind: str) -> float:
+        return (self.changed[kind] + 1) / (self.expected[kind] + 1)
+
     # -- questions ------------------------------------------------------------------------
     def questions(self, n: int = 10) -> list[Question]:
         """The n questions worth most, best first."""
@@ -282,7 +301,8 @@ class ReviewQueue:
         key = lo * (P + 1) + hi
         _, first = np.unique(key, return_index=True)
         lo, hi, d = lo[first], hi[first], d[first]
-        value = involved(self.size[lo], self.size[hi]) * unsure(d, self.cut)
+        chance = unsure(d, self.cut) / 2
+        value = involved(self.size[lo], self.size[hi]) * unsure(d, self.cut) * self.trust("same")
         order = np.argsort(d if closest else -value, kind="stable")
         out = []
         for k in order:
@@ -295,7 +315,8 @@ class ReviewQueue:
             qid = f"same:{a}:{b}"
             if qid in self.settled:
                 continue
-            out.append(Question(qid, "same", float(value[k]), a, b, distance=float(d[k])))
+            out.append(Question(qid, "same", float(value[k]), a, b, distance=float(d[k]),
+                                chance=float(chance[k])))
         return out
 
     def _faces(self) -> list[Question]:
@@ -311,7 +332,8 @@ class ReviewQueue:
             rest = self.size[p] - 1
             dot = np.einsum("ij,ij->i", self.x[rows], self.sums[p] - self.x[rows]) / rest
             d = np.sqrt(np.maximum(2 - 2 * dot, 0))
-            value = involved(1, rest) * unsure(d, self.cut, "face")
+            value = involved(1, rest) * unsure(d, self.cut, "face") * self.trust("face")
+            chance = unsure(d, self.cut, "face") / 2
             for k in np.argsort(-value, kind="stable")[:400]:
                 if value[k] <= 1e-6:
                     break
@@ -319,7 +341,7 @@ class ReviewQueue:
                 qid = f"face:{f}:{person}"
                 if qid not in self.settled:
                     out.append(Question(qid, "face", float(value[k]), person, face=f,
-                                        distance=float(d[k])))
+                                        distance=float(d[k]), chance=float(chance[k])))
         # faces without a person, near one
         loose = np.nonzero((self.of < 0) & ~self.ignored)[0]
         if len(loose):
@@ -328,7 +350,8 @@ class ReviewQueue:
             d2[:, self.size[:P] == 0] = np.inf
             best = np.argmin(d2, axis=1)
             d = np.sqrt(np.maximum(d2[np.arange(len(loose)), best], 0))
-            value = involved(1, self.size[best]) * unsure(d, self.cut, "face")
+            value = involved(1, self.size[best]) * unsure(d, self.cut, "face") * self.trust("face")
+            chance = unsure(d, self.cut, "face") / 2
             for k in np.argsort(-value, kind="stable")[:400]:
                 if value[k] <= 1e-6:
                     break
@@ -336,7 +359,7 @@ class ReviewQueue:
                 qid = f"face:{f}:{person}"
                 if qid not in self.settled:
                     out.append(Question(qid, "face", float(value[k]), person, face=f,
-                                        distance=float(d[k])))
+                                        distance=float(d[k]), chance=float(chance[k])))
         return out
 
     def _who(self) -> list[Question]:
@@ -359,9 +382,10 @@ class ReviewQueue:
                 for k in np.argsort(d)[:SUGGEST]:
                     p = self.pid[named[k]]
                     sugg.append((p, self.names[p], float(d[k])))
-            value = NAME_WEIGHT * float(self.size[i])
+            value = NAME_WEIGHT * float(self.size[i]) * self.trust("who")
             out.append(Question(qid, "who", value, self.pid[i],
-                                distance=sugg[0][2] if sugg else 0.0, suggestions=sugg))
+                                distance=sugg[0][2] if sugg else 0.0, suggestions=sugg,
+                                chance=1.0))
         return out
 
     def question(self, qid: str) -> Question:
@@ -377,8 +401,9 @@ class ReviewQueue:
                 raise ValueError(f"question {qid}: its people have changed")
             i, j = self.index[a], self.index[b]
             d = float(np.sqrt(max(2 - 2 * m[i] @ m[j], 0)))
-            v = float(involved(self.size[i], self.size[j]) * unsure(d, self.cut))
-            return Question(qid, "same", v, a, b, distance=d)
+            u = float(unsure(d, self.cut))
+            v = float(involved(self.size[i], self.size[j])) * u * self.trust("same")
+            return Question(qid, "same", v, a, b, distance=d, chance=u / 2)
         if kind == "who":
             [p] = nums
             if self.size_of(p) == 0:
@@ -386,7 +411,7 @@ class ReviewQueue:
             for q in self._who():
                 if q.id == qid:
                     return q
-            return Question(qid, "who", NAME_WEIGHT * self.size_of(p), p)
+            return Question(qid, "who", NAME_WEIGHT * self.size_of(p), p, chance=1.0)
         f, p = nums
         if f not in self.row or self.size_of(p) == 0 or self.ignored[self.row[f]]:
             raise ValueError(f"question {qid}: the face or person has gone")
@@ -395,8 +420,9 @@ class ReviewQueue:
         rest = self.sums[i] - (self.x[r] if inside else 0)
         n = self.size[i] - (1 if inside else 0)
         d = float(np.sqrt(max(2 - 2 * self.x[r] @ rest / max(n, 1), 0)))
-        return Question(qid, "face", float(involved(1, n) * unsure(d, self.cut, "face")), p, face=f,
-                        distance=d)
+        u = float(unsure(d, self.cut, "face"))
+        return Question(qid, "face", float(involved(1, n)) * u * self.trust("face"), p, face=f,
+                        distance=d, chance=u / 2)
 
     def person_of_face(self, face_id: int) -> int:
         i = int(self.of[self.row[int(face_id)]])
@@ -447,6 +473,17 @@ def plan(queue: ReviewQueue, qid: str, answer) -> list[tuple]:
     return {"yes": [("move", q.face, q.a)] if not inside else [("move", q.face, q.a)],
             "no": [("move", q.face, None)] if inside else [],
             "ignore": [("ignore_face", q.face)]}[answer]
+
+
+def changes(queue: ReviewQueue, actions: list[tuple]) -> bool:
+    """Whether `actions` (plan's, before they are applied) change who is who: a merge, a name,
+    an ignore, or a face moved to another person (a move to where it is only pins it)."""
+    for action, *args in actions:
+        if action in ("merge", "name", "ignore_face", "ignore_person"):
+            return True
+        if action == "move" and (args[1] is None or queue.person_of_face(args[0]) != args[1]):
+            return True
+    return False
 
 
 def mirror(queue: ReviewQueue, action: str, args: tuple, result=None) -> None:

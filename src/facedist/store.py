@@ -64,6 +64,14 @@ CREATE TABLE IF NOT EXISTS ignored_faces (
     face_id INTEGER PRIMARY KEY, person_id INTEGER);
 CREATE TRIGGER IF NOT EXISTS face_gone_ignored AFTER DELETE ON faces BEGIN
     DELETE FROM ignored_faces WHERE face_id = OLD.id; END;
+-- the review queue (review.py): questions settled (answered or skipped) never come back, and
+-- each answer keeps what it changed, so that the last can be undone
+CREATE TABLE IF NOT EXISTS review_settled (
+    pipeline_key TEXT NOT NULL, question TEXT NOT NULL, answer TEXT, at REAL,
+    PRIMARY KEY (pipeline_key, question));
+CREATE TABLE IF NOT EXISTS review_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, pipeline_key TEXT NOT NULL, question TEXT NOT NULL,
+    answer TEXT, before TEXT, at REAL);
 CREATE TABLE IF NOT EXISTS weights (  -- SHA-256 of weights files first used by this database
     filename TEXT PRIMARY KEY, sha256 TEXT NOT NULL, first_used REAL);
 """
@@ -231,7 +239,7 @@ class FaceStore:
                 self.db.executescript(SCHEMA)
                 self._migrate()
             self.columns = {t: {r[1] for r in self.db.execute(f"PRAGMA table_info({t})")}
-                            for t in ("faces", "ignored_faces")}
+                            for t in ("faces", "ignored_faces", "review_settled")}
         except BaseException:
             self.db.close()
             raise
@@ -606,3 +614,82 @@ class FaceStore:
                             "pinned = 1", (face_id, person))
             self._drop_empty_people(key)
         return person
+
+    # -- review (review.py) ---------------------------------------------------------------
+    def _has_review(self) -> bool:
+        if not self.columns["review_settled"]:  # made since by a writer, perhaps
+            self.columns["review_settled"] = {r[1] for r in self.db.execute(
+                "PRAGMA table_info(review_settled)")}
+        return bool(self.columns["review_settled"])
+
+    def settled(self, key: str) -> set[str]:
+        """The ids of the review questions settled (answered or skipped) under `key`."""
+        if not self._has_review():  # a database from before review (read-only)
+            return set()
+        return {r[0] for r in self.db.execute(
+            "SELECT question FROM review_settled WHERE pipeline_key = ?", (key,))}
+
+    def answers(self, key: str) -> int:
+        """How many review answers are kept (the ones undo can take back)."""
+        if not self._has_review():
+            return 0
+        return self.db.execute("SELECT COUNT(*) FROM review_log WHERE pipeline_key = ?",
+                               (key,)).fetchone()[0]
+
+    def people_snapshot(self, key: str, people: list[int], faces: list[int]) -> dict:
+        """What an answer may change: the rows of `people` (names), and the person, pin and
+        ignored state of their faces and of `faces`."""
+        people = [int(p) for p in people if p is not None and p >= 0]
+        fs = set(int(f) for f in faces)
+        for p in people:
+            fs.update(self.faces_of_person(p))
+            fs.update(self.ignored_of_person(p))
+        q = ",".join("?" * len(fs))
+        rows = self.db.execute(f"SELECT face_id, person_id, pinned FROM face_people WHERE face_id IN ({q})",
+                               list(fs)).fetchall() if fs else []
+        ign = self.db.execute(f"SELECT face_id, person_id FROM ignored_faces WHERE face_id IN ({q})",
+                              list(fs)).fetchall() if fs else []
+        named = [list(r) for r in self.db.execute(
+            f"SELECT id, name FROM people WHERE pipeline_key = ? AND id IN ({','.join('?' * len(people))})",
+            [key, *people])] if people else []
+        return {"people": named, "faces": sorted(fs), "face_people": [list(r) for r in rows],
+                "ignored": [list(r) for r in ign]}
+
+    def restore_people(self, key: str, snap: dict) -> None:
+        """Put back what people_snapshot saw (one transaction)."""
+        fs = list(snap["faces"])
+        with self.db:
+            for pid, name in snap["people"]:
+                self.db.execute("INSERT OR IGNORE INTO people (id, pipeline_key) VALUES (?, ?)",
+                                (pid, key))
+                self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name, pid))
+            self.db.executemany("DELETE FROM face_people WHERE face_id = ?", ((f,) for f in fs))
+            self.db.executemany("DELETE FROM ignored_faces WHERE face_id = ?", ((f,) for f in fs))
+            self.db.executemany("INSERT INTO face_people (face_id, person_id, pinned) VALUES (?, ?, ?)",
+                                snap["face_people"])
+            self.db.executemany("INSERT INTO ignored_faces (face_id, person_id) VALUES (?, ?)",
+                                snap["ignored"])
+            self._drop_empty_people(key)
+
+    def log_answer(self, key: str, question: str, answer: str, before: dict) -> None:
+        """Settle `question` with `answer`, keeping `before` (people_snapshot) for undo."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO review_settled VALUES (?, ?, ?, ?)",
+                            (key, question, answer, time.time()))
+            self.db.execute("INSERT INTO review_log (pipeline_key, question, answer, before, at) "
+                            "VALUES (?, ?, ?, ?, ?)", (key, question, answer, json.dumps(before),
+                                                       time.time()))
+
+    def undo_answer(self, key: str) -> tuple[str, str] | None:
+        """Take back the last answer: its people as they were, its question open again.
+        Returns (question, answer), or None when there is none."""
+        row = self.db.execute("SELECT seq, question, answer, before FROM review_log WHERE "
+                              "pipeline_key = ? ORDER BY seq DESC LIMIT 1", (key,)).fetchone()
+        if row is None:
+            return None
+        self.restore_people(key, json.loads(row[3]))
+        with self.db:
+            self.db.execute("DELETE FROM review_settled WHERE pipeline_key = ? AND question = ?",
+                            (key, row[1]))
+            self.db.execute("DELETE FROM review_log WHERE seq = ?", (row[0],))
+        return row[1], row[2]

@@ -1,0 +1,124 @@
+// facedist review: the page of `facedist review OUT`. Names and paths go in as text only.
+"use strict";
+(function () {
+  const base = location.pathname.replace(/[^/]*$/, "");
+  let current = null, sending = false;
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function who(side) {
+    if (side.name) return side.name + " (person " + side.person + ")";
+    return side.person >= 0 ? "person " + side.person + " (unnamed)" : "no person";
+  }
+  function faces(ids) {
+    const box = el("div", "thumbs");
+    for (const id of ids) {
+      const img = el("img");
+      img.src = base + "face/" + Number(id) + ".jpg";
+      img.alt = "face " + id;
+      img.width = 112; img.height = 112;
+      box.appendChild(img);
+    }
+    return box;
+  }
+  function side(s, title) {
+    const d = el("div", "side card");
+    d.appendChild(el("h3", null, title));
+    d.appendChild(el("p", "name", who(s)));
+    if (s.faces !== undefined) d.appendChild(el("p", "facts", s.faces + " face" + (s.faces === 1 ? "" : "s")));
+    d.appendChild(faces(s.show || []));
+    return d;
+  }
+  function render(state) {
+    const p = state.progress;
+    $("progress").textContent = p.answered + " answered · " + p.left + " to go";
+    $("busy").hidden = !state.busy;
+    $("busy").textContent = state.busy ? "Busy: " + state.busy + " — answers wait until it ends." : "";
+    const box = $("question");
+    box.textContent = "";
+    current = state.questions[0] || null;
+    for (const b of ["yes", "no", "skip", "ignore"]) $(b).disabled = !current || !!state.busy;
+    $("undo").disabled = !p.undoable;
+    if (!current) { box.appendChild(el("p", null, "Nothing left to ask: the people are as sure as the distances make them.")); return; }
+    const q = current;
+    box.dataset.question = q.id;
+    const pair = el("div", "pair");
+    if (q.kind === "same") {
+      box.appendChild(el("h2", null, "Same person?"));
+      pair.appendChild(side(q.left, "This person"));
+      pair.appendChild(side(q.right, "and this one"));
+    } else if (q.kind === "who") {
+      box.appendChild(el("h2", null, "Who is this?"));
+      pair.appendChild(side(q.left, "This person"));
+      const opts = el("div", "side card");
+      opts.appendChild(el("h3", null, q.options.length ? "One of them? (Yes: the first)" : "Give a name"));
+      for (const o of q.options) {
+        const b = el("button", "suggestion", who(o) + " · " + o.distance.toFixed(3));
+        b.type = "button";
+        b.addEventListener("click", () => send({person: o.person}));
+        opts.appendChild(b);
+        opts.appendChild(faces(o.show.slice(0, 3)));
+      }
+      const form = el("form", "name");
+      const input = el("input"); input.name = "name"; input.placeholder = "a name"; input.id = "name";
+      const save = el("button", null, "Name"); save.type = "submit";
+      form.appendChild(input); form.appendChild(save);
+      form.addEventListener("submit", (e) => { e.preventDefault(); if (input.value.trim()) send({name: input.value}); });
+      opts.appendChild(form);
+      pair.appendChild(opts);
+    } else {
+      box.appendChild(el("h2", null, "Is this face one of them?"));
+      const f = side(q.left, "This face");
+      f.appendChild(el("p", "facts path", q.left.path));
+      pair.appendChild(f);
+      pair.appendChild(side(q.right, q.left.inside ? "the person it is in" : "this person"));
+    }
+    box.appendChild(pair);
+    box.appendChild(el("p", "facts", "distance " + q.distance.toFixed(3) + " · worth " + q.value.toFixed(2) + " · " + q.id));
+  }
+  function fail(msg) { $("error").hidden = !msg; $("error").textContent = msg || ""; }
+  async function call(method, path, body) {
+    const r = await fetch(base + path, {method, headers: body ? {"Content-Type": "application/json"} : {},
+                                        body: body ? JSON.stringify(body) : undefined, cache: "no-store"});
+    const data = await r.json();
+    if (r.status === 409) { $("busy").hidden = false; $("busy").textContent = "Busy: " + data.busy; return null; }
+    if (!r.ok) { fail(data.error || r.statusText); return null; }
+    fail(null);
+    return data;
+  }
+  async function load() { const s = await call("GET", "api/questions?n=1"); if (s) render(s); }
+  async function send(answer) {
+    if (!current || sending) return;
+    sending = true;
+    try {
+      const s = await call("POST", "api/answer", {question: current.id, answer});
+      if (s) { $("last").textContent = "Answered " + s.done.question + ": " + JSON.stringify(s.done.answer); render(s); }
+    } finally { sending = false; }
+  }
+  async function undo() {
+    if (sending) return;
+    sending = true;
+    try {
+      const s = await call("POST", "api/undo", {});
+      if (s) { $("last").textContent = s.undone ? "Took back " + s.undone.question : "Nothing to undo"; render(s); }
+    } finally { sending = false; }
+  }
+  document.addEventListener("DOMContentLoaded", () => {
+    for (const b of ["yes", "no", "skip", "ignore"]) $(b).addEventListener("click", () => send(b));
+    $("undo").addEventListener("click", undo);
+    document.addEventListener("keydown", (e) => {
+      if (e.target && e.target.tagName === "INPUT") return;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      const k = {y: "yes", n: "no", s: "skip", i: "ignore"}[e.key];
+      if (k && !$(k).disabled) { e.preventDefault(); send(k); }
+      else if (e.key === "u") { e.preventDefault(); undo(); }
+    });
+    load();
+    setInterval(() => { if (!sending) load(); }, 15000);  // Busy comes and goes with runs
+  });
+})();

@@ -1,0 +1,263 @@
+"""The review queue (review.py) on generated embeddings, its answers through FaceDB and the
+command line, and the review server's refusals (no browser: test_review_browser.py has those)."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facedist.review import ReviewQueue, chance_same, involved, mirror, plan, unsure
+from synthetic import review_output
+
+CUT = 0.34
+
+
+def unit(v):
+    v = np.asarray(v, np.float64)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def at(theta: float, k: int = 0, dim: int = 16) -> np.ndarray:
+    """A unit vector in the plane of axes 2k, 2k+1, at angle theta."""
+    v = np.zeros(dim)
+    v[2 * k], v[2 * k + 1] = np.cos(theta), np.sin(theta)
+    return v
+
+
+def chord(d: float) -> float:
+    return 2 * np.arcsin(d / 2)
+
+
+def queue_of(groups: list[tuple[np.ndarray, int]], names=None, rng=None, noise=0.0):
+    """People from (centre, n faces) pairs; person ids 10, 20, 30, ..."""
+    x, person = [], []
+    for g, (centre, n) in enumerate(groups):
+        for _ in range(n):
+            v = centre + (rng.normal(scale=noise, size=centre.shape) if noise else 0)
+            x.append(unit(v))
+            person.append(10 * (g + 1))
+    x = np.array(x)
+    return ReviewQueue(np.arange(len(x)) + 100, x, np.array(person), names or {}, CUT)
+
+
+def test_ranking_faces_times_unsure():
+    # two pairs of people, both exactly the cut apart: the larger pair first; a far pair never
+    q = queue_of([(at(0, 0), 6), (at(chord(CUT), 0), 6),
+                  (at(0, 1), 2), (at(chord(CUT), 1), 2),
+                  (at(0, 2), 3), (at(chord(1.0), 2), 3)])
+    qs = q.questions(10)
+    ids = [x.id for x in qs if x.kind == "same"]
+    assert ids[:2] == ["same:10:20", "same:30:40"]
+    assert "same:50:60" not in ids
+    top = qs[0]
+    assert top.value == pytest.approx(involved(6, 6) * unsure(CUT, CUT)) == pytest.approx(6)
+    assert top.distance == pytest.approx(CUT, abs=1e-6)
+    # unsure is 1 at even odds and falls off both ways
+    assert unsure(CUT, CUT) == pytest.approx(1.0)
+    assert unsure(0.2, CUT) < 0.01 and unsure(0.5, CUT) < 0.01
+    assert chance_same(0.3, CUT) > 0.9 > 0.1 > chance_same(0.4, CUT)
+
+
+def test_answers_settle_and_update_like_a_fresh_queue(rng):
+    groups = [(at(0, k) if s == 0 else at(chord(CUT + 0.01 * k), k), 2 + k + s)
+              for k in range(5) for s in (0, 1)]
+    q = queue_of(groups, rng=rng, noise=0.02)
+    first = q.questions(1)[0]
+    assert first.kind == "same"
+    actions = plan(q, first.id, "yes")
+    assert actions[0][0] == "merge"
+    for action, *args in actions:
+        mirror(q, action, tuple(args))
+    q.settle(first.id)
+    # the answer took effect: the merged person is one, its question gone for good
+    assert first.id not in [x.id for x in q.questions(100)]
+    assert q.size_of(actions[0][2]) == 0
+    fresh = ReviewQueue(q.face_ids, q.x, np.array([q.person_of_face(f) for f in q.face_ids]),
+                        q.names, CUT, q.pinned, q.settled, q.ignored)
+    assert ([(x.id, round(x.value, 6)) for x in q.questions(50)]
+            == [(x.id, round(x.value, 6)) for x in fresh.questions(50)])
+    # no: apart, and settled; skip: settled, nothing changed
+    second = q.questions(1)[0]
+    assert plan(q, second.id, "no") == [("apart", second.a, second.b)] or second.kind != "same"
+    q.settle(second.id)
+    assert second.id not in [x.id for x in q.questions(100)]
+    with pytest.raises(ValueError):
+        plan(q, second.id, "yes")  # answered already
+    third = q.questions(1)[0]
+    with pytest.raises(ValueError):
+        plan(q, third.id, "perhaps")
+
+
+def test_who_is_this_suggests_the_nearest_named():
+    q = queue_of([(at(0, 0), 5), (at(chord(0.45), 0), 4), (at(chord(0.9), 0), 4)],
+                 names={20: "Ana", 30: "Bo"})
+    who = q.question("who:10")
+    assert [s[1] for s in who.suggestions] == ["Ana", "Bo"]
+    assert plan(q, "who:10", "yes") == [("merge", 20, 10)]
+    assert plan(q, "who:10", {"name": "Bo"}) == [("merge", 30, 10)]  # a name taken: that person
+    assert plan(q, "who:10", {"name": " Cy "}) == [("name", 10, "Cy")]
+    assert plan(q, "who:10", {"person": 30}) == [("merge", 30, 10)]
+    assert plan(q, "who:10", "ignore") == [("ignore_person", 10)]
+
+
+def test_face_at_the_edge_and_a_loose_face():
+    # person 10: four faces together and one at the cut from them
+    x = [at(0, 0)] * 4 + [at(chord(CUT * 1.25), 0)] + [at(0, 1)] * 3 + [at(chord(CUT), 1)]
+    person = [10] * 5 + [20] * 3 + [-1]
+    q = ReviewQueue(np.arange(9) + 1, unit(np.array(x)), np.array(person), {}, CUT)
+    ids = [x.id for x in q.questions(20)]
+    assert "face:5:10" in ids and "face:9:20" in ids
+    assert plan(q, "face:5:10", "no") == [("move", 5, None)]
+    assert plan(q, "face:9:20", "yes") == [("move", 9, 20)]
+    assert plan(q, "face:9:20", "no") == []
+    mirror(q, "move", (9, 20), None)
+    assert q.person_of_face(9) == 20 and q.pinned[8]
+    assert not [i for i in (x.id for x in q.questions(20)) if i.startswith("face:9:")]
+
+
+@pytest.fixture
+def out(tmp_path):
+    o = tmp_path / "out"
+    made = review_output(o, tmp_path / "photos", pairs=3, faces=3, names={5: "Zed"})
+    return o, made["people"]
+
+
+def people_csv(o: Path) -> dict[int, int]:
+    with open(o / "people.csv", newline="") as fh:
+        return {int(r["person"]): int(r["faces"]) for r in csv.DictReader(fh)}
+
+
+def test_facedb_answer_undo_and_settled(out):
+    from facedist.facedb import FaceDB
+    from facedist.errors import Busy
+    from facedist.store import OutputLock
+
+    o, people = out
+    db = FaceDB(o)
+    qs = db.review_questions(10)
+    same = [q for q in qs if q.kind == "same"]
+    assert len(same) == 3 and same[0].distance == pytest.approx(0.34, abs=1e-4)
+    before = people_csv(o)
+    done = db.answer(same[0].id, "yes")
+    assert done["done"][0][0] == "merge"
+    after = people_csv(o)
+    assert len(after) == len(before) - 1 and max(after.values()) == 6
+    assert same[0].id not in [q.id for q in db.review_questions(50)]
+    db.answer(same[1].id, "skip")
+    assert db.review_progress()["answered"] == 2
+    with OutputLock(o, what="run"):  # a run holds the folder: no answer is written
+        with pytest.raises(Busy):
+            db.answer(same[2].id, "no")
+    assert same[2].id in [q.id for q in db.review_questions(50)]
+    # a new reader (reload, another process) sees all of it
+    again = FaceDB(o)
+    assert {same[0].id, same[1].id} <= again.store.settled(again.pipeline_key)
+    assert db.undo()["question"] == same[1].id
+    assert db.undo()["question"] == same[0].id
+    assert people_csv(o) == before
+    assert db.undo() is None
+    assert same[0].id in [q.id for q in FaceDB(o).review_questions(50)]
+    db.close()
+    again.close()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "facedist.cli", *args], capture_output=True,
+                          text=True)
+
+
+def test_cli_review_answer_undo(out):
+    o, people = out
+    listed = cli("people", str(o), "review", "-n", "3", "--json")
+    assert listed.returncode == 0, listed.stderr
+    qs = json.loads(listed.stdout)
+    assert len(qs) == 3 and qs[0]["kind"] == "same"
+    done = cli("people", str(o), "answer", qs[0]["question"], "yes")
+    assert done.returncode == 0 and "merge" in done.stdout
+    assert len(people_csv(o)) == 5
+    bad = cli("people", str(o), "answer", qs[0]["question"], "yes")
+    assert bad.returncode == 2 and "answered already" in bad.stderr
+    assert cli("people", str(o), "undo").returncode == 0
+    assert len(people_csv(o)) == 6
+
+
+def test_server_refuses_without_token_or_from_another_origin(out):
+    from facedist.review_server import ReviewServer
+
+    o, people = out
+    server = ReviewServer(o).start()
+    try:
+        state = json.load(urllib.request.urlopen(server.url + "api/questions?n=1"))
+        qid = state["questions"][0]["id"]
+        before = people_csv(o)
+
+        def post(url, headers):
+            req = urllib.request.Request(url, json.dumps({"question": qid, "answer": "yes"}).encode(),
+                                         {"Content-Type": "application/json", **headers})
+            try:
+                return urllib.request.urlopen(req).status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        root = server.url.rsplit("/", 2)[0] + "/"
+        assert post(root + "api/answer", {}) == 403  # no token
+        assert post(root + "wrongtoken/api/answer", {}) == 403
+        assert post(server.url + "api/answer", {"Origin": "http://evil.example"}) == 403
+        assert post(server.url + "api/answer", {"Host": "evil.example"}) == 403
+        req = urllib.request.Request(server.url + "api/answer", b"question=x",
+                                     {"Content-Type": "application/x-www-form-urlencoded"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req)
+        assert err.value.code == 403
+        assert people_csv(o) == before  # nothing changed
+        assert post(server.url + "api/answer", {"Origin": server.url.split("/", 3)[:3][0]
+                                                + "//" + server.url.split("/")[2]}) == 200
+        assert len(people_csv(o)) == len(before) - 1
+    finally:
+        server.stop()
+
+
+def test_report_says_how_to_review(out):
+    from facedist.facedb import FaceDB
+
+    o, _ = out
+    db = FaceDB(o)
+    db.report()
+    db.close()
+    pages = [o / "report" / "index.html", *sorted((o / "report").glob("people*.html"))]
+    assert len(pages) >= 2
+    for page in pages:
+        assert "facedist review" in page.read_text(), page.name
+
+
+def test_learning_asks_less_of_a_kind_whose_answers_change_nothing():
+    q = queue_of([(at(0, 0), 3), (at(chord(CUT), 0), 3), (at(0, 1), 3), (at(chord(CUT), 1), 3)])
+    first = q.questions(1)[0]
+    before = q.question(q.questions(2)[1].id).value
+    q.learn(first, changed=False)
+    q.settle(first.id)
+    assert q.trust("same") < 1
+    assert q.questions(1)[0].value < before
+
+
+def test_server_refuses_requests_not_from_the_loopback():
+    from facedist.review_server import make_handler
+
+    handler = make_handler(None, "tok", lambda: 8000)
+    sent = []
+    for client, host, path, ok in [(("192.168.1.5", 1), "127.0.0.1:8000", "/tok/", False),
+                                   (("127.0.0.1", 1), "127.0.0.1:8000", "/tok/", True),
+                                   (("127.0.0.1", 1), "127.0.0.1:8000", "/tokx/", False),
+                                   (("127.0.0.1", 1), "attacker.example:8000", "/tok/", False)]:
+        h = handler.__new__(handler)
+        h.client_address, h.headers, h.path = client, {"Host": host}, path
+        h._send = lambda code, body, kind, cache=False: sent.append(code)
+        assert (h._allowed() is not None) == ok, (client, host, path)
+    assert sent == [403, 403, 403]

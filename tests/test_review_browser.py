@@ -1,0 +1,168 @@
+"""`facedist review OUT` in a real browser (Debian's headless Chromium driven by Playwright):
+answers by click and by key change people.csv at once, undo takes the last back, a reload or a
+killed server loses nothing, a hostile name is text, and requests without the token or from
+another origin are refused and change nothing."""
+from __future__ import annotations
+
+import csv
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from synthetic import HOSTILE_PERSON, review_output
+from test_report_browser import CHROMIUM, UNLOADED_IMAGES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: install Debian's chromium, or set FACEDIST_CHROMIUM")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM)
+        yield b
+        b.close()
+
+
+class Server:
+    """`facedist review OUT` as a process of its own, its address read from its first line."""
+
+    def __init__(self, out: Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "facedist.cli", "review", str(out)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert " at http://127.0.0.1:" in line, line + self.proc.stderr.read()
+        self.url = line.split(" at ", 1)[1].strip()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def out(tmp_path):
+    o = tmp_path / "out"
+    review_output(o, tmp_path / "photos", pairs=3, faces=3, names={0: HOSTILE_PERSON})
+    return o
+
+
+def people(o: Path) -> int:
+    with open(o / "people.csv", newline="") as fh:
+        return sum(1 for _ in csv.DictReader(fh))
+
+
+def settled(o: Path) -> set[str]:
+    db = sqlite3.connect(o / "facedist.sqlite")
+    try:
+        return {r[0] for r in db.execute("SELECT question FROM review_settled")}
+    finally:
+        db.close()
+
+
+def open_review(browser, url: str):
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    seen = {"errors": [], "requests": [], "dialogs": []}
+    page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+    page.on("request", lambda r: seen["requests"].append(r.url))
+    page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
+    page.goto(url, wait_until="load")
+    page.wait_for_selector("#question[data-question]")
+    return page, seen
+
+
+def question(page) -> str:
+    return page.get_attribute("#question", "data-question")
+
+
+def next_question(page, old: str) -> str:
+    page.wait_for_function("old => document.querySelector('#question').dataset.question !== old",
+                           arg=old)
+    return question(page)
+
+
+def test_click_key_undo_reload_and_kill(browser, out):
+    server = Server(out)
+    try:
+        page, seen = open_review(browser, server.url)
+        first = question(page)
+        assert first.startswith("same:")
+        body = page.inner_text("body")
+        assert HOSTILE_PERSON in body and "Same person?" in body  # the name is text
+        assert not page.evaluate(UNLOADED_IMAGES)  # every face shown
+        n = people(out)
+        page.click("#yes")  # by click: merged, written at once
+        second = next_question(page, first)
+        assert people(out) == n - 1 and first in settled(out)
+        page.keyboard.press("n")  # by key: apart
+        third = next_question(page, second)
+        assert second in settled(out) and people(out) == n - 1
+        page.click("#undo")  # the "no" taken back: the question again
+        assert next_question(page, third) == second
+        assert second not in settled(out)
+        page.reload(wait_until="load")
+        page.wait_for_selector("#question[data-question]")
+        assert question(page) == second
+        assert "1 answered" in page.inner_text("#progress")
+        assert not seen["errors"] and not seen["dialogs"]
+        origin = server.url.split("/" + server.url.rstrip("/").rsplit("/", 1)[1])[0]
+        assert all(u.startswith(server.url) for u in seen["requests"]), seen["requests"]
+        assert all(u.startswith(origin) for u in seen["requests"])
+    finally:
+        server.kill()
+    # killed: nothing lost, a new server goes on where the page left off
+    assert people(out) == n - 1 and first in settled(out)
+    server = Server(out)
+    try:
+        page, seen = open_review(browser, server.url)
+        assert question(page) == second
+        assert "1 answered" in page.inner_text("#progress")
+        page.keyboard.press("s")
+        assert next_question(page, second) != second
+        assert second in settled(out)
+    finally:
+        server.kill()
+
+
+def test_no_token_or_foreign_origin_refused(browser, out):
+    server = Server(out)
+    try:
+        page, seen = open_review(browser, server.url)
+        qid = question(page)
+        n, before = people(out), settled(out)
+        root = server.url.rstrip("/").rsplit("/", 1)[0] + "/"
+        data = {"question": qid, "answer": "yes"}
+        assert page.request.get(root).status == 403
+        assert page.request.get(root + "api/questions").status == 403
+        assert page.request.post(root + "api/answer", data=data).status == 403
+        assert page.request.post(server.url + "api/answer", data=data,
+                                 headers={"Origin": "http://evil.example"}).status == 403
+        # a page elsewhere (here: a file) posting to the server is refused too
+        other = page.context.new_page()
+        other.goto("about:blank")
+        status = other.evaluate("""async ([url, body]) => {
+            try { const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},
+                                              body: JSON.stringify(body)});
+                  return r.status; } catch (e) { return "blocked"; } }""",
+                                [server.url + "api/answer", data])
+        assert status in (403, "blocked")
+        assert people(out) == n and settled(out) == before  # nothing changed
+        from facedist.store import OutputLock
+
+        with OutputLock(out, what="run"):  # a run holds the folder: the page says Busy
+            page.reload(wait_until="load")
+            page.wait_for_selector("#busy:not([hidden])")
+            assert "Busy" in page.inner_text("#busy") and page.is_disabled("#yes")
+            assert page.request.post(server.url + "api/answer", data=data).status == 409
+        assert people(out) == n and settled(out) == before
+        assert page.request.post(server.url + "api/answer", data=data).status == 200
+        assert people(out) == n - 1
+    finally:
+        server.kill()
