@@ -49,6 +49,17 @@ NOTES = """## Reading it
   ("who is this?") and ignoring strangers do not change this F, but they cost answers.
 - The curve's middle and width (PAIR_CURVE, FACE_CURVE) and NAME_WEIGHT were chosen on lfw-dev
   by this simulation; celeba is the check on other photos.
+- Why the lfw-dev targets are out of reach: the distances say little near the cut. Of the
+  12,645 pairs of nearest people (6 a person), 191 are one person; in the best band (1.00-1.05
+  cut) 15% are, 3% at 1.05-1.10, under 1% beyond. A labelled face at a person's edge (0.95-1.00
+  cut from the rest) is someone else 33% of the time, 15% at 0.90-0.95. A right answer is worth
+  1-5 BCubed units (10.7 units = 0.001 of F here), so an answer brings about 0.5 units on average,
+  where 0.96 after 100 would need 2.5 an answer, more than the best true fixes give (bound).
+- Tried, not kept (lfw-dev, F after 100 / 300; the queue above: 0.9416 / 0.9472): a pair curve
+  fitted to those shares (middle 0.974, width 0.030 cut) 0.9427 / 0.9461; the same with face
+  questions weighed by face quality (fewer strangers asked) 0.9427 / 0.9462, and with a stronger
+  prior on each kind's learnt odds 0.9426 / 0.9468; a 2-way split question ("are these two groups
+  one person?") adds about 0.001 after 100 even for an oracle. All within noise of the queue.
 """
 
 

@@ -95,6 +95,33 @@ def test_answers_settle_and_update_like_a_fresh_queue(rng):
         plan(q, third.id, "perhaps")
 
 
+def test_re_ranking_is_local(rng):
+    """An answer refreshes the nearest people of the people it changed and of those whose lists
+    held them, not of everyone; and the queue is then the one a fresh build gives."""
+    dim = 128
+    groups = [(at(0, k, dim) if s == 0 else at(chord(CUT), k, dim), 2 + (k == 29) * 5 + s)
+              for k in range(30) for s in (0, 1)]
+    x, person = [], []
+    for g, (centre, n) in enumerate(groups):
+        for _ in range(n):
+            x.append(unit(centre + rng.normal(scale=0.0005, size=dim)))
+            person.append(10 * (g + 1))
+    q = ReviewQueue(np.arange(len(x)) + 100, np.array(x), np.array(person), {}, CUT)
+    refreshed = []
+    real = q._refresh
+    q._refresh = lambda rows: (refreshed.extend(rows), real(rows))
+    first = q.questions(1)[0]
+    assert first.id == "same:590:600"  # the largest pair at the cut
+    for action, *args in plan(q, first.id, "yes"):
+        mirror(q, action, tuple(args))
+    q.settle(first.id)
+    assert 2 <= len(set(refreshed)) < len(groups) // 3  # a few people of 60
+    fresh = ReviewQueue(q.face_ids, q.x, np.array([q.person_of_face(f) for f in q.face_ids]),
+                        q.names, CUT, q.pinned, q.settled, q.ignored)
+    assert ([(x.id, round(x.value, 6)) for x in q.questions(50)]
+            == [(x.id, round(x.value, 6)) for x in fresh.questions(50)])
+
+
 def test_who_is_this_suggests_the_nearest_named():
     q = queue_of([(at(0, 0), 5), (at(chord(0.45), 0), 4), (at(chord(0.9), 0), 4)],
                  names={20: "Ana", 30: "Bo"})
@@ -166,6 +193,21 @@ def test_facedb_answer_undo_and_settled(out):
     assert same[0].id in [q.id for q in FaceDB(o).review_questions(50)]
     db.close()
     again.close()
+
+
+def test_people_apart_settles_the_question(out):
+    """`people apart` (and FaceDB.apart) answer "same person?" for good: it never comes back,
+    in this process or a new one, and undo (review answers only) leaves it settled."""
+    from facedist.facedb import FaceDB
+
+    o, people = out
+    db = FaceDB(o)
+    same = [q for q in db.review_questions(10) if q.kind == "same"]
+    db.apart(same[0].b, same[0].a)  # either order
+    assert same[0].id not in [q.id for q in db.review_questions(50)]
+    assert same[0].id not in [q.id for q in FaceDB(o).review_questions(50)]
+    assert db.undo() is None and same[0].id in db.store.settled(db.pipeline_key)
+    db.close()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

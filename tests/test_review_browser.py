@@ -1,6 +1,7 @@
 """`facedist review OUT` in a real browser (Debian's headless Chromium driven by Playwright):
 answers by click and by key change people.csv at once, undo takes the last back, a reload or a
-killed server loses nothing, a hostile name is text, and requests without the token or from
+killed server loses nothing, two tabs answer one queue (a stale answer changes nothing), a
+hostile name is text, and requests without the token or from
 another origin are refused and change nothing."""
 from __future__ import annotations
 
@@ -127,6 +128,32 @@ def test_click_key_undo_reload_and_kill(browser, out):
         page.keyboard.press("s")
         assert next_question(page, second) != second
         assert second in settled(out)
+    finally:
+        server.kill()
+
+
+def test_two_tabs(browser, out):
+    server = Server(out)
+    try:
+        one, seen_one = open_review(browser, server.url)
+        two, seen_two = open_review(browser, server.url)
+        first = question(one)
+        assert question(two) == first
+        n = people(out)
+        one.keyboard.press("y")  # merged in the first tab
+        second = next_question(one, first)
+        assert people(out) == n - 1 and first in settled(out)
+        two.keyboard.press("y")  # the second tab still shows it: refused, nothing changes twice
+        assert next_question(two, first) == second
+        assert "answered already" in two.inner_text("#error")
+        assert people(out) == n - 1
+        two.click("#skip")  # an answer in either tab is the queue's
+        third = next_question(two, second)
+        assert second in settled(out)
+        one.reload(wait_until="load")
+        one.wait_for_selector("#question[data-question]")
+        assert question(one) == third and "2 answered" in one.inner_text("#progress")
+        assert not seen_one["errors"] and not seen_one["dialogs"] and not seen_two["dialogs"]
     finally:
         server.kill()
 

@@ -146,7 +146,7 @@ class FaceDB:
                 for r, (d, a, b) in enumerate(lookalikes(t, person, n,
                                                          min_quality=self.min_quality))]
 
-    def _correct(self, action: str, *values):
+    def _correct(self, action: str, *values, settle: str | None = None):
         """Apply a people.Corrections action while holding the output folder (a run going on
         would overwrite the CSVs), then rewrite the CSVs that follow people."""
         from .people import Corrections
@@ -157,6 +157,8 @@ class FaceDB:
             writer = FaceStore(self.out, create=False, check=True)
             try:
                 result = getattr(Corrections(writer, self.pipeline_key), action)(*values)
+                if settle:  # the review question this correction answers (review.py)
+                    writer.settle(self.pipeline_key, settle, f"people {action}")
             finally:
                 writer.close()
             t = self.faces()
@@ -175,8 +177,9 @@ class FaceDB:
         return self._correct("move", face_id, person)
 
     def apart(self, a: int, b: int) -> None:
-        """`a` and `b` are different people: no later run merges them."""
-        self._correct("apart", a, b)
+        """`a` and `b` are different people: no later run merges them, and the review never
+        asks whether they are one."""
+        self._correct("apart", a, b, settle=f"same:{min(a, b)}:{max(a, b)}")
 
     def ignore_face(self, face_id: int) -> None:
         """Set a face aside (a stranger, a false detection): out of people, look-alikes and

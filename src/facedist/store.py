@@ -671,6 +671,13 @@ class FaceStore:
                                 snap["ignored"])
             self._drop_empty_people(key)
 
+    def settle(self, key: str, question: str, answer: str) -> None:
+        """Settle `question` for good (a correction made outside the review that answers it,
+        such as `people apart`): never asked again, and nothing for undo to take back."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO review_settled VALUES (?, ?, ?, ?)",
+                            (key, question, answer, time.time()))
+
     def log_answer(self, key: str, question: str, answer: str, before: dict) -> None:
         """Settle `question` with `answer`, keeping `before` (people_snapshot) for undo."""
         with self.db:

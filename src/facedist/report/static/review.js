@@ -98,6 +98,13 @@
     try {
       const s = await call("POST", "api/answer", {question: current.id, answer});
       if (s) { $("last").textContent = "Answered " + s.done.question + ": " + JSON.stringify(s.done.answer); render(s); }
+      else if (!$("error").hidden) {
+        // answered meanwhile (another tab, the command line): nothing was changed; the
+        // question as it stands now replaces it
+        const why = $("error").textContent;
+        await load();
+        fail(why + " — nothing changed; the next question is shown.");
+      }
     } finally { sending = false; }
   }
   async function undo() {
