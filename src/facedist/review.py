@@ -332,16 +332,7 @@ class ReviewQueue:
             rest = self.size[p] - 1
             dot = np.einsum("ij,ij->i", self.x[rows], self.sums[p] - self.x[rows]) / rest
             d = np.sqrt(np.maximum(2 - 2 * dot, 0))
-            value = involved(1, rest) * unsure(d, self.cut, "face") * self.trust("face")
-            chance = unsure(d, self.cut, "face") / 2
-            for k in np.argsort(-value, kind="stable")[:400]:
-                if value[k] <= 1e-6:
-                    break
-                f, person = int(self.face_ids[rows[k]]), self.pid[p[k]]
-                qid = f"face:{f}:{person}"
-                if qid not in self.settled:
-                    out.append(Question(qid, "face", float(value[k]), person, face=f,
-                                        distance=float(d[k]), chance=float(chance[k])))
+            out += self._face_questions(rows, p, d, rest)
         # faces without a person, near one
         loose = np.nonzero((self.of < 0) & ~self.ignored)[0]
         if len(loose):
@@ -350,16 +341,23 @@ class ReviewQueue:
             d2[:, self.size[:P] == 0] = np.inf
             best = np.argmin(d2, axis=1)
             d = np.sqrt(np.maximum(d2[np.arange(len(loose)), best], 0))
-            value = involved(1, self.size[best]) * unsure(d, self.cut, "face") * self.trust("face")
-            chance = unsure(d, self.cut, "face") / 2
-            for k in np.argsort(-value, kind="stable")[:400]:
-                if value[k] <= 1e-6:
-                    break
-                f, person = int(self.face_ids[loose[k]]), self.pid[best[k]]
-                qid = f"face:{f}:{person}"
-                if qid not in self.settled:
-                    out.append(Question(qid, "face", float(value[k]), person, face=f,
-                                        distance=float(d[k]), chance=float(chance[k])))
+            out += self._face_questions(loose, best, d, self.size[best])
+        return out
+
+    def _face_questions(self, rows, persons, d, sizes) -> list[Question]:
+        """"Is this face one of them?" for faces `rows` against `persons` (indices) at distance
+        `d`, the person holding `sizes` faces: the 400 most worth asking, unsettled ones."""
+        doubt = unsure(d, self.cut, "face")
+        value = involved(1, sizes) * doubt * self.trust("face")
+        out = []
+        for k in np.argsort(-value, kind="stable")[:400]:
+            if value[k] <= 1e-6:
+                break
+            f, person = int(self.face_ids[rows[k]]), self.pid[persons[k]]
+            qid = f"face:{f}:{person}"
+            if qid not in self.settled:
+                out.append(Question(qid, "face", float(value[k]), person, face=f,
+                                    distance=float(d[k]), chance=float(doubt[k] / 2)))
         return out
 
     def _who(self) -> list[Question]:
