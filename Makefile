@@ -33,13 +33,16 @@ run: install
 	$(BIN)/facedist run "$(PHOTOS)" --out "$(OUT)" $(ARGS)
 
 # The browser tests of the HTML report need Debian's chromium: installed here where missing.
+# A worker per core and one more (the Ray tests mostly wait), a test module to a worker (the
+# Ray tests must not meet: tests/test_ray_engine.py).
+XDIST ?= -n $(shell echo $$(( $$(nproc) + 1 ))) --dist loadfile
 test: install
 	tools/install-chromium
-	$(BIN)/python -m pytest -q -rs $(ARGS)
+	$(BIN)/python -m pytest -q -rs $(XDIST) $(ARGS)
 
 # The fast tier, for development: no shared data, no model runs (`make test` is what CI runs).
 test-fast: install
-	FACEDIST_SHARED=/nonexistent $(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+	FACEDIST_SHARED=/nonexistent $(BIN)/python -m pytest -q -m "not slow" $(XDIST) $(ARGS)
 
 bench: install
 	$(BIN)/facedist bench "$(PHOTOS)" --out bench/results $(ARGS)

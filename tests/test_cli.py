@@ -371,3 +371,19 @@ def test_moved_renamed_and_deleted_photos_keep_the_users_work(tmp_path, capsys):
         sorted((r["person"], int(r["faces"])) for r in listed)
     placed = [f for f in csv.DictReader(open(out / "faces.csv")) if f["person"]]
     assert sum(p["faces"] for p in people) == len(placed)
+
+
+def test_read_commands_never_load_torch(tmp_path):
+    """Reading a finished output (people, look-alikes, export, the report) needs no model: those
+    commands start in a second, not after torch's import (1.8 s here)."""
+    from synthetic import synthetic_output
+
+    out = tmp_path / "out"
+    synthetic_output(out, tmp_path / "photos", n_photos=4, faces_per_photo=3, n_people=5)
+    for command in (["people", str(out)], ["lookalikes", str(out)], ["report", str(out)],
+                    ["export", "--db", str(out), "--dest", str(tmp_path / "export")]):
+        code = ("import sys; from facedist.cli import main;"
+                f"code = main({command!r});"
+                "assert code == 0, code; assert 'torch' not in sys.modules, 'torch imported'")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, f"{command[0]}: {done.stderr[-500:]}"

@@ -78,21 +78,26 @@ def test_fused_prelu_max_pool_equals_torch(kernel, stride, shape):
 
 
 def plain_nms(boxes, order, threshold, use_min, one):
-    """Greedy NMS written the obvious way, in float32 as the detector's boxes are."""
-    keep, alive = [], list(order)
-    while alive:
-        i, alive = alive[0], alive[1:]
-        keep.append(i)
-        rest = []
-        for j in alive:
-            iw = max(np.float32(0), min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]) + one)
-            ih = max(np.float32(0), min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]) + one)
-            a_i = (boxes[i, 2] - boxes[i, 0] + one) * (boxes[i, 3] - boxes[i, 1] + one)
-            a_j = (boxes[j, 2] - boxes[j, 0] + one) * (boxes[j, 3] - boxes[j, 1] + one)
-            denom = min(a_i, a_j) if use_min else a_i + a_j - iw * ih
-            if iw * ih / max(denom, np.float32(1e-12)) <= threshold:
-                rest.append(j)
-        alive = rest
+    """Greedy NMS written the obvious way, in float32 as the detector's boxes are: the box kept
+    against every box still alive, elementwise (Python's min and max, NaN rules included)."""
+    def lesser(a, b):  # min(a, b)
+        return np.where(b < a, b, a)
+
+    def greater(a, b):  # max(a, b)
+        return np.where(b > a, b, a)
+
+    zero = np.float32(0)
+    keep, alive = [], np.asarray(order)
+    while len(alive):
+        i, rest = alive[0], alive[1:]
+        keep.append(int(i))
+        b, o = boxes[i], boxes[rest]
+        iw = greater(zero, lesser(b[2], o[:, 2]) - greater(b[0], o[:, 0]) + one)
+        ih = greater(zero, lesser(b[3], o[:, 3]) - greater(b[1], o[:, 1]) + one)
+        a_i = (b[2] - b[0] + one) * (b[3] - b[1] + one)
+        a_j = (o[:, 2] - o[:, 0] + one) * (o[:, 3] - o[:, 1] + one)
+        denom = lesser(a_i, a_j) if use_min else a_i + a_j - iw * ih
+        alive = rest[iw * ih / greater(denom, np.float32(1e-12)) <= threshold]
     return keep
 
 

@@ -1,5 +1,10 @@
-"""The Ray engine (engines/ray.py) against the local one: same faces, a killed actor costs only a
-retry, a killed driver resumes. A local Ray instance (2 CPUs, no dashboard) is started here."""
+"""The Ray engine (engines/ray.py) against the local one: docs/ray.md's cluster steps as written,
+the same faces, a killed actor costs only a retry, a killed driver resumes.
+
+Every Ray test is in this one module, and the suite runs a module on one worker (`--dist
+loadfile`): `ray stop` ends every Ray process of the machine, and the kill tests look for actors
+machine-wide. The cluster test comes first, before this module's own Ray (2 CPUs, no dashboard)
+starts."""
 from __future__ import annotations
 
 import os
@@ -22,7 +27,6 @@ from facedist.engines.ray import actor_plan, connect
 from conftest import LABELED
 
 ray = pytest.importorskip("ray")  # the [ray] extra: installed by make install (and in CI)
-
 
 
 def labeled_photos() -> list:
@@ -52,7 +56,9 @@ def test_without_ray_the_engine_says_how_to_get_it(monkeypatch):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    # a Ray of its own (address="local"), never one a previous test or another process left
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -87,6 +93,54 @@ def _same_faces(got, want):
         assert cosine >= 0.99999, face
 
 
+@pytest.fixture(scope="module")
+def local_faces(tmp_path_factory) -> dict:
+    """The local engine's faces of the labelled photos: what every Ray run must give."""
+    tmp = tmp_path_factory.mktemp("local")
+    pipeline.run(_settings(_photos(tmp), tmp / "out"))
+    return _faces(tmp / "out")
+
+
+@pytest.mark.slow
+def test_the_cluster_steps_as_written_two_nodes_and_a_token(tmp_path, local_faces):
+    """docs/ray.md's steps: a head and a second node started by `ray start` with one token
+    (Ray 2.60's default token authentication), then `facedist run --engine ray` through
+    RAY_ADDRESS: the local engine's faces. Everything on 127.0.0.1."""
+    import secrets
+    import socket
+    import subprocess
+
+    if ray.is_initialized():  # `ray stop` below would end it under this process
+        ray.shutdown()
+
+    photos = _photos(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    ray_cli = [str(bin_dir / "ray"), "start", "--node-ip-address=127.0.0.1", "--num-cpus=1"]
+    try:
+        subprocess.run(ray_cli + ["--head", f"--port={port}", "--include-dashboard=false"],
+                       env=env, check=True, capture_output=True, timeout=180)
+        subprocess.run(ray_cli + [f"--address=127.0.0.1:{port}"], env=env, check=True,
+                       capture_output=True, timeout=180)
+        done = subprocess.run([sys.executable, "-m", "facedist", "run", str(photos), "--out",
+                               str(tmp_path / "cluster"), "--engine", "ray", "--device", "cpu",
+                               "--no-progress"], env={**env, "RAY_ADDRESS": f"127.0.0.1:{port}"},
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        nodes = subprocess.run([str(bin_dir / "ray"), "status", f"--address=127.0.0.1:{port}"],
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert nodes.stdout.count("node_") >= 2, nodes.stdout
+    finally:
+        subprocess.run([str(bin_dir / "ray"), "stop", "--force"], env=env, capture_output=True,
+                       timeout=120)
+    _same_faces(_faces(tmp_path / "cluster"), local_faces)
+
+
 @pytest.mark.slow
 def test_ray_engine_finds_the_faces_the_local_engine_finds(tmp_path, local_ray):
     photos = _photos(tmp_path)
@@ -115,7 +169,7 @@ def _stored(out: Path) -> int:
 
 
 @pytest.mark.slow
-def test_a_killed_actor_costs_only_a_retry(tmp_path, local_ray):
+def test_a_killed_actor_costs_only_a_retry(tmp_path, local_ray, local_faces):
     photos = _photos(tmp_path)
     out = tmp_path / "ray"
     killed = []
@@ -135,12 +189,11 @@ def test_a_killed_actor_costs_only_a_retry(tmp_path, local_ray):
     watcher.join(5)
     assert killed, "no actor was killed while photos were left"
     assert run.processed == len(labeled_photos())
-    pipeline.run(_settings(photos, tmp_path / "local"))
-    _same_faces(_faces(out), _faces(tmp_path / "local"))
+    _same_faces(_faces(out), local_faces)
 
 
 @pytest.mark.slow
-def test_a_killed_driver_resumes_without_loss_or_duplicates(tmp_path, local_ray):
+def test_a_killed_driver_resumes_without_loss_or_duplicates(tmp_path, local_ray, local_faces):
     photos = _photos(tmp_path)
     out = tmp_path / "ray"
     cfg = tmp_path / "ray.yaml"
@@ -158,5 +211,4 @@ def test_a_killed_driver_resumes_without_loss_or_duplicates(tmp_path, local_ray)
     assert 0 < stored < len(labeled_photos()), "the driver should be killed part way"
     resumed = pipeline.run(_settings(photos, out, engine="ray", chunk_images=1))
     assert resumed.reused >= stored and resumed.reused + resumed.processed == len(labeled_photos())
-    pipeline.run(_settings(photos, tmp_path / "local"))
-    _same_faces(_faces(out), _faces(tmp_path / "local"))
+    _same_faces(_faces(out), local_faces)

@@ -416,7 +416,7 @@ def cmd_eval(args) -> int:
 
     from .config import Settings
     from .evaluate import eval_lfw, eval_people
-    from .compute import resolved_views
+    from .models import resolved_views
 
     settings = Settings(progress=False).update(
         {"model": args.model, "weights": args.weights, "views": args.views,

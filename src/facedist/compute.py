@@ -25,7 +25,7 @@ from .decode import DecodedImage, DecodeError, decode_image
 from .detect import MtcnnDetector
 from .discover import ImageFile, Rejected, classify_file
 from .embed import build_embedder, embed_faces
-from .models import check_environment, get_spec, resolve_weights
+from .models import check_environment, get_spec, resolve_weights, resolved_views
 from .monitor import Monitor
 from .store import ImageResult
 
@@ -41,24 +41,6 @@ class Work:
     image: DecodedImage | None = None
     reason: str | None = None
     duplicate: bool = False  # same bytes as another file of this run: not decoded
-
-
-def pipeline_key(settings: Settings) -> str:
-    # fp32 gives the same answers on every device; fp16 embeddings are not reused by fp32 runs
-    precision = "" if settings.precision == "fp32" else f"|{settings.precision}"
-    return f"{settings.detect.key()}|{settings.model}|views{resolved_views(settings)}{precision}"
-
-
-def resolved_views(settings: Settings) -> int:
-    """Embedding views per face: the setting, or the model's default."""
-    return settings.views if settings.views is not None else get_spec(settings.model).default_views
-
-
-def resolved_min_quality(settings: Settings) -> float:
-    """The quality gate in force: the setting, else the model's."""
-    if settings.min_quality is not None:
-        return settings.min_quality
-    return get_spec(settings.model).min_quality
 
 
 def read_and_decode(work: Work, max_pixels: int, max_side: int | None,

@@ -456,7 +456,10 @@ class _TorchAreaSampler:
     def __init__(self, image: np.ndarray, device: torch.device) -> None:
         with warnings.catch_warnings():  # decoded arrays are read-only; nothing writes to them
             warnings.simplefilter("ignore", UserWarning)
-            self.img = torch.from_numpy(image).to(device).permute(2, 0, 1).unsqueeze(0).float()
+            hwc = torch.from_numpy(image).to(device).permute(2, 0, 1).unsqueeze(0).float()
+        # The reference resamples this channels-last view; torch's area kernel gives the same
+        # bits on the planar copy 2-5x faster (C=3 vectorizes poorly): tests/test_detect.py
+        self.img = hwc.contiguous()
 
     def level(self, size: tuple[int, int]) -> torch.Tensor:
         return _normalize(F.interpolate(self.img, size=size, mode="area"))

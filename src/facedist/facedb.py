@@ -78,7 +78,7 @@ class FaceDB:
     @property
     def min_quality(self) -> float:
         """The quality gate of the last run (its setting, else its model's)."""
-        from .compute import resolved_min_quality
+        from .models import resolved_min_quality
 
         return resolved_min_quality(self.settings)
 

@@ -26,6 +26,7 @@ MTCNN_SHA256 = {
 
 
 from .atomic import replacing
+from .config import Settings
 from .errors import WeightsError
 
 
@@ -170,6 +171,25 @@ def get_spec(name: str) -> EmbedderSpec:
         return EMBEDDERS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(EMBEDDERS)}") from None
+
+
+# What the settings resolve to with the registry's defaults (no torch: read commands use them).
+def pipeline_key(settings: Settings) -> str:
+    # fp32 gives the same answers on every device; fp16 embeddings are not reused by fp32 runs
+    precision = "" if settings.precision == "fp32" else f"|{settings.precision}"
+    return f"{settings.detect.key()}|{settings.model}|views{resolved_views(settings)}{precision}"
+
+
+def resolved_views(settings: Settings) -> int:
+    """Embedding views per face: the setting, or the model's default."""
+    return settings.views if settings.views is not None else get_spec(settings.model).default_views
+
+
+def resolved_min_quality(settings: Settings) -> float:
+    """The quality gate in force: the setting, else the model's."""
+    if settings.min_quality is not None:
+        return settings.min_quality
+    return get_spec(settings.model).min_quality
 
 
 def sha256_file(path: Path) -> str:

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from .compare import compare, is_approximate
-from .compute import Work, pipeline_key, resolved_min_quality
+from .compute import Work
 from .config import Settings
 from .discover import ImageFile, Rejected, discover_images, display_path
 from .engines.local import LocalEngine
 from .engines.ray import RayEngine
 from .errors import explain, explained
-from .models import get_spec, resolve_weights, sha256_file
+from .models import get_spec, pipeline_key, resolve_weights, resolved_min_quality, sha256_file
 from .monitor import Monitor
 from .people import GRAPH_NEIGHBORS, assign_people, photo_ids, suggest_threshold
 from .quality import fill_quality

@@ -205,7 +205,7 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
                  for name, fs in found.items()}
     else:
         from .. import pipeline
-        from ..compute import pipeline_key
+        from ..models import pipeline_key
         from ..config import Settings
         from ..store import FaceStore
 
