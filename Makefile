@@ -33,9 +33,8 @@ run: install
 	$(BIN)/facedist run "$(PHOTOS)" --out "$(OUT)" $(ARGS)
 
 # The browser tests of the HTML report need Debian's chromium: installed here where missing.
-# A worker per core and one more (the Ray tests mostly wait), a test module to a worker (the
-# Ray tests must not meet: tests/test_ray_engine.py).
-XDIST ?= -n $(shell echo $$(( $$(nproc) + 1 ))) --dist loadfile
+# A worker per core, a test module to a worker (the Ray tests must not meet: tests/test_ray_engine.py).
+XDIST ?= -n auto --dist loadfile
 test: install
 	tools/install-chromium
 	$(BIN)/python -m pytest -q -rs $(XDIST) $(ARGS)
