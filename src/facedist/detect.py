@@ -456,10 +456,11 @@ class _TorchAreaSampler:
     def __init__(self, image: np.ndarray, device: torch.device) -> None:
         with warnings.catch_warnings():  # decoded arrays are read-only; nothing writes to them
             warnings.simplefilter("ignore", UserWarning)
-            hwc = torch.from_numpy(image).to(device).permute(2, 0, 1).unsqueeze(0).float()
-        # The reference resamples this channels-last view; torch's area kernel gives the same
-        # bits on the planar copy 2-5x faster (C=3 vectorizes poorly): tests/test_detect.py
-        self.img = hwc.contiguous()
+            hwc = torch.from_numpy(image).to(device).permute(2, 0, 1).unsqueeze(0)
+        # The reference resamples the channels-last float view; torch's area kernel gives the
+        # same bits on a planar copy 2-5x faster (C=3 vectorizes poorly): tests/test_detect.py.
+        # Made planar as uint8, then float: one float copy of the photo, not two.
+        self.img = hwc.contiguous().float()
 
     def level(self, size: tuple[int, int]) -> torch.Tensor:
         return _normalize(F.interpolate(self.img, size=size, mode="area"))
