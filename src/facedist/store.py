@@ -675,14 +675,17 @@ class FaceStore:
         """Settle `question` for good (a correction made outside the review that answers it,
         such as `people apart`): never asked again, and nothing for undo to take back."""
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO review_settled VALUES (?, ?, ?, ?)",
-                            (key, question, answer, time.time()))
+            self._settled_row(key, question, answer)
+
+    def _settled_row(self, key: str, question: str, answer: str) -> None:
+        """The row that settles `question` (inside the caller's transaction)."""
+        self.db.execute("INSERT OR REPLACE INTO review_settled VALUES (?, ?, ?, ?)",
+                        (key, question, answer, time.time()))
 
     def log_answer(self, key: str, question: str, answer: str, before: dict) -> None:
         """Settle `question` with `answer`, keeping `before` (people_snapshot) for undo."""
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO review_settled VALUES (?, ?, ?, ?)",
-                            (key, question, answer, time.time()))
+            self._settled_row(key, question, answer)
             self.db.execute("INSERT INTO review_log (pipeline_key, question, answer, before, at) "
                             "VALUES (?, ?, ?, ?, ?)", (key, question, answer, json.dumps(before),
                                                        time.time()))
