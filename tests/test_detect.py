@@ -9,8 +9,8 @@ from facedist.config import DetectSettings
 import torch
 
 from facedist.backend import tf32_enabled
-from facedist.detect import (MtcnnDetector, _DeviceTables, _IntegralSampler, _pack_levels,
-                             _TorchAreaSampler, nms, pyramid_scales)
+from facedist.detect import (MtcnnDetector, _DeviceTables, _IntegralSampler, _normalize,
+                             _pack_levels, _TorchAreaSampler, nms, pyramid_scales)
 from facedist.nets.mtcnn import max_pool_2x2_ceil
 
 
@@ -106,13 +106,12 @@ def test_exact_sampler_gives_the_references_bits(rng):
     assert not theirs.is_contiguous()
     for scale in pyramid_scales(613, 457, 20, 0.709):
         size = (int(613 * scale + 1), int(457 * scale + 1))
-        assert torch.equal(ours.level(size), (F.interpolate(theirs, size=size, mode="area") - 127.5)
-                           * 0.0078125)
+        assert torch.equal(ours.level(size), _normalize(F.interpolate(theirs, size=size, mode="area")))
     windows = np.array([[0, 0, 457, 613], [3, 5, 20, 30], [100, 7, 101, 9], [17, 33, 400, 301]])
     for size in (24, 48):
         want = torch.cat([F.interpolate(theirs[:, :, y0:y1, x0:x1], size=(size, size), mode="area")
                           for x0, y0, x1, y1 in windows])
-        assert torch.equal(ours.crops(windows, size), (want - 127.5) * 0.0078125)
+        assert torch.equal(ours.crops(windows, size), _normalize(want))
 
 
 def test_levels_are_packed_once_each_with_little_padding():

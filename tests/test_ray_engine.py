@@ -94,11 +94,16 @@ def _same_faces(got, want):
 
 
 @pytest.fixture(scope="module")
-def local_faces(tmp_path_factory) -> dict:
-    """The local engine's faces of the labelled photos: what every Ray run must give."""
+def local_run(tmp_path_factory) -> tuple[pipeline.RunSummary, dict]:
+    """The local engine's run of the labelled photos and its faces: what every Ray run must give."""
     tmp = tmp_path_factory.mktemp("local")
-    pipeline.run(_settings(_photos(tmp), tmp / "out"))
-    return _faces(tmp / "out")
+    summary = pipeline.run(_settings(_photos(tmp), tmp / "out"))
+    return summary, _faces(tmp / "out")
+
+
+@pytest.fixture(scope="module")
+def local_faces(local_run) -> dict:
+    return local_run[1]
 
 
 @pytest.mark.slow
@@ -142,12 +147,12 @@ def test_the_cluster_steps_as_written_two_nodes_and_a_token(tmp_path, local_face
 
 
 @pytest.mark.slow
-def test_ray_engine_finds_the_faces_the_local_engine_finds(tmp_path, local_ray):
+def test_ray_engine_finds_the_faces_the_local_engine_finds(tmp_path, local_ray, local_run):
     photos = _photos(tmp_path)
-    local = pipeline.run(_settings(photos, tmp_path / "local"))
+    local, want = local_run
     on_ray = pipeline.run(_settings(photos, tmp_path / "ray", engine="ray", chunk_images=2))
     assert (on_ray.processed, on_ray.faces, on_ray.people) == (local.processed, local.faces, local.people)
-    _same_faces(_faces(tmp_path / "ray"), _faces(tmp_path / "local"))
+    _same_faces(_faces(tmp_path / "ray"), want)
     assert "process" in on_ray.stage_seconds and "detect" not in on_ray.stage_seconds
     again = pipeline.run(_settings(photos, tmp_path / "ray", engine="ray"))
     assert (again.processed, again.reused) == (0, len(labeled_photos()))
