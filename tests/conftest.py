@@ -53,6 +53,21 @@ def tree_stat(root: Path) -> dict[str, tuple[int, int, int, int, int]]:
     return state
 
 
+def facedist_main(*args) -> tuple[int, str, str]:
+    """`facedist ARGS` in this process: exit code, stdout, stderr. For what only needs a command's
+    outputs (a reference run, a report to open): a process of its own costs ~4 s of torch's
+    import. Whatever is about the process itself (signals, exit, start-up) runs one."""
+    import contextlib
+    import io
+
+    from facedist.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
 # The modules that take longest start first: with a worker per core, a test module to a worker
 # (make test), none of them is then left running alone at the end. Ray's mostly waits.
 LONGEST_FIRST = ("test_ray_engine.py", "test_detect.py", "test_bench.py", "test_pipeline.py")

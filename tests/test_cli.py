@@ -79,14 +79,14 @@ def test_weights_lists_each_file_and_fetches_by_model(tmp_path, monkeypatch, cap
 
 
 @pytest.mark.slow
-def test_run_near_export_plot(tmp_path):
+def test_run_near_export_plot(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", str(PEOPLE / "obama"), "--out", str(out), "--no-progress", "--plot", "-k", "2"]) == 0
     assert (out / "perf" / "timeline.png").stat().st_size > 1000
-    proc = subprocess.run([sys.executable, "-m", "facedist.cli", "near",
-                           str(LABELED / "groups" / "obama_and_biden.jpg"), "--db", str(out), "-k", "1"],
-                          capture_output=True, text=True, check=True)
-    rows = list(csv.DictReader(proc.stdout.splitlines()))
+    capsys.readouterr()
+    assert main(["near", str(LABELED / "groups" / "obama_and_biden.jpg"), "--db", str(out),
+                 "-k", "1"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert len(rows) == 4  # four "faces" in the query photo (see test_pipeline), one match each
     closest = min(rows, key=lambda r: float(r["distance"]))
     assert "obama" in closest["path"] and float(closest["distance"]) < 0.5

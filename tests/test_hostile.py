@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import LABELED, tree_state, write_face_image
+from conftest import LABELED, facedist_main, tree_state, write_face_image
 from test_decode import _png_declaring
 from facedist.cli import main
 from facedist.store import DB_NAME, OutputLock, from_db
@@ -694,8 +694,9 @@ def twelve_photos(tmp_path_factory):
     for i, person in enumerate(people):
         for photo in sorted(person.iterdir())[:2]:
             os.symlink(photo, photos / f"{i}-{photo.name}")
-    cmd = CLI + ["run", str(photos), "--out", str(root / "clean"), "--no-progress", "--views", "1"]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    code, _, err = facedist_main("run", photos, "--out", root / "clean", "--no-progress",
+                                 "--views", "1")
+    assert code == 0, err
     return photos, root / "clean"
 
 
@@ -721,8 +722,8 @@ def test_kill_9_at_a_random_moment_then_resume_gives_the_same_answers(tmp_path, 
     assert proc.poll() is None, "the run should be killed part way"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
+    code, _, err = facedist_main(*cmd[3:])  # the next run, here in this process
+    assert code == 0 and "Traceback" not in err, err
     db_is_whole(out)
     got, want = _faces_by_path(out), _faces_by_path(clean)
     assert [g[:4] for g in got] == [w[:4] for w in want]  # every face, once, where it was

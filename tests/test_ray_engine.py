@@ -3,7 +3,7 @@ the same faces, a killed actor costs only a retry, a killed driver resumes.
 
 Every Ray test is in this one module, and the suite runs a module on one worker (`--dist
 loadfile`): `ray stop` ends every Ray process of the machine, and the kill tests look for actors
-machine-wide. The cluster test comes first, before this module's own Ray (2 CPUs, no dashboard)
+machine-wide. The cluster test comes first, before this module's own Ray (1 CPU, no dashboard)
 starts."""
 from __future__ import annotations
 
@@ -56,8 +56,10 @@ def test_without_ray_the_engine_says_how_to_get_it(monkeypatch):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    # a Ray of its own (address="local"), never one a previous test or another process left
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+    # a Ray of its own (address="local"), never one a previous test or another process left.
+    # One CPU, so one actor a run: each actor's start (torch, the models) costs ~5 s of CPU, and
+    # two actors, on two nodes, are the cluster test's.
+    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="WARNING",
              log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

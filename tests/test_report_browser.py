@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 
-from conftest import LABELED
+from conftest import LABELED, facedist_main
 from synthetic import HOSTILE_PERSON, HOSTILE_PHOTOS, synthetic_output
 
 pytestmark = pytest.mark.slow
@@ -90,11 +88,11 @@ def open_page(browser):
         ctx.close()
 
 
-def facedist(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "facedist.cli", *args], capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stderr
-    return done
+def facedist(*args: str) -> str:
+    """The command's stdout (in this process: conftest.facedist_main)."""
+    code, out, err = facedist_main(*args)
+    assert code == 0, err
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +110,8 @@ def labeled_report(tmp_path_factory):
     out = tmp / "out"
     ran = facedist("run", str(photos), "--out", str(out), "--report", "--no-progress",
                    "--device", "cpu")
-    assert (out / "report" / "index.html").is_file() and "report:" in ran.stdout
-    people = json.loads(facedist("people", str(out), "--json").stdout)
+    assert (out / "report" / "index.html").is_file() and "report:" in ran
+    people = json.loads(facedist("people", str(out), "--json"))
     obama = max(people, key=lambda p: p["faces"])
     facedist("people", str(out), "name", str(obama["person"]), HOSTILE_PERSON)
     facedist("report", str(out))
@@ -175,7 +173,7 @@ def test_neighbours_of_any_face_in_chromium(labeled_report, open_page):
 def test_faces_sort_by_quality_in_chromium(labeled_report, open_page):
     """A person's page: the faces by quality, lowest or best first, and back as found."""
     report = labeled_report / "report"
-    people = json.loads(facedist("people", str(labeled_report), "--json").stdout)
+    people = json.loads(facedist("people", str(labeled_report), "--json"))
     largest = max(people, key=lambda p: p["faces"])
     assert largest["faces"] >= 3
     visit = open_page((report / f"person-{largest['person']}.html").as_uri())

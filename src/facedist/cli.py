@@ -195,7 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    from . import pipeline, report
     from .config import Settings, load_yaml
 
     settings = Settings()
@@ -206,6 +205,8 @@ def cmd_run(args) -> int:
     settings.update(flags)
     if args.quiet:
         settings.progress = False
+    from . import pipeline, report  # torch: after the settings, so a wrong value is told at once
+
     if settings.profile:
         import cProfile
         import pstats
