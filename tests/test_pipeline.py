@@ -80,15 +80,13 @@ def test_bad_input_is_skipped_with_reasons_and_never_touched(tmp_path):
     make_bad_tree(photos)
     before = tree_state(photos)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "facedist.cli", "run", str(photos), "--out",
-                           str(out), "--no-progress"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    code, stdout, stderr = facedist_main("run", photos, "--out", out, "--no-progress")
+    assert code == 0, stderr
     assert tree_state(photos) == before
-    text = proc.stdout + proc.stderr
     for reason in ["empty file", "cannot decode", "not a recognised image format",
                    "directory named like an image", "broken symbolic link", "exceeds the pixel limit"]:
-        assert reason in text, reason
-    assert "warning" in proc.stderr
+        assert reason in stdout + stderr, reason
+    assert "warning" in stderr
     db = sqlite3.connect(out / "facedist.sqlite")
     skipped = dict(db.execute("SELECT i.path, r.reason FROM results r JOIN images i ON i.id = r.image_id "
                               "WHERE r.status = 'skipped'").fetchall())

@@ -13,6 +13,7 @@ temporary file is removed and the old file stays as it was.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -20,10 +21,12 @@ from typing import IO, Iterator
 
 @contextmanager
 def replaced(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """A temporary path beside `path` (its name + `suffix`: keep the real suffix at the end for
-    writers that go by it) that replaces `path` when the block ends without error."""
+    """A temporary path beside `path` (its name, this writer's process and thread, then `suffix`:
+    keep the real suffix at the end for writers that go by it) that replaces `path` when the block
+    ends without error. Each writer has its own: two writing one file at once (the review page's
+    thumbnail, asked for by two tabs) each replace it whole, the last one's staying."""
     path = Path(path)
-    tmp = path.with_name(path.name + suffix)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
