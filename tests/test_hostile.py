@@ -722,7 +722,7 @@ def test_kill_9_at_a_random_moment_then_resume_gives_the_same_answers(tmp_path, 
     assert proc.poll() is None, "the run should be killed part way"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    code, _, err = facedist_main(*cmd[3:])  # the next run, here in this process
+    code, _, err = facedist_main(*cmd[cmd.index("run"):])  # the next run, in this process
     assert code == 0 and "Traceback" not in err, err
     db_is_whole(out)
     got, want = _faces_by_path(out), _faces_by_path(clean)
@@ -814,7 +814,7 @@ def test_kill_9_leaves_no_traceback_nor_temporary_file_and_the_next_run_says_int
     assert "Traceback" not in err and "Error" not in err, err
     assert list((tmp_path / "tmp").iterdir()) == []
     assert runs(out) == [("running", None)]
-    code, _, err = facedist_main(*cmd[3:])  # the next run, here in this process
+    code, _, err = facedist_main(*cmd[cmd.index("run"):])  # the next run, in this process
     assert code == 0 and "Traceback" not in err, err
     (first, error), last = runs(out)
     assert first == "failed" and "interrupted" in error and last == ("finished", None)

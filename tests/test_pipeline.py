@@ -150,11 +150,11 @@ def test_sigkill_at_any_moment_resumes_without_loss_or_duplicates(tmp_path):
         os.symlink(HUMANS / name, photos / name)
     out = tmp_path / "out"
 
-    def cmd(dest):
-        return [sys.executable, "-m", "facedist.cli", "run", str(photos), "--out", str(dest),
-                "--no-progress", "--faces", "all"]
+    def run_args(dest):
+        return ["run", str(photos), "--out", str(dest), "--no-progress", "--faces", "all"]
 
-    proc = subprocess.Popen(cmd(out) + ["--config", str(_chunk_config(tmp_path))],
+    proc = subprocess.Popen([sys.executable, "-m", "facedist.cli", *run_args(out), "--config",
+                             str(_chunk_config(tmp_path))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db_path = out / "facedist.sqlite"
     deadline = time.time() + 120
@@ -169,10 +169,10 @@ def test_sigkill_at_any_moment_resumes_without_loss_or_duplicates(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 0 < done < len(names), "the run should be killed part way"
-    code, resumed, err = facedist_main(*cmd(out)[3:])  # the next run, and the reference, here
+    code, resumed, err = facedist_main(*run_args(out))  # the next run, and the reference, here
     assert code == 0, err
     clean_out = tmp_path / "clean"
-    code, _, err = facedist_main(*cmd(clean_out)[3:])
+    code, _, err = facedist_main(*run_args(clean_out))
     assert code == 0, err
 
     def faces(path):
