@@ -355,8 +355,9 @@ import torch
 from facedist import compute, memory, pipeline
 if sys.argv[1] == "reuse":
     memory.reuse_large_buffers()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):  # a big P-Net level's map: 48 MB, written, freed, again
+for n in range(30):  # a big P-Net level's map: 48 MB, written, freed, again
+    if n == 20:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.ones(12_000_000)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -365,8 +366,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 @pytest.mark.skipif(memory._LIBC is None, reason="glibc's mallopt: not this C library")
 def test_large_buffers_are_reused_not_mapped_afresh():
     # glibc maps buffers over 32 MB afresh at each allocation (its dynamic threshold stops
-    # there): ~12,000 page faults each; reused from the heap, only the first one faults
+    # there): ~11,700 page faults each. Kept in the heap, they fault until the heap holds a free
+    # chunk that fits one (torch's aligned allocations need a little more than a freed one:
+    # 2 to 9 allocations here, varying from run to run), then never: the last 10 are counted
     faults = {mode: int(subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, mode], check=True,
                                        capture_output=True, text=True).stdout)
               for mode in ("default", "reuse")}
-    assert faults["default"] > 150_000 and faults["reuse"] * 5 < faults["default"], faults
+    assert faults["default"] > 100_000 and faults["reuse"] < 2_000, faults

@@ -473,34 +473,13 @@ def cmd_weights(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """The command line: every failure is one line on stderr and an exit code (errors.py).
     Ctrl-C exits 130 and SIGTERM 143, each with one line; a run is then recorded as failed."""
-    previous = _on_sigterm(_terminate)
-    try:
-        return _main(argv)
-    except KeyboardInterrupt as exc:  # at start-up, or while a failure was being reported
-        return _interrupted(exc)
-    finally:
-        _on_sigterm(previous)
+    from .interrupts import stop_on_signals
 
-
-def _on_sigterm(handler):
-    """Set SIGTERM's handler (in the main thread only, where Python runs them); the old one."""
-    import signal
-    import threading
-
-    if handler is None or threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, handler)
-
-
-def _terminate(signum, frame) -> None:
-    """SIGTERM (timeout, systemd, docker stop): stop as Ctrl-C does, through the same cleanup.
-    A second one while cleaning up is ignored."""
-    import signal
-
-    from .errors import Terminated
-
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated()
+    with stop_on_signals():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as exc:  # at start-up, or while a failure was being reported
+            return _interrupted(exc)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
