@@ -22,30 +22,36 @@ _dropped: list[KeyboardInterrupt] = []  # an interruption a finalizer swallowed,
 _state = {"active": False, "in_hook": False}
 
 
-def _raise_again_soon() -> None:
-    """Deliver SIGINT to the main thread again in a moment, from another thread: delivered from
-    the hook itself, its handler would run inside the hook, and be dropped there too."""
+def _raise_later(interruption: KeyboardInterrupt) -> None:
+    """Raise `interruption` in the main thread in a moment: SIGINT delivered again from another
+    thread (from the hook itself, its handler would run inside the hook, and be dropped there
+    too), its handler raising what is kept."""
     def deliver():
         if _state["active"]:
             _thread.interrupt_main(signal.SIGINT)
 
+    _dropped.append(interruption)
     timer = threading.Timer(0.01, deliver)
     timer.daemon = True
     timer.start()
 
 
+def _stop(interruption: KeyboardInterrupt) -> None:
+    if _state["in_hook"]:  # raised here, it would be dropped
+        _raise_later(interruption)
+    else:
+        raise interruption
+
+
 def _on_sigint(signum, frame) -> None:
-    if _state["in_hook"]:  # raised here, it would be dropped: later
-        _raise_again_soon()
-        return
-    raise _dropped.pop() if _dropped else KeyboardInterrupt()
+    _stop(_dropped.pop() if _dropped else KeyboardInterrupt())
 
 
 def _on_sigterm(signum, frame) -> None:
     """SIGTERM (timeout, systemd, docker stop): stop as Ctrl-C does, through the same cleanup.
     A second one while cleaning up is ignored."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated()
+    _stop(Terminated())
 
 
 def _keep_dropped(previous_hook):
@@ -53,8 +59,7 @@ def _keep_dropped(previous_hook):
         _state["in_hook"] = True
         try:
             if isinstance(unraisable.exc_value, KeyboardInterrupt):
-                _dropped.append(unraisable.exc_value)
-                _raise_again_soon()  # _on_sigint raises it
+                _raise_later(unraisable.exc_value)
             else:
                 previous_hook(unraisable)
         finally:
