@@ -54,9 +54,10 @@ def tree_stat(root: Path) -> dict[str, tuple[int, int, int, int, int]]:
 
 
 def facedist_main(*args) -> tuple[int, str, str]:
-    """`facedist ARGS` in this process: exit code, stdout, stderr. For what only needs a command's
-    outputs (a reference run, a report to open): a process of its own costs ~4 s of torch's
-    import. Whatever is about the process itself (signals, exit, start-up) runs one."""
+    """`facedist ARGS` in this process: exit code (argparse's own exits counted, as a process's
+    would be), stdout, stderr. For what only needs a command's outputs (a reference run, a report
+    to open): a process of its own costs ~4 s of torch's import. Whatever is about the process
+    itself (signals, exit, start-up) runs one."""
     import contextlib
     import io
 
@@ -64,7 +65,10 @@ def facedist_main(*args) -> tuple[int, str, str]:
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code
     return code, out.getvalue(), err.getvalue()
 
 

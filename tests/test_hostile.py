@@ -20,7 +20,6 @@ from PIL import Image
 
 from conftest import LABELED, facedist_main, tree_state, write_face_image
 from test_decode import _png_declaring
-from facedist.cli import main
 from facedist.store import DB_NAME, OutputLock, from_db
 
 FACE = LABELED / "people" / "obama" / "obama_1.jpg"  # two faces: Obama, and one small in the back
@@ -177,14 +176,8 @@ def photos(tmp_path):
     return p
 
 
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def finished_run(capsys, photos: Path, out: Path) -> None:
-    code, _, err = cli(capsys, "run", photos, "--out", out, "-q", "--views", "1")
+def finished_run(photos: Path, out: Path) -> None:
+    code, _, err = facedist_main("run", photos, "--out", out, "-q", "--views", "1")
     assert code == 0, err
 
 
@@ -211,14 +204,14 @@ def _mount_tmpfs(where: Path, options: str) -> bool:
 
 
 @pytest.mark.slow
-def test_disk_full_is_one_line_and_loses_nothing(tmp_path, photos, capsys):
+def test_disk_full_is_one_line_and_loses_nothing(tmp_path, photos):
     """A real full disk: a small tmpfs (as root), else a file-size limit (EFBIG) in a child."""
     disk = tmp_path / "disk"
     out = disk / "out"
     before = tree_state(photos)
     if _mount_tmpfs(disk, "size=4m"):
         try:
-            finished_run(capsys, photos, out)
+            finished_run(photos, out)
             kept = stored_faces(out)
             write_face_image(photos / "b.png", FACE, fmt="PNG")  # new work for the second run
             filler = disk / "filler"
@@ -229,7 +222,8 @@ def test_disk_full_is_one_line_and_loses_nothing(tmp_path, photos, capsys):
                 except OSError:
                     pass
             before = tree_state(photos)
-            code, _, err = cli(capsys, "run", photos, "--out", out, "--no-progress", "--views", "1")
+            code, _, err = facedist_main("run", photos, "--out", out, "--no-progress",
+                                         "--views", "1")
             filler.unlink()
             assert code == 4
             assert "no space left" in one_line(err)
@@ -237,7 +231,7 @@ def test_disk_full_is_one_line_and_loses_nothing(tmp_path, photos, capsys):
             db_is_whole(out)
             assert set(kept) <= set(stored_faces(out))  # what the first run stored is kept
             assert [s for s, _ in runs(out)].count("finished") == 1  # not taken for finished
-            code, _, err = cli(capsys, "run", photos, "--out", out, "-q", "--views", "1")
+            code, _, err = facedist_main("run", photos, "--out", out, "-q", "--views", "1")
             assert code == 0, err  # space again: the rerun goes on
         finally:
             import gc
@@ -262,7 +256,7 @@ def test_disk_full_is_one_line_and_loses_nothing(tmp_path, photos, capsys):
 
 
 @pytest.mark.slow
-def test_injected_enospc_while_writing_tables(tmp_path, photos, capsys, monkeypatch):
+def test_injected_enospc_while_writing_tables(tmp_path, photos, monkeypatch):
     import errno
 
     from facedist import atomic
@@ -273,7 +267,7 @@ def test_injected_enospc_while_writing_tables(tmp_path, photos, capsys, monkeypa
     monkeypatch.setattr(atomic.os, "replace", full)
     before = tree_state(photos)
     out = tmp_path / "out"
-    code, _, err = cli(capsys, "run", photos, "--out", out, "--no-progress", "--views", "1")
+    code, _, err = facedist_main("run", photos, "--out", out, "--no-progress", "--views", "1")
     assert code == 4 and "no space left" in one_line(err)
     no_temporary_files(out)
     assert runs(out) == [("failed", one_line(err).removeprefix("facedist: "))]
@@ -282,7 +276,7 @@ def test_injected_enospc_while_writing_tables(tmp_path, photos, capsys, monkeypa
 
 
 @pytest.mark.slow
-def test_injected_database_full(tmp_path, photos, capsys, monkeypatch):
+def test_injected_database_full(tmp_path, photos, monkeypatch):
     from facedist.store import FaceStore
 
     def full(*args, **kwargs):
@@ -290,18 +284,18 @@ def test_injected_database_full(tmp_path, photos, capsys, monkeypatch):
 
     monkeypatch.setattr(FaceStore, "save_chunk", full)
     out = tmp_path / "out"
-    code, _, err = cli(capsys, "run", photos, "--out", out, "--no-progress", "--views", "1")
+    code, _, err = facedist_main("run", photos, "--out", out, "--no-progress", "--views", "1")
     assert code == 4 and "database or disk is full" in one_line(err)
     assert runs(out)[0][0] == "failed"
     db_is_whole(out)
 
 
 @pytest.mark.slow
-def test_read_only_output_folder(tmp_path, photos, capsys, monkeypatch):
+def test_read_only_output_folder(tmp_path, photos, monkeypatch):
     """Made read-only for real: by its mode (a user), a read-only bind mount (root), or, where
     root may not mount, by SQLite's own answer injected."""
     out = tmp_path / "out"
-    finished_run(capsys, photos, out)
+    finished_run(photos, out)
     kept = (out / DB_NAME).read_bytes()
     mounted = False
     if os.geteuid() != 0:
@@ -320,7 +314,7 @@ def test_read_only_output_folder(tmp_path, photos, capsys, monkeypatch):
             monkeypatch.setattr(store.sqlite3, "connect", read_only)
     try:
         write_face_image(photos / "b.png", FACE, fmt="PNG")
-        code, _, err = cli(capsys, "run", photos, "--out", out, "--no-progress", "--views", "1")
+        code, _, err = facedist_main("run", photos, "--out", out, "--no-progress", "--views", "1")
         assert code == 4 and "writ" in one_line(err) and "another --out" in one_line(err)
         assert (out / DB_NAME).read_bytes() == kept
     finally:
@@ -357,9 +351,9 @@ CORRUPTIONS = {
 @pytest.mark.parametrize("damage", sorted(CORRUPTIONS))
 @pytest.mark.parametrize("command", ["run", "near", "export", "people", "lookalikes", "report",
                                      "name"])
-def test_corrupt_database_is_named_and_never_overwritten(tmp_path, photos, capsys, damage, command):
+def test_corrupt_database_is_named_and_never_overwritten(tmp_path, photos, damage, command):
     out = tmp_path / "out"
-    finished_run(capsys, photos, out)
+    finished_run(photos, out)
     db = out / DB_NAME
     for side in ("-wal", "-shm"):
         Path(str(db) + side).unlink(missing_ok=True)
@@ -370,7 +364,7 @@ def test_corrupt_database_is_named_and_never_overwritten(tmp_path, photos, capsy
             "people": ["people", out], "lookalikes": ["lookalikes", out],
             "report": ["report", out], "name": ["people", out, "name", "1", "Ann"]}[command]
     before = tree_state(photos)
-    code, _, err = cli(capsys, *argv)
+    code, _, err = facedist_main(*argv)
     assert code == 5, err
     assert "damaged" in one_line(err) and "another --out" in one_line(err)
     assert db.read_bytes() == damaged
@@ -379,10 +373,10 @@ def test_corrupt_database_is_named_and_never_overwritten(tmp_path, photos, capsy
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["run", "near", "export", "lookalikes", "report", "name"])
-def test_damaged_embedding_is_named_and_never_used(tmp_path, photos, capsys, command):
+def test_damaged_embedding_is_named_and_never_used(tmp_path, photos, command):
     """Bytes changed inside a stored embedding: SQLite's checks pass, the values do not."""
     out = tmp_path / "out"
-    finished_run(capsys, photos, out)
+    finished_run(photos, out)
     con = sqlite3.connect(out / DB_NAME)
     face, blob = con.execute("SELECT id, embedding FROM faces ORDER BY id LIMIT 1").fetchone()
     x = np.frombuffer(blob, np.float32).copy()
@@ -395,7 +389,7 @@ def test_damaged_embedding_is_named_and_never_used(tmp_path, photos, capsys, com
             "near": ["near", photos / "a.jpg", "--db", out], "export": ["export", "--db", out],
             "people": ["people", out], "lookalikes": ["lookalikes", out],
             "report": ["report", out], "name": ["people", out, "name", "1", "Ann"]}[command]
-    code, _, err = cli(capsys, *argv)
+    code, _, err = facedist_main(*argv)
     line = one_line(err)
     assert code == 5 and "damaged" in line and f"face {face} " in line and "a.jpg" in line, err
     assert query(out, "SELECT * FROM people") + query(out, "SELECT * FROM face_people") == kept
@@ -403,11 +397,11 @@ def test_damaged_embedding_is_named_and_never_used(tmp_path, photos, capsys, com
 
 
 @pytest.mark.slow
-def test_a_finished_output_on_read_only_media_can_be_read(tmp_path, photos, capsys):
+def test_a_finished_output_on_read_only_media_can_be_read(tmp_path, photos):
     """Readers open the database read-only: a mounted archive answers near, people,
     lookalikes, export and report elsewhere; a correction says it cannot write."""
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
-    finished_run(capsys, photos, out)
+    finished_run(photos, out)
     kept = tree_state(out)
     script = "; ".join([
         f"mount --bind {out} {out}", f"mount -o remount,bind,ro {out}",
@@ -426,20 +420,20 @@ def test_a_finished_output_on_read_only_media_can_be_read(tmp_path, photos, caps
 
 
 @pytest.mark.slow
-def test_second_writer_is_told_who_holds_the_folder_or_waits(tmp_path, photos, capsys):
+def test_second_writer_is_told_who_holds_the_folder_or_waits(tmp_path, photos):
     out = tmp_path / "out"
-    finished_run(capsys, photos, out)
+    finished_run(photos, out)
     held = OutputLock(out, what="run")
     try:
-        code, _, err = cli(capsys, "run", photos, "--out", out, "--no-progress", "--views", "1")
+        code, _, err = facedist_main("run", photos, "--out", out, "--no-progress", "--views", "1")
         assert code == 6 and f"pid {os.getpid()}" in one_line(err) and "--wait" in one_line(err)
-        code, _, err = cli(capsys, "people", out, "name", "1", "Ana")
+        code, _, err = facedist_main("people", out, "name", "1", "Ana")
         assert code == 6 and "is writing" in one_line(err)
-        code, out_text, err = cli(capsys, "people", out)  # readers go on
+        code, out_text, err = facedist_main("people", out)  # readers go on
         assert code == 0 and out_text.startswith("person,")
         threading.Timer(1.5, held.release).start()
         t0 = time.monotonic()
-        code, _, err = cli(capsys, "run", photos, "--out", out, "-q", "--views", "1", "--wait")
+        code, _, err = facedist_main("run", photos, "--out", out, "-q", "--views", "1", "--wait")
         assert code == 0 and time.monotonic() - t0 >= 1.4 and err == ""
     finally:
         held.release()
@@ -471,13 +465,13 @@ def test_concurrent_runs_one_writes_the_other_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_failed_run_is_recorded_and_readers_see_the_last_finished_one(tmp_path, photos, capsys,
+def test_failed_run_is_recorded_and_readers_see_the_last_finished_one(tmp_path, photos,
                                                                        monkeypatch):
     import facedist
     from facedist import pipeline
 
     out = tmp_path / "out"
-    finished_run(capsys, photos, out)
+    finished_run(photos, out)
     seen_before = facedist.open_db(out).faces()
     write_face_image(photos / "b.png", FACE, fmt="PNG")
 
@@ -485,22 +479,22 @@ def test_failed_run_is_recorded_and_readers_see_the_last_finished_one(tmp_path, 
         raise RuntimeError("a bug in compare")
 
     monkeypatch.setattr(pipeline, "compare", broken)
-    code, _, err = cli(capsys, "run", photos, "--out", out, "--no-progress", "--views", "1")
+    code, _, err = facedist_main("run", photos, "--out", out, "--no-progress", "--views", "1")
     assert code == 1 and "internal error: RuntimeError: a bug in compare" in one_line(err)
     assert [s for s, _ in runs(out)] == ["finished", "failed"]
     assert runs(out)[1][1] == "a bug in compare"
     assert len(stored_faces(out)) == 4  # b.png's faces were stored: a rerun keeps them
     seen = facedist.open_db(out).faces()
     assert seen.paths == seen_before.paths  # ...but readers see the finished run, not b.png
-    code, _, err = cli(capsys, "run", photos, "--out", out, "-v", "--no-progress", "--views", "1")
+    code, _, err = facedist_main("run", photos, "--out", out, "-v", "--no-progress", "--views", "1")
     assert code == 1 and "Traceback" in err  # -v asks for the traceback
     monkeypatch.undo()
-    finished_run(capsys, photos, out)
+    finished_run(photos, out)
     assert len(facedist.open_db(out).faces()) == 4
 
 
 @pytest.mark.slow
-def test_interrupt_is_recorded_and_exits_130(tmp_path, photos, capsys, monkeypatch):
+def test_interrupt_is_recorded_and_exits_130(tmp_path, photos, monkeypatch):
     from facedist import pipeline
 
     def interrupted(*args, **kwargs):
@@ -508,7 +502,7 @@ def test_interrupt_is_recorded_and_exits_130(tmp_path, photos, capsys, monkeypat
 
     monkeypatch.setattr(pipeline, "assign_people", interrupted)
     out = tmp_path / "out"
-    code, _, err = cli(capsys, "run", photos, "--out", out, "--no-progress", "--views", "1")
+    code, _, err = facedist_main("run", photos, "--out", out, "--no-progress", "--views", "1")
     assert code == 130 and "interrupted" in one_line(err)
     assert runs(out) == [("failed", "interrupted")]
     assert len(stored_faces(out)) == 2
@@ -516,17 +510,17 @@ def test_interrupt_is_recorded_and_exits_130(tmp_path, photos, capsys, monkeypat
 
 # -- weights ------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_flipped_byte_in_converted_weights_is_never_used(tmp_path, photos, capsys, monkeypatch):
+def test_flipped_byte_in_converted_weights_is_never_used(tmp_path, photos, monkeypatch):
     from facedist.models import EMBEDDERS, sha256_file
 
     monkeypatch.setenv("FACEDIST_CACHE", str(tmp_path / "cache"))
-    finished_run(capsys, photos, tmp_path / "out")
+    finished_run(photos, tmp_path / "out")
     [converted] = (tmp_path / "cache" / "weights").glob("*.safetensors")
     data = bytearray(converted.read_bytes())
     data[len(data) // 2] ^= 0x40  # one flipped bit in the middle of a weight
     converted.write_bytes(bytes(data))
     (converted.parent / (converted.name + ".sha256")).write_text(sha256_file(converted))  # forged
-    code, _, err = cli(capsys, "run", photos, "--out", tmp_path / "out2", "-q", "--views", "1")
+    code, _, err = facedist_main("run", photos, "--out", tmp_path / "out2", "-q", "--views", "1")
     assert code == 0 and err == ""
     assert sha256_file(converted) == EMBEDDERS["dlib-resnet"].weights.converted_sha256  # rebuilt
     assert stored_faces(tmp_path / "out") == stored_faces(tmp_path / "out2")
@@ -557,11 +551,11 @@ def _facenet_weights(path: Path, damage: str) -> Path:
 @pytest.mark.parametrize("damage,message", [("nan", "non-finite embeddings"),
                                             ("truncated", "cannot load"),
                                             ("pt-truncated", "cannot load")])
-def test_damaged_weights_are_refused_and_nothing_is_stored(tmp_path, photos, capsys, damage, message):
+def test_damaged_weights_are_refused_and_nothing_is_stored(tmp_path, photos, damage, message):
     weights = _facenet_weights(tmp_path / "w.safetensors", damage)
     before = tree_state(photos)
     out = tmp_path / "out"
-    code, _, err = cli(capsys, "run", photos, "--out", out, "--model", "facenet-vggface2",
+    code, _, err = facedist_main("run", photos, "--out", out, "--model", "facenet-vggface2",
                        "--weights", weights, "--no-progress")
     assert code == 3 and message in one_line(err)
     if damage == "nan":  # found while embedding: the run is recorded failed, with no face
@@ -572,55 +566,55 @@ def test_damaged_weights_are_refused_and_nothing_is_stored(tmp_path, photos, cap
 
 
 @pytest.mark.slow
-def test_weights_changed_under_an_output_folder_are_refused(tmp_path, photos, capsys):
+def test_weights_changed_under_an_output_folder_are_refused(tmp_path, photos):
     weights = _facenet_weights(tmp_path / "w.safetensors", "none")
     out = tmp_path / "out"
     argv = ["run", photos, "--out", out, "--model", "facenet-vggface2", "--weights", weights, "-q"]
-    assert cli(capsys, *argv)[0] == 0
+    assert facedist_main(*argv)[0] == 0
     kept = stored_faces(out)
     _facenet_weights(weights, "other")  # same name, other content
-    code, _, err = cli(capsys, *argv)
+    code, _, err = facedist_main(*argv)
     assert code == 3 and "differs from the file this output was made with" in one_line(err)
     assert stored_faces(out) == kept
 
 
 # -- near, the API and the environment ----------------------------------------------------------
 @pytest.mark.slow
-def test_near_never_blocks_on_a_fifo_nor_creates_a_database(tmp_path, photos, capsys):
+def test_near_never_blocks_on_a_fifo_nor_creates_a_database(tmp_path, photos):
     out = tmp_path / "out"
-    finished_run(capsys, photos, out)
+    finished_run(photos, out)
     os.mkfifo(tmp_path / "q.jpg")
     proc = subprocess.run(CLI + ["near", str(tmp_path / "q.jpg"), "--db", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "not a regular file" in one_line(proc.stderr)
-    code, _, err = cli(capsys, "near", photos / "a.jpg", "--db", tmp_path / "nowhere")
+    code, _, err = facedist_main("near", photos / "a.jpg", "--db", tmp_path / "nowhere")
     assert code == 2 and "no facedist database" in one_line(err)
     assert not (tmp_path / "nowhere").exists()
     odd = photos / os.fsdecode(b"\xff\xfe.jpg")
     write_face_image(odd, FACE)
-    code, text, err = cli(capsys, "near", odd, "--db", out, "-k", "1", "--json")
+    code, text, err = facedist_main("near", odd, "--db", out, "-k", "1", "--json")
     import json
 
     assert code == 0 and [m["rank"] for m in json.loads(text)] == [1, 1]
 
 
 @pytest.mark.slow
-def test_empty_output_answers_near_export_and_api(tmp_path, capsys):
+def test_empty_output_answers_near_export_and_api(tmp_path):
     import facedist
 
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "out"
-    code, text, err = cli(capsys, "run", empty, "--out", out, "--no-progress", "--json")
+    code, text, err = facedist_main("run", empty, "--out", out, "--no-progress", "--json")
     import json
 
     assert code == 0 and json.loads(text)["faces"] == 0 and err == ""
     assert (out / "faces.csv").read_text().startswith("face,face_id,path")
     write_face_image(tmp_path / "q.jpg", FACE)
-    code, text, err = cli(capsys, "near", tmp_path / "q.jpg", "--db", out)
+    code, text, err = facedist_main("near", tmp_path / "q.jpg", "--db", out)
     assert code == 0 and text == "query_face,rank,path,face_index,distance\n"
     assert "no faces stored" in one_line(err)
-    code, text, _ = cli(capsys, "export", "--db", out, "--json")
+    code, text, _ = facedist_main("export", "--db", out, "--json")
     assert code == 0 and np.load(out / "export" / "embeddings.npy").shape[0] == 0
     assert facedist.open_db(out).people() == [] and facedist.open_db(out).lookalikes(3) == []
 
@@ -629,12 +623,12 @@ def test_empty_output_answers_near_export_and_api(tmp_path, capsys):
     ("FACEDIST_OFFLINE", "maybe", "FACEDIST_OFFLINE takes 0 or 1"),
     ("FACEDIST_CACHE", "FILE", "is not a folder"),
 ])
-def test_bad_environment_is_one_line_before_any_work(tmp_path, capsys, monkeypatch, env, value, message):
+def test_bad_environment_is_one_line_before_any_work(tmp_path, monkeypatch, env, value, message):
     if value == "FILE":
         value = str(tmp_path / "a-file")
         Path(value).write_text("x")
     monkeypatch.setenv(env, value)
-    code, _, err = cli(capsys, "run", tmp_path, "--out", tmp_path / "out")
+    code, _, err = facedist_main("run", tmp_path, "--out", tmp_path / "out")
     assert code == 2 and message in one_line(err)
     assert not (tmp_path / "out").exists()
 
@@ -840,16 +834,7 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
 
 
 # -- settings and messages (issue 25 §5) -------------------------------------------------------
-def _main(capsys, *argv) -> tuple[int, str]:
-    """main(), with argparse's own exits counted as exit codes."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
-
-def test_flags_win_over_the_yaml_files_out_and_photos(tmp_path, capsys, monkeypatch):
+def test_flags_win_over_the_yaml_files_out_and_photos(tmp_path, monkeypatch):
     from facedist import pipeline
 
     seen = {}
@@ -861,7 +846,7 @@ def test_flags_win_over_the_yaml_files_out_and_photos(tmp_path, capsys, monkeypa
     monkeypatch.setattr(pipeline, "run", fake_run)
     (tmp_path / "c.yaml").write_text(f"out: {tmp_path / 'yaml-out'}\n"
                                      f"photos: {tmp_path / 'yaml-photos'}\n")
-    code, err = _main(capsys, "run", tmp_path / "p", "--out", tmp_path / "o",
+    code, _, err = facedist_main("run", tmp_path / "p", "--out", tmp_path / "o",
                       "--config", tmp_path / "c.yaml")
     assert code == 2 and seen == {"photos": tmp_path / "p", "out": tmp_path / "o"}
 
@@ -874,8 +859,8 @@ def test_flags_win_over_the_yaml_files_out_and_photos(tmp_path, capsys, monkeypa
     (["--min-face-size", "inf"], "min-face-size"),
     (["--sample-interval", "inf"], "sample-interval"),
 ])
-def test_bad_flag_is_one_line_and_exit_2(tmp_path, capsys, argv, names):
-    code, err = _main(capsys, "run", tmp_path, "--out", tmp_path / "o", *argv)
+def test_bad_flag_is_one_line_and_exit_2(tmp_path, argv, names):
+    code, _, err = facedist_main("run", tmp_path, "--out", tmp_path / "o", *argv)
     assert code == 2 and names in one_line(err), err
     assert not (tmp_path / "o").exists()
 
@@ -885,16 +870,16 @@ def test_bad_flag_is_one_line_and_exit_2(tmp_path, capsys, argv, names):
     ("min-face-size: .inf\n", "min-face-size"),
     ("k: 3\nmodel: dlib-resnet\nk: 5\n", "'k' is given twice (lines 1 and 3)"),
 ])
-def test_bad_yaml_value_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, message):
+def test_bad_yaml_value_is_one_line_and_exit_2(tmp_path, yaml_text, message):
     (tmp_path / "c.yaml").write_text(yaml_text)
-    code, err = _main(capsys, "run", tmp_path, "--out", tmp_path / "o",
+    code, _, err = facedist_main("run", tmp_path, "--out", tmp_path / "o",
                       "--config", tmp_path / "c.yaml")
     assert code == 2 and message in one_line(err), err
     assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow
-def test_truncated_dlib_weights_are_a_weights_error_naming_the_file(tmp_path, capsys, monkeypatch):
+def test_truncated_dlib_weights_are_a_weights_error_naming_the_file(tmp_path, monkeypatch):
     from facedist.models import EMBEDDERS, resolve_weights
 
     monkeypatch.setenv("FACEDIST_CACHE", str(tmp_path / "cache"))
@@ -903,15 +888,15 @@ def test_truncated_dlib_weights_are_a_weights_error_naming_the_file(tmp_path, ca
     cut.write_bytes(Path(dat).read_bytes()[:len(Path(dat).read_bytes()) // 2])
     photos = tmp_path / "photos"
     photos.mkdir()
-    code, err = _main(capsys, "run", photos, "--out", tmp_path / "o", "--weights", cut, "-q")
+    code, _, err = facedist_main("run", photos, "--out", tmp_path / "o", "--weights", cut, "-q")
     assert code == 3 and "cut.dat" in one_line(err), err
 
 
 @pytest.mark.slow
-def test_near_on_a_missing_file_says_it_does_not_exist(tmp_path, capsys):
+def test_near_on_a_missing_file_says_it_does_not_exist(tmp_path):
     (tmp_path / "empty").mkdir()
-    assert cli(capsys, "run", tmp_path / "empty", "--out", tmp_path / "out", "-q")[0] == 0
-    code, err = _main(capsys, "near", tmp_path / "nothere.jpg", "--db", tmp_path / "out")
+    assert facedist_main("run", tmp_path / "empty", "--out", tmp_path / "out", "-q")[0] == 0
+    code, _, err = facedist_main("near", tmp_path / "nothere.jpg", "--db", tmp_path / "out")
     line = one_line(err)
     assert code == 2 and "does not exist" in line and "link" not in line, err
 
@@ -927,25 +912,25 @@ def test_display_paths_are_reversible():
 
 
 @pytest.mark.slow
-def test_byte_and_text_twins_show_as_different_paths_everywhere(tmp_path, capsys):
+def test_byte_and_text_twins_show_as_different_paths_everywhere(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     write_face_image(photos / os.fsdecode(b"\xff\xfe.jpg"), FACE)
     write_face_image(photos / "\\xff\\xfe.jpg", FACE)
     out = tmp_path / "out"
-    code, text, err = cli(capsys, "run", photos, "--out", out, "-q", "--views", "1")
+    code, text, err = facedist_main("run", photos, "--out", out, "-q", "--views", "1")
     assert code == 0, err
     with open(out / "faces.csv", newline="") as fh:
         names = {os.path.basename(r["path"]) for r in csv.DictReader(fh)}
     assert names == {"\\xff\\xfe.jpg", "\\\\xff\\\\xfe.jpg"}
-    code, text, err = cli(capsys, "export", "--db", out)
+    code, text, err = facedist_main("export", "--db", out)
     with open(out / "export" / "faces.csv", newline="") as fh:
         assert {os.path.basename(r["path"]) for r in csv.DictReader(fh)} == names
 
 
 # -- faces lost without a word (issue 25 §6) ---------------------------------------------------
 @pytest.mark.slow
-def test_panorama_faces_are_found_at_the_default_max_side(tmp_path, capsys):
+def test_panorama_faces_are_found_at_the_default_max_side(tmp_path):
     from conftest import SHARED
 
     tile = Image.open(SHARED / "data" / "celeba" / "07201" / "001085.jpg").convert("RGB")
@@ -962,6 +947,6 @@ def test_panorama_faces_are_found_at_the_default_max_side(tmp_path, capsys):
 
     assert len(facedist.analyze(tmp_path / "tile.png", views=1)) == 1
     out = tmp_path / "out"
-    code, _, err = cli(capsys, "run", photos, "--out", out, "-q", "--views", "1")
+    code, _, err = facedist_main("run", photos, "--out", out, "-q", "--views", "1")
     assert code == 0, err
     assert len(stored_faces(out)) >= 0.9 * n, (len(stored_faces(out)), n)
