@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from facedist.people import (Corrections, assign_people, list_people, neighbor_graph,
+from facedist.people import (Apart, IgnoreFace, IgnorePerson, Merge, Move, Name, UnignoreFace,
+                             UnignorePerson, assign_people, list_people, neighbor_graph,
                              suggest_threshold)
 from facedist.store import FaceStore, ImageResult
 
@@ -23,6 +24,12 @@ def store_faces(store, x, first_image=0):
                                    v[None]))
     store.save_chunk(1, KEY, "m", results)
     return store.faces(KEY)
+
+
+def correct(store, correction):
+    """A correction applied by its rule, in one transaction, as the write path does."""
+    with store.transaction():
+        return correction.apply(store, KEY)
 
 
 @pytest.fixture
@@ -69,10 +76,9 @@ def test_corrections_survive_incremental_and_full_runs(tmp_path, rng, centres):
     t = store_faces(store, blobs(rng, centres[:3], 4))
     person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
     a, b, c = person[0], person[4], person[8]
-    fix = Corrections(store, KEY)
-    fix.name(int(a), "Ana")
-    fix.merge(int(a), int(b))  # the user says: one person
-    moved = fix.move(int(t.face_ids[9]), None)  # this face is somebody else
+    correct(store, Name(int(a), "Ana"))
+    correct(store, Merge(int(a), int(b)))  # the user says: one person
+    moved = correct(store, Move(int(t.face_ids[9]), None))  # this face is somebody else
     for full in (False, True):
         store_faces(store, blobs(rng, centres[:1], 1), 200 + full)  # new photos, then a re-run
         t2 = store.faces(KEY)
@@ -93,7 +99,7 @@ def test_apart_keeps_two_close_people_apart(tmp_path, rng):
     t = store_faces(store, x)
     person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
     assert len(set(person.tolist())) == 2
-    Corrections(store, KEY).apart(int(person[0]), int(person[4]))
+    correct(store, Apart(int(person[0]), int(person[4])))
     p2 = assign_people(store, KEY, t.face_ids, t.embeddings, 0.5, full=True)  # a looser cut
     assert p2[0] != p2[4]
     p3 = assign_people(store, KEY, t.face_ids, t.embeddings, 0.5, full=False)
@@ -104,13 +110,12 @@ def test_bad_corrections_are_refused(tmp_path, rng, centres):
     store = FaceStore(tmp_path)
     t = store_faces(store, blobs(rng, centres[:2], 2))
     person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
-    fix = Corrections(store, KEY)
     with pytest.raises(ValueError, match="no person"):
-        fix.merge(int(person[0]), 999)
+        correct(store, Merge(int(person[0]), 999))
     with pytest.raises(ValueError, match="two different"):
-        fix.apart(int(person[0]), int(person[0]))
+        correct(store, Apart(int(person[0]), int(person[0])))
     with pytest.raises(ValueError, match="no face"):
-        fix.move(12345, None)
+        correct(store, Move(12345, None))
 
 
 def test_a_batch_of_new_photos_of_one_person_meets_their_old_faces(tmp_path, rng, centres):
@@ -201,19 +206,64 @@ def test_ignored_faces_leave_people_and_come_back(tmp_path, rng, centres):
     store = FaceStore(tmp_path)
     t = store_faces(store, blobs(rng, centres[:2], 4))
     person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
-    fix = Corrections(store, KEY)
-    fix.ignore_face(int(t.face_ids[0]))
-    assert fix.ignore_person(int(person[4])) == 4
+    correct(store, IgnoreFace(int(t.face_ids[0])))
+    assert correct(store, IgnorePerson(int(person[4]))) == 4
     assert [p.faces for p in list_people(store, KEY)] == [3]
     for full in (False, True):  # a run, incremental or full, keeps them out
         again = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3, full=full)
         assert (again[[0, 4, 5, 6, 7]] == -1).all() and len(set(again[1:4].tolist())) == 1
-    assert fix.unignore_person(int(person[4])) == 4  # its person had gone: back as one again
+    # its person had gone: back as one again, under its own id (as `unignore person` says)
+    assert correct(store, UnignorePerson(int(person[4]))) == 4
     back = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
-    assert len(set(back[4:].tolist())) == 1 and back[4] >= 0 and back[0] == -1
-    fix.unignore_face(int(t.face_ids[0]))
+    assert len(set(back[4:].tolist())) == 1 and back[4] == person[4] and back[0] == -1
+    correct(store, UnignoreFace(int(t.face_ids[0])))
     assert assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)[0] == back[1]
     with pytest.raises(ValueError, match="not ignored"):
-        fix.unignore_face(int(t.face_ids[0]))
+        correct(store, UnignoreFace(int(t.face_ids[0])))
     with pytest.raises(ValueError, match="no face"):
-        fix.ignore_face(99999)
+        correct(store, IgnoreFace(99999))
+
+
+def test_correction_values_check_what_enters(tmp_path):
+    """Ids are SQLite's whole numbers and names a line of visible text: anything else is
+    refused where the value is made, before any database is touched."""
+    from facedist.people import MAX_NAME
+
+    for bad in (2 ** 63, -1, "3", 2.0, True, None):
+        with pytest.raises(ValueError, match="no person"):
+            Name(bad, "Ana")
+        with pytest.raises(ValueError, match="no (face|person)"):
+            Move(1, bad) if bad is not None else IgnoreFace(bad)
+    for blank in ("", "   ", "\t\n", None, 5):
+        with pytest.raises(ValueError, match="visible character"):
+            Name(1, blank)
+    with pytest.raises(ValueError, match=f"at most {MAX_NAME}"):
+        Name(1, "x" * (MAX_NAME + 1))
+    assert Name(1, " Ana\x1b[31m ").name == "Ana\x1b[31m"  # stored as given; shown escaped
+    assert Name(2 ** 63 - 1, "x" * MAX_NAME).person == 2 ** 63 - 1
+
+
+def test_a_failed_correction_leaves_nothing_half_written(tmp_path, rng, centres):
+    """A merge whose transaction fails midway (here: after the faces moved, before the other
+    person's row went) leaves both people exactly as they were."""
+    store = FaceStore(tmp_path)
+    t = store_faces(store, blobs(rng, centres[:2], 3))
+    person = assign_people(store, KEY, t.face_ids, t.embeddings, 0.3)
+    before = store.db.execute("SELECT * FROM face_people ORDER BY face_id").fetchall()
+    real = store.db
+
+    class Failing:  # the connection, failing at the DELETE of the merged person
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            if sql.startswith("DELETE FROM people"):
+                raise KeyboardInterrupt
+            return real.execute(sql, *args)
+
+    store.db = Failing()
+    with pytest.raises(KeyboardInterrupt):
+        correct(store, Merge(int(person[0]), int(person[3])))
+    store.db = real
+    assert store.db.execute("SELECT * FROM face_people ORDER BY face_id").fetchall() == before
+    assert len(list_people(store, KEY)) == 2

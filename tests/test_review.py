@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facedist.review import ReviewQueue, chance_same, involved, mirror, plan, unsure
+from facedist.people import IgnorePerson, Merge, Move, Name, Apart, person_ids
+from facedist.review import ReviewQueue, chance_same, involved, plan, unsure
+from facedist.store import FaceStore
 from synthetic import review_output
 
 CUT = 0.34
@@ -33,6 +35,36 @@ def at(theta: float, k: int = 0, dim: int = 16) -> np.ndarray:
 
 def chord(d: float) -> float:
     return 2 * np.arcsin(d / 2)
+
+
+class Stored:
+    """A queue's people in a real store: corrections are applied by their one rule (people.py,
+    in SQL) and the queue follows the database (ReviewQueue.sync), as FaceDB.answer does."""
+
+    KEY = "k"
+
+    def __init__(self, folder: Path, q: ReviewQueue) -> None:
+        self.q, self.store = q, FaceStore(folder)
+        db = self.store.db
+        with self.store.transaction():
+            for f, v in zip(q.face_ids.tolist(), q.x.astype(np.float32)):
+                db.execute("INSERT INTO images (id, path) VALUES (?, ?)", (f, f"{f}.jpg"))
+                db.execute("INSERT INTO faces (id, image_id, pipeline_key, model, face_index, "
+                           "embedding) VALUES (?, ?, ?, 'm', 0, ?)", (f, f, self.KEY, v.tobytes()))
+            for p in q.pid:
+                db.execute("INSERT INTO people (id, pipeline_key, name) VALUES (?, ?, ?)",
+                           (p, self.KEY, q.names.get(p)))
+            db.executemany("INSERT INTO face_people VALUES (?, ?, ?)",
+                           [(int(f), q.pid[i], int(pin)) for f, i, pin in
+                            zip(q.face_ids, q.of, q.pinned) if i >= 0])
+
+    def apply(self, corrections) -> list:
+        with self.store.transaction():
+            done = [c.apply(self.store, self.KEY) for c in corrections]
+        person, pinned = person_ids(self.store, self.q.face_ids)
+        ignored = np.isin(self.q.face_ids, list(self.store.ignored(self.KEY)))
+        self.q.sync(person, pinned, ignored, self.store.person_names(self.KEY))
+        return done
 
 
 def queue_of(groups: list[tuple[np.ndarray, int]], names=None, rng=None, noise=0.0):
@@ -65,27 +97,27 @@ def test_ranking_faces_times_unsure():
     assert chance_same(0.3, CUT) > 0.9 > 0.1 > chance_same(0.4, CUT)
 
 
-def test_answers_settle_and_update_like_a_fresh_queue(rng):
+def test_answers_settle_and_update_like_a_fresh_queue(rng, tmp_path):
     groups = [(at(0, k) if s == 0 else at(chord(CUT + 0.01 * k), k), 2 + k + s)
               for k in range(5) for s in (0, 1)]
     q = queue_of(groups, rng=rng, noise=0.02)
+    folder = Stored(tmp_path, q)
     first = q.questions(1)[0]
     assert first.kind == "same"
     actions = plan(q, first.id, "yes")
-    assert actions[0][0] == "merge"
-    for action, *args in actions:
-        mirror(q, action, tuple(args))
+    assert isinstance(actions[0], Merge)
+    folder.apply(actions)
     q.settle(first.id)
     # the answer took effect: the merged person is one, its question gone for good
     assert first.id not in [x.id for x in q.questions(100)]
-    assert q.size_of(actions[0][2]) == 0
+    assert q.size_of(actions[0].other) == 0
     fresh = ReviewQueue(q.face_ids, q.x, np.array([q.person_of_face(f) for f in q.face_ids]),
                         q.names, CUT, q.pinned, q.settled, q.ignored)
     assert ([(x.id, round(x.value, 6)) for x in q.questions(50)]
             == [(x.id, round(x.value, 6)) for x in fresh.questions(50)])
     # no: apart, and settled; skip: settled, nothing changed
     second = q.questions(1)[0]
-    assert plan(q, second.id, "no") == [("apart", second.a, second.b)] or second.kind != "same"
+    assert plan(q, second.id, "no") == [Apart(second.a, second.b)] or second.kind != "same"
     q.settle(second.id)
     assert second.id not in [x.id for x in q.questions(100)]
     with pytest.raises(ValueError):
@@ -95,7 +127,7 @@ def test_answers_settle_and_update_like_a_fresh_queue(rng):
         plan(q, third.id, "perhaps")
 
 
-def test_re_ranking_is_local(rng):
+def test_re_ranking_is_local(rng, tmp_path):
     """An answer refreshes the nearest people of the people it changed and of those whose lists
     held them, not of everyone; and the queue is then the one a fresh build gives."""
     dim = 128
@@ -107,13 +139,13 @@ def test_re_ranking_is_local(rng):
             x.append(unit(centre + rng.normal(scale=0.0005, size=dim)))
             person.append(10 * (g + 1))
     q = ReviewQueue(np.arange(len(x)) + 100, np.array(x), np.array(person), {}, CUT)
+    folder = Stored(tmp_path, q)
     refreshed = []
     real = q._refresh
     q._refresh = lambda rows: (refreshed.extend(rows), real(rows))
     first = q.questions(1)[0]
     assert first.id == "same:590:600"  # the largest pair at the cut
-    for action, *args in plan(q, first.id, "yes"):
-        mirror(q, action, tuple(args))
+    folder.apply(plan(q, first.id, "yes"))
     q.settle(first.id)
     assert 2 <= len(set(refreshed)) < len(groups) // 3  # a few people of 60
     fresh = ReviewQueue(q.face_ids, q.x, np.array([q.person_of_face(f) for f in q.face_ids]),
@@ -127,24 +159,27 @@ def test_who_is_this_suggests_the_nearest_named():
                  names={20: "Ana", 30: "Bo"})
     who = q.question("who:10")
     assert [s[1] for s in who.suggestions] == ["Ana", "Bo"]
-    assert plan(q, "who:10", "yes") == [("merge", 20, 10)]
-    assert plan(q, "who:10", {"name": "Bo"}) == [("merge", 30, 10)]  # a name taken: that person
-    assert plan(q, "who:10", {"name": " Cy "}) == [("name", 10, "Cy")]
-    assert plan(q, "who:10", {"person": 30}) == [("merge", 30, 10)]
-    assert plan(q, "who:10", "ignore") == [("ignore_person", 10)]
+    assert plan(q, "who:10", "yes") == [Merge(20, 10)]
+    assert plan(q, "who:10", {"name": "Bo"}) == [Merge(30, 10)]  # a name taken: that person
+    assert plan(q, "who:10", {"name": " Cy "}) == [Name(10, "Cy")]
+    assert plan(q, "who:10", {"person": 30}) == [Merge(30, 10)]
+    assert plan(q, "who:10", "ignore") == [IgnorePerson(10)]
+    for bad in ({"name": "  "}, {"name": "x" * 201}, {"person": 2 ** 64}, {"person": "30"}):
+        with pytest.raises(ValueError):
+            plan(q, "who:10", bad)
 
 
-def test_face_at_the_edge_and_a_loose_face():
+def test_face_at_the_edge_and_a_loose_face(tmp_path):
     # person 10: four faces together and one at the cut from them
     x = [at(0, 0)] * 4 + [at(chord(CUT * 1.25), 0)] + [at(0, 1)] * 3 + [at(chord(CUT), 1)]
     person = [10] * 5 + [20] * 3 + [-1]
     q = ReviewQueue(np.arange(9) + 1, unit(np.array(x)), np.array(person), {}, CUT)
     ids = [x.id for x in q.questions(20)]
     assert "face:5:10" in ids and "face:9:20" in ids
-    assert plan(q, "face:5:10", "no") == [("move", 5, None)]
-    assert plan(q, "face:9:20", "yes") == [("move", 9, 20)]
+    assert plan(q, "face:5:10", "no") == [Move(5, None)]
+    assert plan(q, "face:9:20", "yes") == [Move(9, 20)]
     assert plan(q, "face:9:20", "no") == []
-    mirror(q, "move", (9, 20), None)
+    Stored(tmp_path, q).apply([Move(9, 20)])
     assert q.person_of_face(9) == 20 and q.pinned[8]
     assert not [i for i in (x.id for x in q.questions(20)) if i.startswith("face:9:")]
 
@@ -303,3 +338,151 @@ def test_server_refuses_requests_not_from_the_loopback():
         h._send = lambda code, body, kind, cache=False: sent.append(code)
         assert (h._allowed() is not None) == ok, (client, host, path)
     assert sent == [403, 403, 403]
+
+
+def _second_run(o: Path, photos: Path, new_pair: bool, drop: list[str]) -> None:
+    """A run, written as a run writes (store.writing), that finds two new people just over the
+    people threshold apart (3 photos each), and no longer finds the photos `drop`."""
+    import hashlib
+
+    from facedist.models import get_spec
+    from facedist.config import Settings
+    from facedist.people import assign_people
+    from facedist.store import ImageResult, writing
+    from synthetic import make_photo
+
+    cut = get_spec(Settings().model).people_threshold
+    theta = 2 * np.arcsin(1.02 * cut / 2)  # just over the cut: two people, and an open question
+    with writing(o, "run") as store:
+        last = store.last_run()
+        key = last["pipeline_key"]
+        run = store.begin_run(key, last["model"], str(photos), last["settings"], {})
+        paths = [p for p in map(str, sorted(photos.glob("*.jpg"))) if p not in drop]
+        results = []
+        for k in range(6 if new_pair else 0):
+            path = photos / f"new-{k}.jpg"
+            boxes = make_photo(path, 500 + k, 1)
+            v = np.zeros((1, 128), np.float32)
+            v[0, 100] = np.cos(theta) if k >= 3 else 1.0
+            v[0, 101] = np.sin(theta) if k >= 3 else 0.0
+            st = path.stat()
+            results.append(ImageResult(store.image_id(str(path), st.st_size, st.st_mtime_ns),
+                                       480, 384, hashlib.sha256(path.read_bytes()).hexdigest(),
+                                       boxes, np.full(1, 0.99, np.float32),
+                                       np.zeros((1, 5, 2), np.float32), v))
+            paths.append(str(path))
+        store.save_chunk(run, key, last["model"], results)
+        table = store.faces(key, set(paths))
+        table.quality[:] = 1.0
+        store.set_quality(table.face_ids, table.quality)
+        assign_people(store, key, table.face_ids, table.embeddings, cut)
+        store.finish_run(run, {}, seen=paths)
+
+
+def faces_csv(o: Path) -> dict[int, str]:
+    with open(o / "faces.csv", newline="") as fh:
+        return {int(r["face_id"]): r["person"] for r in csv.DictReader(fh)}
+
+
+def test_a_page_open_across_a_run_follows_it(tmp_path, out):
+    """The review page, open while a run adds and deletes photos, asks about the new faces and
+    writes tables equal to a fresh read (it wrote 45 rows for 65 faces, and brought deleted
+    photos back, when it kept the faces it had read at start)."""
+    from facedist.facedb import FaceDB
+    from facedist.review_server import ReviewServer
+
+    o, _ = out
+    photos = tmp_path / "photos"
+    server = ReviewServer(o).start()
+    try:
+        first = json.load(urllib.request.urlopen(server.url + "api/questions?n=50"))
+        assert first["busy"] is None
+        drop = [str(p) for p in sorted(photos.glob("*.jpg"))[:3]]
+        _second_run(o, photos, new_pair=True, drop=drop)
+        state = json.load(urllib.request.urlopen(server.url + "api/questions?n=50"))
+        fresh = FaceDB(o)
+        t = fresh.faces()
+        new_people = {int(p) for p in fresh.person_of(t)[[i for i, p in enumerate(t.paths)
+                                                           if "new-" in p]]}
+        asked = [q for q in state["questions"] if q["kind"] == "same"
+                 and {q["a"], q["b"]} == new_people]
+        assert asked, "the new faces' question is asked"
+        req = urllib.request.Request(server.url + "api/answer", json.dumps(
+            {"question": asked[0]["id"], "answer": "skip"}).encode(),
+            {"Content-Type": "application/json"})
+        assert urllib.request.urlopen(req).status == 200
+        rows = faces_csv(o)
+        assert sorted(rows) == sorted(t.face_ids.tolist())  # new faces in, deleted ones out
+        assert not any(p in drop for p in t.paths)
+        assert rows == {int(f): str(p) if p >= 0 else "" for f, p in
+                        zip(t.face_ids, fresh.person_of(t))}
+        fresh.close()
+    finally:
+        server.stop()
+
+
+def test_the_page_follows_the_command_line(out):
+    """A correction made on the command line while the page is open: the page's next question
+    is judged on the people as stored, and an answer about people merged meanwhile is refused
+    (400) without writing anything."""
+    from facedist.review_server import ReviewServer
+
+    o, _ = out
+    server = ReviewServer(o).start()
+    try:
+        q = json.load(urllib.request.urlopen(server.url + "api/questions?n=1"))["questions"][0]
+        assert q["kind"] == "same"
+        assert cli("people", str(o), "merge", str(q["a"]), str(q["b"])).returncode == 0
+        before = people_csv(o)
+        state = json.load(urllib.request.urlopen(server.url + "api/questions?n=50"))
+        assert q["id"] not in [x["id"] for x in state["questions"]]
+        req = urllib.request.Request(server.url + "api/answer", json.dumps(
+            {"question": q["id"], "answer": "yes"}).encode(), {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req)
+        assert err.value.code == 400
+        assert people_csv(o) == before
+    finally:
+        server.stop()
+
+
+KILL_AT_ANSWER = """
+import os, signal, sys
+from facedist import store
+from facedist.facedb import FaceDB
+store.fault_points["answer"] = lambda: os.kill(os.getpid(), signal.SIGKILL)
+FaceDB(sys.argv[1]).answer(sys.argv[2], "yes")
+"""
+
+
+def test_an_answer_killed_midway_is_not_half_applied(out):
+    """kill -9 between an answer's corrections and its log entry: the merge is not applied, the
+    question is still open, and answering again then undoing works (once they committed apart:
+    the merge stayed, unsettled, and nothing could undo it)."""
+    import sqlite3
+
+    from facedist.facedb import FaceDB
+
+    o, _ = out
+
+    def state():
+        db = sqlite3.connect(o / "facedist.sqlite")
+        try:
+            return [db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                    for t in ("people", "face_people", "review_settled", "review_log")]
+        finally:
+            db.close()
+
+    before, csv_before = state(), people_csv(o)
+    qid = FaceDB(o).review_questions(1)[0].id
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_ANSWER, str(o), qid],
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert state() == before and people_csv(o) == csv_before
+    db = FaceDB(o)
+    assert db.review_questions(1)[0].id == qid
+    db.answer(qid, "yes")
+    assert state() != before and len(people_csv(o)) == len(csv_before) - 1
+    assert db.undo()["question"] == qid
+    assert state() == before and people_csv(o) == csv_before
+    db.close()

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 
 from facedist.store import FaceStore, ImageResult
@@ -71,3 +73,66 @@ def test_copies_take_the_original_result_under_one_key(tmp_path):
     assert s.image_with_result("k", "x", prefer=b) == b and s.image_with_result("k", "x", prefer=c) == c
     assert s.image_with_result("k", "old") is None
     assert dict(s.skipped("k")) == {"/p/bad": "broken", "/p/bad2": "broken"}
+
+
+def test_lock_holder_is_known_without_taking_the_lock(tmp_path, monkeypatch):
+    """The review page asks whether a run holds the folder: it learns who, and never takes the
+    lock itself (a run starting at that instant would be refused, exit 6)."""
+    import fcntl
+
+    from facedist.store import OutputLock
+
+    assert OutputLock.holder(tmp_path) is None  # no lock file yet
+    held = OutputLock(tmp_path, what="run")
+    taken = []
+    real_fcntl, real_flock = fcntl.fcntl, fcntl.flock
+    monkeypatch.setattr(fcntl, "flock", lambda *a: (taken.append("flock"), real_flock(*a))[1])
+    monkeypatch.setattr(fcntl, "fcntl", lambda fd, cmd, *a: (
+        taken.append(cmd) if cmd != getattr(fcntl, "F_OFD_GETLK", None) else None,
+        real_fcntl(fd, cmd, *a))[1])
+    assert OutputLock.holder(tmp_path) == f"facedist run (pid {os.getpid()})"
+    held.release()
+    assert OutputLock.holder(tmp_path) is None
+    assert taken == []  # only asked (F_OFD_GETLK), never locked
+    monkeypatch.undo()
+    with OutputLock(tmp_path, what="run"):  # and the lock is free for a run
+        pass
+
+
+def test_a_transaction_is_all_or_nothing_even_nested(tmp_path):
+    s = FaceStore(tmp_path)
+    run = s.begin_run("k", "m", "/p", {}, {})
+    a = s.image_id("/p/a.jpg", 10, 1)
+    s.save_chunk(run, "k", "m", [result(a, 2)])
+    try:
+        with s.transaction():
+            s.new_person("k")  # its own transaction, nested: part of this one
+            s.save_chunk(run, "k", "m", [result(a, 3)])
+            raise KeyboardInterrupt  # Ctrl-C before the end
+    except KeyboardInterrupt:
+        pass
+    assert len(s.faces("k")) == 2 and not s.has_people("k")
+    with s.transaction():
+        s.new_person("k")
+    assert s.has_people("k")
+
+
+def test_only_the_write_path_opens_a_writer():
+    """Every module of facedist writes an output folder through store.writing (the lock, one
+    connection): none builds a writable FaceStore or connects to SQLite itself."""
+    import re
+    from pathlib import Path
+
+    import facedist
+
+    root = Path(facedist.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "store.py" and path.parent == root:
+            continue
+        text = path.read_text()
+        for m in re.finditer(r"FaceStore\(([^)]*)\)|sqlite3\.connect\(", text):
+            if m.group(0).startswith("FaceStore(") and "readonly=True" in m.group(1):
+                continue
+            found.append(f"{path.relative_to(root)}: {m.group(0)}")
+    assert found == []

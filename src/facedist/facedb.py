@@ -1,9 +1,13 @@
-"""facedb: the read side of an output folder (FaceDB), and the corrections written through it.
+"""facedb: an output folder as a user sees it (FaceDB): read, queried, and corrected.
 
 A FaceDB opens the database read-only, checked first (works on read-only media); it reads the
-last finished run's faces, people, look-alikes and Parquet tables, runs queries (`near`), writes
-exports and reports elsewhere, and applies corrections through a writer of their own while
-holding the output folder. The API (api.py) re-exports it.
+last finished run's faces, people, look-alikes and Parquet tables, runs queries (`near`) and
+writes exports and reports elsewhere. Corrections, review answers and undo go through the one
+write path (store.writing: the folder's lock, one connection, one transaction each), and the
+CSVs that follow the people are rewritten from what was committed, under the same lock. What
+it has read (the faces, the review queue) it reloads when the folder changed: a newer run
+finished, or another writer (the command line, another tab) changed the people. The API
+(api.py) re-exports it.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import numpy as np
 
 from .config import Settings
 from .errors import explained
-from .store import FaceStore, FaceTable, OutputLock
+from .store import FaceStore, FaceTable, OutputLock, fault_points, writing
 
 
 @dataclass
@@ -49,31 +53,45 @@ class FaceDB:
         self.out = Path(out)
         with explained(self.out):
             # checked first, and read-only: a reader never writes, so it works on read-only
-            # media; corrections open a writer of their own (_correct)
+            # media; corrections write through store.writing
             self.store = FaceStore(self.out, create=False, check=True, readonly=True)
+        self._compute = None  # the run's models, built on the first `near` and kept
+        self._review = None  # review.ReviewQueue of the run it was built for
+        self._table = None  # the faces of run_id, read once
+        self.run_id = None
+        self._follow_runs()
+
+    def _follow_runs(self) -> None:
+        """Read the last finished run's record, and forget what was read of an older one:
+        readers see that run's results, never those of one going on."""
+        with explained(self.out):
             last = self.store.last_run()
         if last is None:
             raise FileNotFoundError(f"{self.out}: no finished facedist run here")
-        self.run_id = last["id"]  # readers see this run's results, not those of one going on
+        if last["id"] == self.run_id:
+            return
+        self.run_id = last["id"]
         self.pipeline_key = last["pipeline_key"]
         self.settings = Settings().update({k: v for k, v in last["settings"].items()
                                            if k not in ("detect",)})
         self.settings.update(last["settings"].get("detect", {}))
-        self._compute = None  # the run's models, built on the first `near` and kept
-        self._review = None  # (review.ReviewQueue, the database version it reflects)
-        self._review_table = None
+        self._table = self._review = None
+        self._close_compute()
 
     def faces(self) -> FaceTable:
         """The faces of the last finished run, with their quality (computed here for faces
-        stored before quality was)."""
+        stored before quality was); read once per run."""
         from .quality import fill_quality
 
-        with explained(self.out):
-            table = self.store.faces(self.pipeline_key, upto_run=self.run_id)
-        table.check_embeddings(self.out)
-        if np.isnan(table.quality).any():
-            fill_quality(table, self.store.image_sizes(), self.settings.model)
-        return table
+        self._follow_runs()
+        if self._table is None:
+            with explained(self.out):
+                table = self.store.faces(self.pipeline_key, upto_run=self.run_id)
+            table.check_embeddings(self.out)
+            if np.isnan(table.quality).any():
+                fill_quality(table, self.store.image_sizes(), self.settings.model)
+            self._table = table
+        return self._table
 
     @property
     def min_quality(self) -> float:
@@ -122,6 +140,7 @@ class FaceDB:
         """Every person (people.Person: id, name, faces, photos), named first, then largest."""
         from .people import list_people
 
+        self._follow_runs()
         return list_people(self.store, self.pipeline_key, self.run_id)
 
     def person_of(self, table: FaceTable | None = None) -> np.ndarray:
@@ -146,81 +165,108 @@ class FaceDB:
                 for r, (d, a, b) in enumerate(lookalikes(t, person, n,
                                                          min_quality=self.min_quality))]
 
-    def _correct(self, action: str, *values, settle: str | None = None):
-        """Apply a people.Corrections action while holding the output folder (a run going on
-        would overwrite the CSVs), then rewrite the CSVs that follow people."""
-        from .people import Corrections
-        from .report import write_people
-
-        with explained(self.out), OutputLock(self.out, what=f"people {action}"):
+    def _correct(self, correction):
+        """Apply one people.Correction through the write path, then rewrite the CSVs that
+        follow people from what was committed; returns the correction's result."""
+        with explained(self.out), writing(self.out, f"people {correction.verb}") as store:
             self.faces()  # damaged embeddings are found before anything is written
-            writer = FaceStore(self.out, create=False, check=True)
-            try:
-                result = getattr(Corrections(writer, self.pipeline_key), action)(*values)
-                if settle:  # the review question this correction answers (review.py)
-                    writer.settle(self.pipeline_key, settle, f"people {action}")
-            finally:
-                writer.close()
-            t = self.faces()
-            names = self.store.person_names(self.pipeline_key)
-            write_people(self.out, t, self.person_of(t), names, self.min_quality, self.ignored(t))
+            with store.transaction():
+                result = correction.apply(store, self.pipeline_key)
+            self._after_write(store)
         return result
 
+    def _after_write(self, store: FaceStore) -> None:
+        """After a committed change of the people, under the same lock: the review queue
+        follows it, and the CSVs that follow people are written from it."""
+        from .report import write_people
+
+        t = self.faces()
+        person, pinned, names, ignored = self._people_now(store, t)
+        if self._review is not None:
+            self._review.sync(person, pinned, ignored, names, store.settled(self.pipeline_key))
+            self._review_version = self._data_version()
+        write_people(self.out, t, person, names, self.min_quality, ignored)
+
+    def _people_now(self, store: FaceStore, t: FaceTable):
+        from .people import person_ids
+
+        person, pinned = person_ids(store, t.face_ids)
+        ignored = np.isin(t.face_ids, np.fromiter(store.ignored(self.pipeline_key), np.int64))
+        return person, pinned, store.person_names(self.pipeline_key), ignored
+
     def name_person(self, person: int, name: str) -> None:
-        self._correct("name", person, name)
+        from .people import Name
+
+        self._correct(Name(person, name))
 
     def merge_people(self, into: int, other: int) -> None:
-        self._correct("merge", into, other)
+        from .people import Merge
+
+        self._correct(Merge(into, other))
 
     def move_face(self, face_id: int, person: int | None) -> int:
         """Move a face (faces.csv's face_id) to a person, or to a new one (None)."""
-        return self._correct("move", face_id, person)
+        from .people import Move
+
+        return self._correct(Move(face_id, person))
 
     def apart(self, a: int, b: int) -> None:
         """`a` and `b` are different people: no later run merges them, and the review never
         asks whether they are one."""
-        self._correct("apart", a, b, settle=f"same:{min(a, b)}:{max(a, b)}")
+        from .people import Apart
+
+        self._correct(Apart(a, b))
 
     def ignore_face(self, face_id: int) -> None:
         """Set a face aside (a stranger, a false detection): out of people, look-alikes and
         the report's main pages, in every later run."""
-        self._correct("ignore_face", face_id)
+        from .people import IgnoreFace
+
+        self._correct(IgnoreFace(face_id))
 
     def ignore_person(self, person: int) -> int:
         """Set every face of a person aside; returns how many."""
-        return self._correct("ignore_person", person)
+        from .people import IgnorePerson
+
+        return self._correct(IgnorePerson(person))
 
     def unignore_face(self, face_id: int) -> None:
-        self._correct("unignore_face", face_id)
+        from .people import UnignoreFace
+
+        self._correct(UnignoreFace(face_id))
 
     def unignore_person(self, person: int) -> int:
-        """Give back the faces ignored with `person`; returns how many."""
-        return self._correct("unignore_person", person)
+        """Give back the faces ignored with `person`, as that person; returns how many."""
+        from .people import UnignorePerson
+
+        return self._correct(UnignorePerson(person))
 
     # -- review (review.py) -------------------------------------------------------------------
     def _data_version(self) -> int:
         return self.store.db.execute("PRAGMA data_version").fetchone()[0]
 
     def review_queue(self):
-        """The review queue (review.ReviewQueue) of the people as stored now: built once, kept
-        up to date by `answer`, built again when someone else changed the people."""
+        """The review queue (review.ReviewQueue) of the people as stored now: built once per
+        run, and following every change of the people made since (here, by the command line,
+        by another tab)."""
         from .models import get_spec
-        from .people import person_ids
         from .review import ReviewQueue
 
+        t = self.faces()  # follows a newer run (a new queue then)
         version = self._data_version()
-        if self._review is not None and self._review[1] == version:
-            return self._review[0]
-        if self._review_table is None:
-            self._review_table = self.faces()
-        t = self._review_table
-        person, pinned = person_ids(self.store, t.face_ids)
+        if self._review is not None:
+            if self._review_version != version:
+                person, pinned, names, ignored = self._people_now(self.store, t)
+                self._review.sync(person, pinned, ignored, names,
+                                  self.store.settled(self.pipeline_key))
+                self._review_version = version
+            return self._review
+        person, pinned, names, ignored = self._people_now(self.store, t)
         cut = self.settings.people_threshold or get_spec(self.settings.model).people_threshold
-        queue = ReviewQueue(t.face_ids, t.embeddings, person,
-                            self.store.person_names(self.pipeline_key), cut, pinned,
-                            self.store.settled(self.pipeline_key), self.ignored(t))
-        self._review = (queue, version)
-        return queue
+        self._review = ReviewQueue(t.face_ids, t.embeddings, person, names, cut, pinned,
+                                   self.store.settled(self.pipeline_key), ignored)
+        self._review_version = version
+        return self._review
 
     def review_questions(self, n: int = 10) -> list:
         """The n review questions worth most now (review.Question), best first."""
@@ -236,61 +282,45 @@ class FaceDB:
 
     def answer(self, question_id: str, answer) -> dict:
         """Answer a review question ("yes", "no", "skip", "ignore"; for "who is this?" also
-        {"person": ID} or {"name": NAME}): its corrections are written at once, holding the
-        output folder (errors.Busy while a run holds it), and the question is settled.
+        {"person": ID} or {"name": NAME}): its corrections and the answer's log entry are
+        written in one transaction, holding the output folder (errors.Busy while a run holds
+        it), and the question is settled. The question is judged on the people as stored at
+        that moment (another tab or a run may have changed them).
         Returns {"question", "answer", "done": [[action, *values, result], ...]}."""
+        import dataclasses
         import json
 
-        from .people import Corrections
-        from .review import changes, mirror, plan
+        from .review import changes, plan
 
-        with explained(self.out), OutputLock(self.out, what="review answer"):
-            queue = self.review_queue()
-            actions = plan(queue, question_id, answer)
+        with explained(self.out), writing(self.out, "review answer", check=False) as store:
+            queue = self.review_queue()  # the folder as it is now that we hold it
+            corrections = plan(queue, question_id, answer)
             q = queue.question(question_id)
-            people = [q.a, q.b] + [int(a[1]) for a in actions if a[0] == "merge"]
-            if q.face is not None:
-                people.append(queue.person_of_face(q.face))
-            writer = FaceStore(self.out, create=False, check=False)
-            done = []
-            try:
-                before = writer.people_snapshot(self.pipeline_key, people,
-                                                [] if q.face is None else [q.face])
-                fix = Corrections(writer, self.pipeline_key)
-                for action, *values in actions:
-                    done.append([action, *values, getattr(fix, action)(*values)])
-                said = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
-                writer.log_answer(self.pipeline_key, question_id, said, before)
-            finally:
-                writer.close()
-            queue.learn(q, changes(queue, actions))
-            for action, *values, result in done:
-                mirror(queue, action, tuple(values), result)
-            queue.settle(question_id)
-            self._review = (queue, self._data_version())
-            self._write_people_csvs()
+            people, faces = [q.a, q.b], [] if q.face is None else [q.face]
+            for c in corrections:
+                people += c.touches()[0]
+                faces += c.touches()[1]
+            changed = changes(queue, corrections)
+            said = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+            with store.transaction():
+                before = store.people_snapshot(self.pipeline_key, people, faces)
+                done = [[c.verb, *dataclasses.astuple(c), c.apply(store, self.pipeline_key)]
+                        for c in corrections]
+                fault_points.get("answer", lambda: None)()
+                store.log_answer(self.pipeline_key, question_id, said, before)
+            queue.learn(q, changed)
+            self._after_write(store)
         return {"question": question_id, "answer": answer, "done": done}
 
     def undo(self) -> dict | None:
-        """Take back the last review answer (its people as they were, its question open);
-        None when there is none."""
-        with explained(self.out), OutputLock(self.out, what="review undo"):
-            writer = FaceStore(self.out, create=False, check=False)
-            try:
-                undone = writer.undo_answer(self.pipeline_key)
-            finally:
-                writer.close()
-            self._review = None
+        """Take back the last review answer (its people as they were, its question open), in
+        one transaction; None when there is none."""
+        with explained(self.out), writing(self.out, "review undo", check=False) as store:
+            self.review_queue()
+            undone = store.undo_answer(self.pipeline_key)
             if undone is not None:
-                self._write_people_csvs()
+                self._after_write(store)
         return None if undone is None else {"question": undone[0], "answer": undone[1]}
-
-    def _write_people_csvs(self) -> None:
-        from .report import write_people
-
-        t = self._review_table if self._review_table is not None else self.faces()
-        names = self.store.person_names(self.pipeline_key)
-        write_people(self.out, t, self.person_of(t), names, self.min_quality, self.ignored(t))
 
     def export(self, dest: str | Path | None = None) -> list[Path]:
         """embeddings.npy + faces.csv (+ faces.parquet when pyarrow is installed)."""

@@ -12,15 +12,17 @@ recomputed by `assign_people` after each run:
   their person, and each new group takes the id of the old person it overlaps most, so ids
   and names survive.
 
-Corrections pin faces: `merge` pins the faces of both people, `move` pins the moved face and
-the rest of the person it left, `apart` pins the faces of both people. Two people holding
+Corrections are values (Name, Merge, Move, Apart, IgnoreFace, IgnorePerson, UnignoreFace,
+UnignorePerson), each with its one rule (`apply`), written through the one write path
+(store.writing). They pin faces: a merge pins the faces of both people, a move pins the moved
+face and the rest of the person it left, apart pins the faces of both people. Two people holding
 pinned faces never merge, in either kind of run, so a correction is never undone.
 
-    >>> from facedist.store import FaceStore
+    >>> from facedist.store import writing
     >>> import numpy as np, tempfile
-    >>> store = FaceStore(tempfile.mkdtemp())
     >>> ids = np.array([1, 2, 3]); x = np.array([[1, 0], [0.99, 0.14], [0, 1]], np.float32)
-    >>> assign_people(store, "key", ids, x, threshold=0.3).tolist()  # person id per face
+    >>> with writing(tempfile.mkdtemp(), "example", create=True) as store:
+    ...     assign_people(store, "key", ids, x, threshold=0.3).tolist()  # person id per face
     [1, 1, 2]
 """
 from __future__ import annotations
@@ -223,76 +225,227 @@ def list_people(store: FaceStore, key: str, seen_run: int | None = None) -> list
     return sorted(people, key=lambda p: (p.name is None, -p.faces, p.id))
 
 
-class Corrections:
-    """The user's corrections of people, stored at once and respected by every later run.
+MAX_NAME = 200  # characters in a name: a name, not a document (a 1 MB one made a 25 MB report)
+MAX_ID = 2 ** 63 - 1  # ids are SQLite integers
 
-    >>> fix = Corrections(store, key)    # doctest: +SKIP
-    >>> fix.name(3, "Ana"); fix.merge(3, 7); fix.apart(3, 9); fix.move(1234, None)  # doctest: +SKIP
-    >>> fix.ignore_face(1300); fix.ignore_person(12); fix.unignore_person(12)  # doctest: +SKIP
-    """
 
-    def __init__(self, store: FaceStore, key: str) -> None:
-        self.store = store
-        self.key = key
+def check_id(value, what: str = "person") -> int:
+    """`value` as an id (a whole number 0..2^63-1), else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or not 0 <= int(value) <= MAX_ID:
+        raise ValueError(f"no {what} {value!r} (ids are whole numbers from faces.csv / "
+                         f"`facedist people OUT`)")
+    return int(value)
 
-    def _check(self, *person_ids: int) -> None:
-        for p in person_ids:
-            if not self.store.person_exists(self.key, p):
+
+def check_name(name) -> str:
+    """A name as stored: as given (outer spaces trimmed), with a visible character and at most
+    MAX_NAME characters; ValueError else. Shown escaped everywhere (discover.shown)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("a name needs at least one visible character")
+    name = name.strip()
+    if len(name) > MAX_NAME:
+        raise ValueError(f"a name takes at most {MAX_NAME} characters, not {len(name)}")
+    return name
+
+
+class Correction:
+    """A correction of the people: a value (what the user said), with its one rule, `apply`,
+    which writes it inside the caller's transaction (store.writing) and returns its result.
+    The review queue's view follows the database after it (review.ReviewQueue.sync), so the
+    rule exists once. `touches`: the people and faces whose state it may change (what undo
+    keeps)."""
+
+    verb = ""
+
+    def apply(self, store: FaceStore, key: str):
+        raise NotImplementedError
+
+    def touches(self) -> tuple[list[int], list[int]]:
+        return [], []
+
+    @staticmethod
+    def _person(store: FaceStore, key: str, *people: int) -> None:
+        for p in people:
+            if not store.person_exists(key, p):
                 raise ValueError(f"no person {p} (see `facedist people OUT`)")
 
-    def name(self, person: int, name: str) -> None:
-        self._check(person)
-        self.store.name_person(person, name.strip() or None)
+    @staticmethod
+    def _face(store: FaceStore, key: str, face: int) -> None:
+        if not store.faces_of_key(key, [face]):
+            raise ValueError(f"no face {face} (see faces.csv)")
 
-    def merge(self, into: int, other: int) -> None:
-        """`other`'s faces become `into`'s; both people's faces are pinned."""
-        self._check(into, other)
-        if into == other:
+
+@dataclass(frozen=True)
+class Name(Correction):
+    """Person `person` is called `name`."""
+
+    person: int
+    name: str
+    verb = "name"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "person", check_id(self.person))
+        object.__setattr__(self, "name", check_name(self.name))
+
+    def apply(self, store: FaceStore, key: str) -> None:
+        self._person(store, key, self.person)
+        store.name_person(self.person, self.name)
+
+    def touches(self):
+        return [self.person], []
+
+
+@dataclass(frozen=True)
+class Merge(Correction):
+    """`other` is `into`: its faces become `into`'s, and both people's faces are pinned; the
+    name is `into`'s, else `other`'s."""
+
+    into: int
+    other: int
+    verb = "merge"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "into", check_id(self.into))
+        object.__setattr__(self, "other", check_id(self.other))
+        if self.into == self.other:
             raise ValueError("merge takes two different people")
-        self.store.merge_people(into, other)
 
-    def move(self, face_id: int, person: int | None) -> int:
-        """Move a face to `person` (None: a new person); returns the person it went to."""
-        if person is not None:
-            self._check(person)
-        return self.store.move_face(self.key, face_id, person)
+    def apply(self, store: FaceStore, key: str) -> None:
+        self._person(store, key, self.into, self.other)
+        store.merge_people(self.into, self.other)
 
-    def ignore_face(self, face_id: int) -> None:
-        """A stranger or a false detection: out of people, look-alikes and the report's main
-        pages, in every later run, until `unignore_face`."""
-        if face_id not in set(self.store.faces_of_key(self.key, [face_id])):
-            raise ValueError(f"no face {face_id} (see faces.csv)")
-        self.store.ignore_faces(self.key, [face_id])
+    def touches(self):
+        return [self.into, self.other], []
 
-    def ignore_person(self, person: int) -> int:
-        """Every face of `person` ignored; returns how many."""
-        self._check(person)
-        faces = self.store.faces_of_person(person)
-        self.store.ignore_faces(self.key, faces)
-        return len(faces)
 
-    def unignore_face(self, face_id: int) -> None:
-        if face_id not in self.store.ignored(self.key):
-            raise ValueError(f"face {face_id} is not ignored (see faces.csv)")
-        self.store.unignore_faces([face_id])
+@dataclass(frozen=True)
+class Move(Correction):
+    """Face `face` is person `person` (None: a new person): pinned there, and the rest of the
+    person it left pinned too. Returns the person it went to."""
 
-    def unignore_person(self, person: int) -> int:
-        """The faces ignored with `person` come back together (as a new person if it has gone);
-        returns how many."""
-        faces = self.store.ignored_of_person(person)
-        if not faces:
-            raise ValueError(f"no ignored faces of person {person}")
-        if not self.store.person_exists(self.key, person):
-            self.store.reassign_ignored(person, self.store.new_person(self.key))
-        self.store.unignore_faces(faces)
-        return len(faces)
+    face: int
+    person: int | None
+    verb = "move"
 
-    def apart(self, a: int, b: int) -> None:
-        """`a` and `b` are different people: pin both, so that no run ever merges them."""
-        self._check(a, b)
-        if a == b:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "face", check_id(self.face, "face"))
+        if self.person is not None:
+            object.__setattr__(self, "person", check_id(self.person))
+
+    def apply(self, store: FaceStore, key: str) -> int:
+        self._face(store, key, self.face)
+        if self.person is not None:
+            self._person(store, key, self.person)
+        return store.move_face(key, self.face, self.person)
+
+    def touches(self):
+        return [] if self.person is None else [self.person], [self.face]
+
+
+@dataclass(frozen=True)
+class Apart(Correction):
+    """`a` and `b` are different people: both pinned, so that no run merges them, and the
+    review's "same person?" about them settled for good."""
+
+    a: int
+    b: int
+    verb = "apart"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "a", check_id(self.a))
+        object.__setattr__(self, "b", check_id(self.b))
+        if self.a == self.b:
             raise ValueError("apart takes two different people")
-        self.store.pin_people([a, b])
+
+    def apply(self, store: FaceStore, key: str) -> None:
+        self._person(store, key, self.a, self.b)
+        store.pin_people([self.a, self.b])
+        store.settle(key, f"same:{min(self.a, self.b)}:{max(self.a, self.b)}", "people apart")
+
+    def touches(self):
+        return [self.a, self.b], []
+
+
+@dataclass(frozen=True)
+class IgnoreFace(Correction):
+    """A stranger or a false detection: out of people, look-alikes and the report's main
+    pages, in every later run, until UnignoreFace."""
+
+    face: int
+    verb = "ignore face"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "face", check_id(self.face, "face"))
+
+    def apply(self, store: FaceStore, key: str) -> None:
+        self._face(store, key, self.face)
+        store.ignore_faces(key, [self.face])
+
+    def touches(self):
+        return [], [self.face]
+
+
+@dataclass(frozen=True)
+class IgnorePerson(Correction):
+    """Every face of `person` ignored; returns how many."""
+
+    person: int
+    verb = "ignore person"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "person", check_id(self.person))
+
+    def apply(self, store: FaceStore, key: str) -> int:
+        self._person(store, key, self.person)
+        faces = store.faces_of_person(self.person)
+        store.ignore_faces(key, faces)
+        return len(faces)
+
+    def touches(self):
+        return [self.person], []
+
+
+@dataclass(frozen=True)
+class UnignoreFace(Correction):
+    """An ignored face back, to the person it was taken from where that person still exists."""
+
+    face: int
+    verb = "unignore face"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "face", check_id(self.face, "face"))
+
+    def apply(self, store: FaceStore, key: str) -> None:
+        if self.face not in store.ignored(key):
+            raise ValueError(f"face {self.face} is not ignored (see faces.csv)")
+        store.unignore_faces([self.face])
+
+    def touches(self):
+        return [], [self.face]
+
+
+@dataclass(frozen=True)
+class UnignorePerson(Correction):
+    """The faces ignored with `person` come back together, as that person (under its own id,
+    brought back if it has gone); returns how many."""
+
+    person: int
+    verb = "unignore person"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "person", check_id(self.person))
+
+    def apply(self, store: FaceStore, key: str) -> int:
+        faces = store.ignored_of_person(self.person)
+        if not faces:
+            raise ValueError(f"no ignored faces of person {self.person}")
+        store.ensure_person(key, self.person)
+        store.unignore_faces(faces)
+        return len(faces)
+
+    def touches(self):
+        return [self.person], []
 
 
 def suggest_threshold(neighbor_dist: np.ndarray) -> float | None:

@@ -11,6 +11,7 @@ import os
 import platform
 import sqlite3
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from .models import get_spec, pipeline_key, resolve_weights, resolved_min_qualit
 from .monitor import Monitor
 from .people import GRAPH_NEIGHBORS, assign_people, photo_ids, suggest_threshold
 from .quality import fill_quality
-from .store import FaceStore, ImageResult, OutputLock
+from .store import FaceStore, ImageResult, writing
 from .version import __version__
 from . import report
 
@@ -86,11 +87,13 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
     # the local engine builds its models here: missing weights fail at once, before any work
     engine = (RayEngine if settings.engine == "ray" else LocalEngine)(settings)
     try:
-        with explained(display_path(out)):
-            out.mkdir(parents=True, exist_ok=True)
-            lock = OutputLock(out, wait=settings.wait)
-        with lock:
-            summary = _run_locked(settings, engine, out, monitor or Monitor(settings.sample_interval))
+        with ExitStack() as folder:
+            with explained(display_path(out)):
+                out.mkdir(parents=True, exist_ok=True)
+                # the one write path: the folder's lock and one connection, checked first
+                store = folder.enter_context(writing(out, "run", wait=settings.wait, create=True))
+            summary = _run_locked(settings, engine, out, monitor or Monitor(settings.sample_interval),
+                                  store)
             if settings.report:
                 summary.report = _write_report(settings, out)
             return summary
@@ -112,12 +115,12 @@ def _write_report(settings: Settings, out: Path) -> Path:
             db.close()
 
 
-def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor) -> RunSummary:
+def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor,
+                store: FaceStore) -> RunSummary:
     summary = RunSummary(out=out)
     t0 = time.perf_counter()
-    store = run_id = None
+    run_id = None
     try:
-        store = FaceStore(out, check=True)
         spec = get_spec(settings.model)
         weights = None if settings.weights == "synthetic" else resolve_weights(spec, settings.weights)
         if weights is not None:  # the database records the weights its embeddings come from
@@ -146,7 +149,7 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor) -> RunS
             pass
         fault = explain(exc, display_path(out))
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(fault or exc)
-        if store is not None and run_id is not None:
+        if run_id is not None:
             try:  # recorded as failed, so that no reader takes it for a finished run
                 store.finish_run(run_id, {"found": summary.images}, error=reason.splitlines()[0])
             except sqlite3.Error:
@@ -154,9 +157,6 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor) -> RunS
         if fault is None or fault is exc:
             raise
         raise fault from None
-    finally:
-        if store is not None:
-            store.close()
 
 
 def _follow_moves(files: list[ImageFile], known: dict, store: FaceStore) -> int:

@@ -31,7 +31,7 @@ them): no clustering is redone.
     >>> [(x.id, round(x.value, 2)) for x in q.questions(2)]
     [('same:1:2', 1.92)]
     >>> plan(q, 'same:1:2', 'yes')
-    [('merge', 1, 2)]
+    [Merge(into=1, other=2)]
 """
 from __future__ import annotations
 
@@ -203,68 +203,34 @@ class ReviewQueue:
         i = self.index.get(int(person))
         return int(self.size[i]) if i is not None else 0
 
-    # -- changes (mirroring people.Corrections) --------------------------------------------
-    def merge(self, into: int, other: int) -> None:
-        a, b = self.index[int(into)], self.index[int(other)]
-        rows = self.of == b
-        self.of[rows] = a
-        self.pinned[(self.of == a)] = True
-        self.sums[a] += self.sums[b]
-        self.size[a] += self.size[b]
-        self.sums[b] = 0
-        self.size[b] = 0
-        if int(other) in self.names and int(into) not in self.names:
-            self.names[int(into)] = self.names[int(other)]
-        self.names.pop(int(other), None)
-        self._touched({a, b})
-
-    def move(self, face_id: int, person: int | None) -> int:
-        """Move a face to `person`, or to a new person (None: an id is made up, negative, unless
-        given by the caller through `new_id`)."""
-        return self.move_to(face_id, person, None)
-
-    def move_to(self, face_id: int, person: int | None, new_id: int | None) -> int:
-        f = self.row[int(face_id)]
-        if person is None:
-            person = new_id if new_id is not None else -(len(self.pid) + 1)
-        if int(person) not in self.index:
-            i = self._grow()
-            self.pid.append(int(person))
-            self.index[int(person)] = i
-        to = self.index[int(person)]
-        old = int(self.of[f])
-        touched = {to}
-        if old >= 0:
-            self.sums[old] -= self.x[f]
-            self.size[old] -= 1
-            self.pinned[self.of == old] = True
-            touched.add(old)
-        self.of[f] = to
-        self.ignored[f] = False
-        self.sums[to] += self.x[f]
-        self.size[to] += 1
-        self.pinned[f] = True
-        self._touched(touched)
-        return int(person)
-
-    def ignore_faces(self, face_ids) -> None:
-        touched = set()
-        for fid in face_ids:
-            f = self.row[int(fid)]
-            old = int(self.of[f])
-            if old >= 0:
-                self.sums[old] -= self.x[f]
-                self.size[old] -= 1
-                touched.add(old)
-            self.of[f] = -1
-            self.ignored[f] = True
-        self._touched(touched)
-
-    def name(self, person: int, name: str | None) -> None:
-        if name:
-            self.names[int(person)] = name
-        else:
-            self.names.pop(int(person), None)
+    # -- following the database --------------------------------------------------------
+    def sync(self, person, pinned, ignored, names: dict[int, str], settled=None) -> None:
+        """Take the people as the database holds them now (after an answer, an undo, another
+        tab or the command line): faces whose person changed move between the groups' sums,
+        and the nearest lists of the people touched are recomputed. The corrections' rules
+        live in one place (people.py, in SQL); the queue only follows what they did."""
+        person = np.asarray(person, np.int64)
+        for p in np.unique(person[person >= 0]):
+            if int(p) not in self.index:
+                self.index[int(p)] = self._grow()
+                self.pid.append(int(p))
+        new = np.array([self.index[int(p)] if p >= 0 else -1 for p in person], np.int64) \
+            if len(person) else np.zeros(0, np.int64)
+        moved = np.nonzero(new != self.of)[0]
+        touched = set(self.of[moved].tolist()) | set(new[moved].tolist())
+        for rows, group, sign in ((moved[self.of[moved] >= 0], self.of, -1),
+                                  (moved[new[moved] >= 0], new, 1)):
+            np.add.at(self.sums, group[rows], sign * self.x[rows])
+            np.add.at(self.size, group[rows], sign)
+        self.of = new
+        self.pinned = np.asarray(pinned, bool).copy()
+        self.ignored = np.asarray(ignored, bool).copy()
+        self.names = {int(k): v for k, v in names.items() if v}
+        if settled is not None:
+            self.settled = set(settled)
+        touched.discard(-1)
+        if touched:
+            self._touched(touched)
 
     def settle(self, qid: str) -> None:
         self.settled.add(qid)
@@ -432,25 +398,25 @@ def ask_closest(queue: ReviewQueue, n: int) -> list[Question]:
     return queue._same(limit=n, closest=True)
 
 
-def plan(queue: ReviewQueue, qid: str, answer) -> list[tuple]:
-    """The corrections (people.Corrections actions, with their arguments) that answer `qid`:
-    `answer` is "yes", "no", "skip" or "ignore"; for "who is this?" also {"person": ID} (one
-    of them) or {"name": NAME} (a new name; an existing person's name merges into them).
-    ValueError for an answer that does not fit the question."""
+def plan(queue: ReviewQueue, qid: str, answer) -> list:
+    """The corrections (people.Correction values) that answer `qid`: `answer` is "yes", "no",
+    "skip" or "ignore"; for "who is this?" also {"person": ID} (one of them) or {"name": NAME}
+    (a new name; an existing person's name merges into them). ValueError for an answer that
+    does not fit the question."""
+    from .people import IgnoreFace, IgnorePerson, Merge, Move, Name, Apart, check_id, check_name
+
     q = queue.question(qid)
     if isinstance(answer, dict):
         if q.kind != "who":
             raise ValueError(f"question {qid} takes yes, no, skip or ignore")
         if "person" in answer:
-            other = int(answer["person"])
+            other = check_id(answer["person"])
             if other == q.a or queue.size_of(other) == 0:
                 raise ValueError(f"no person {other} to join")
-            return [("merge", other, q.a)]
-        name = str(answer.get("name", "")).strip()
-        if not name:
-            raise ValueError("a name takes some text")
+            return [Merge(other, q.a)]
+        name = check_name(answer.get("name"))
         same = [p for p, n in queue.names.items() if n == name and p != q.a and queue.size_of(p)]
-        return [("merge", same[0], q.a)] if same else [("name", q.a, name)]
+        return [Merge(same[0], q.a)] if same else [Name(q.a, name)]
     if answer not in ANSWERS:
         raise ValueError(f"an answer is one of {', '.join(ANSWERS)}, not {answer!r}")
     if answer == "skip":
@@ -459,45 +425,29 @@ def plan(queue: ReviewQueue, qid: str, answer) -> list[tuple]:
         a, b = q.a, q.b
         if queue.size_of(b) > queue.size_of(a) or (b in queue.names and a not in queue.names):
             a, b = b, a  # into the named, else the larger
-        return {"yes": [("merge", a, b)], "no": [("apart", q.a, q.b)],
-                "ignore": [("ignore_person", b)]}[answer]
+        return {"yes": [Merge(a, b)], "no": [Apart(q.a, q.b)],
+                "ignore": [IgnorePerson(b)]}[answer]
     if q.kind == "who":
         if answer == "yes":
             if not q.suggestions:
                 raise ValueError(f"question {qid} has no suggestion to say yes to")
-            return [("merge", q.suggestions[0][0], q.a)]
-        return {"no": [], "ignore": [("ignore_person", q.a)]}[answer]
+            return [Merge(q.suggestions[0][0], q.a)]
+        return {"no": [], "ignore": [IgnorePerson(q.a)]}[answer]
     inside = queue.person_of_face(q.face) == q.a
-    return {"yes": [("move", q.face, q.a)] if not inside else [("move", q.face, q.a)],
-            "no": [("move", q.face, None)] if inside else [],
-            "ignore": [("ignore_face", q.face)]}[answer]
+    return {"yes": [Move(q.face, q.a)],
+            "no": [Move(q.face, None)] if inside else [],
+            "ignore": [IgnoreFace(q.face)]}[answer]
 
 
-def changes(queue: ReviewQueue, actions: list[tuple]) -> bool:
-    """Whether `actions` (plan's, before they are applied) change who is who: a merge, a name,
-    an ignore, or a face moved to another person (a move to where it is only pins it)."""
-    for action, *args in actions:
-        if action in ("merge", "name", "ignore_face", "ignore_person"):
-            return True
-        if action == "move" and (args[1] is None or queue.person_of_face(args[0]) != args[1]):
-            return True
+def changes(queue: ReviewQueue, corrections: list) -> bool:
+    """Whether `corrections` (plan's, before they are applied) change who is who: a merge, a
+    name, an ignore, or a face moved to another person (a move to where it is only pins it)."""
+    from .people import Apart, Move
+
+    for c in corrections:
+        if isinstance(c, Apart):
+            continue  # pins only
+        if isinstance(c, Move) and c.person is not None and queue.person_of_face(c.face) == c.person:
+            continue  # pins only
+        return True
     return False
-
-
-def mirror(queue: ReviewQueue, action: str, args: tuple, result=None) -> None:
-    """Apply to the queue a correction the store has taken (`result`: what it returned)."""
-    if action == "merge":
-        queue.merge(*args)
-    elif action == "move":
-        queue.move_to(args[0], args[1], result)
-    elif action == "name":
-        queue.name(*args)
-    elif action == "ignore_face":
-        queue.ignore_faces([args[0]])
-    elif action == "ignore_person":
-        queue.ignore_faces(queue.person_faces(args[0]).tolist())
-    elif action == "apart":
-        for p in args:
-            i = queue.index.get(int(p))
-            if i is not None:
-                queue.pinned[queue.of == i] = True

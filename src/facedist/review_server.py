@@ -54,12 +54,29 @@ class ReviewApp:
         from .facedb import FaceDB
 
         self.db = FaceDB(self.out)
-        self.table = self.db.faces()
-        self.db._review_table = self.table
-        self.row = {int(f): i for i, f in enumerate(self.table.face_ids)}
-        self.records = self.db.store.image_records()
+        self._rows = (None, {})  # (the faces table it indexes, face id -> row)
+        self._records = (None, {})  # (the run it is of, path -> (SHA-256, size, mtime))
         report = self.out / "report"
         self.thumbs = report if os.access(self.out, os.W_OK) else Path(tempfile.mkdtemp())
+
+    # What the page shows comes from the folder as it is now: FaceDB follows a newer run and
+    # any change of the people, and these follow FaceDB.
+    @property
+    def table(self):
+        return self.db.faces()
+
+    @property
+    def row(self) -> dict[int, int]:
+        table = self.table
+        if self._rows[0] is not table:
+            self._rows = (table, {int(f): i for i, f in enumerate(table.face_ids)})
+        return self._rows[1]
+
+    @property
+    def records(self) -> dict:
+        if self._records[0] != self.db.run_id:
+            self._records = (self.db.run_id, self.db.store.image_records())
+        return self._records[1]
 
     # -- questions ------------------------------------------------------------------------
     def _side(self, queue, person: int, toward: np.ndarray | None) -> dict:
@@ -105,17 +122,13 @@ class ReviewApp:
                 "busy": self.busy()}
 
     def busy(self) -> str | None:
-        """What holds the output folder now (a run), or None."""
-        from .errors import Busy
+        """What holds the output folder now (a run), or None; asked without taking the lock,
+        so that a run starting at that instant is never refused for the page's sake."""
         from .store import OutputLock
 
-        try:
-            OutputLock(self.out, what="review (looking)").release()
-        except Busy as exc:
-            return str(exc)
-        except OSError:
-            return None
-        return None
+        holder = OutputLock.holder(self.out)
+        return None if holder is None else (f"{self.out}: {holder} is writing this output "
+                                            f"folder; answers wait for it to end")
 
     def answer(self, question: str, answer) -> dict:
         return self._on_db(self.db.answer, question, answer)
@@ -125,20 +138,29 @@ class ReviewApp:
 
     # -- thumbnails -----------------------------------------------------------------------
     def thumbnail(self, face_id: int) -> Path | None:
-        from .report.thumbs import ThumbJob, cut_photo, thumb_name
+        from .report.thumbs import ThumbJob, cut_photo
+
+        found = self._on_db(self._thumb_of, face_id)
+        if found is None:
+            return None
+        path, box, name, max_pixels = found
+        dest = self.thumbs / name
+        if not dest.is_file():  # cut here, on the request's thread: the database waits for none
+            if cut_photo(ThumbJob(path, [box], [name]), self.thumbs, max_pixels) is not None:
+                return None
+        return dest
+
+    def _thumb_of(self, face_id: int):
+        """(photo path, box, thumbnail name, max pixels) of a face of the current run."""
+        from .report.thumbs import thumb_name
 
         r = self.row.get(face_id)
         if r is None:
             return None
         path = self.table.paths[r]
         box = tuple(map(float, self.table.boxes[r]))
-        name = thumb_name(self.records.get(path, (None,))[0] or path, box)
-        dest = self.thumbs / name
-        if not dest.is_file():
-            if cut_photo(ThumbJob(path, [box], [name]), self.thumbs,
-                         self.db.settings.max_pixels) is not None:
-                return None
-        return dest
+        return path, box, thumb_name(self.records.get(path, (None,))[0] or path, box), \
+            self.db.settings.max_pixels
 
     def close(self) -> None:
         self._on_db(self.db.close)

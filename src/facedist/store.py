@@ -22,8 +22,10 @@ import json
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -161,11 +163,29 @@ class FaceTable:
                 f"choose another --out (or move this folder away to start over)")
 
 
+# The lock is an open-file-description lock (Linux's F_OFD_*): held by the open file like
+# flock, so it ends with the process (even kill -9), and unlike flock it can be asked about
+# without taking it (F_OFD_GETLK): the review page knows a run holds the folder without ever
+# holding the run's lock itself. Where F_OFD_* is missing (not Linux), flock, and `holder`
+# cannot ask.
+_OFD = hasattr(fcntl, "F_OFD_SETLK")
+_FLOCK_STRUCT = "hhqqi4x"  # struct flock: l_type, l_whence, l_start, l_len, l_pid (+ padding)
+
+
+def _ofd(fd: int, command: int, kind: int) -> int:
+    """One F_OFD_* call on the whole file; returns the lock type the kernel gives back."""
+    import struct
+
+    arg = struct.pack(_FLOCK_STRUCT, kind, os.SEEK_SET, 0, 0, 0)
+    return struct.unpack(_FLOCK_STRUCT, fcntl.fcntl(fd, command, arg))[0]
+
+
 class OutputLock:
     """The one writer of an output folder: an exclusive lock on OUT/facedist.lock, held until
     `release` or the end of a `with` block (or the process ends, even by kill -9). A second
     writer waits (`wait=True`) or gets errors.Busy naming the holder. `read_only_ok`: on a
-    folder nobody can write (read-only media), no lock is needed, nor taken.
+    folder nobody can write (read-only media), no lock is needed, nor taken. `holder(out)`
+    says who holds it, without taking it.
 
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
@@ -190,14 +210,37 @@ class OutputLock:
                 return
             raise
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            holder = os.pread(self._fd, 200, 0).decode(errors="replace").strip() or "another process"
+            if _OFD:
+                _ofd(self._fd, fcntl.F_OFD_SETLKW if wait else fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
+            else:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                os.close(self._fd)
+                raise
+            holder = _read_holder(self._fd)
             os.close(self._fd)
             raise Busy(f"{out_dir}: {holder} is writing this output folder; wait for it to end "
                        f"(or pass --wait), or choose another --out") from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"facedist {what} (pid {os.getpid()})".encode(), 0)
+
+    @staticmethod
+    def holder(out_dir: str | Path) -> str | None:
+        """Who writes the output folder now ("facedist run (pid 12)"), or None; never takes
+        the lock, so a run starting at this instant is not refused."""
+        try:
+            fd = os.open(Path(out_dir) / "facedist.lock", os.O_RDONLY)
+        except OSError:
+            return None  # no lock file: nobody ever wrote here
+        try:
+            if not _OFD or _ofd(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) == fcntl.F_UNLCK:
+                return None
+            return _read_holder(fd)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -211,23 +254,56 @@ class OutputLock:
         self.release()
 
 
+def _read_holder(fd: int) -> str:
+    return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+
+
+# Fault injection for the tests only: name -> a function the write path calls at that point
+# ("answer": between an answer's corrections and its log entry, inside their transaction).
+fault_points: dict = {}
+
+
+@contextmanager
+def writing(out_dir: str | Path, what: str, wait: bool = False, create: bool = False,
+            check: bool = True) -> Iterator["FaceStore"]:
+    """The one way to write an output folder: its lock (OutputLock), then one connection
+    (FaceStore, checked first unless `check=False`), closed and unlocked at the end. Every
+    write goes through `store.transaction()`: a correction, a review answer with its log
+    entry, an undo, each in one; a run, one per chunk of photos. Tables written after a
+    transaction (the CSVs) are written while the lock is still held, from what was committed.
+    `create`: a run may start a new folder; everything else needs one."""
+    lock = OutputLock(out_dir, wait=wait, what=what)
+    try:
+        store = FaceStore(out_dir, create=create, check=check)
+        try:
+            yield store
+        finally:
+            store.close()
+    finally:
+        lock.release()
+
+
 class FaceStore:
     """The database of one output folder. `create=False` refuses a folder without one;
     `check=True` runs SQLite's quick_check first (every command does), so that a damaged
     database is reported, and left as it is, before anything is read or written. `readonly`
     (readers): opened read-only, nothing written, so that a finished output on read-only media
-    (a mounted archive, a shared drive) can be read; an older schema is read as it is."""
+    (a mounted archive, a shared drive) can be read; an older schema is read as it is.
+    Commands open a writer only through `writing` (the folder's lock first)."""
 
     def __init__(self, out_dir: str | Path, create: bool = True, check: bool = False,
                  readonly: bool = False) -> None:
         self.path = Path(out_dir) / DB_NAME
         if (not create or readonly) and not self.path.is_file():
             raise FileNotFoundError(f"{out_dir}: no facedist database here (run facedist run first)")
+        self.readonly = readonly
         if readonly:
             self.db = _open_readonly(self.path)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=60)
+        # no implicit transactions: each one is opened, and committed whole, by `transaction`
+        self.db.isolation_level = None
         try:
             if check:
                 bad = [r[0] for r in self.db.execute("PRAGMA quick_check")]
@@ -244,10 +320,29 @@ class FaceStore:
             self.db.close()
             raise
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction: everything in the block is committed together, or nothing is (an
+        exception, Ctrl-C or kill -9 at any point leaves the database as before it). Inside
+        another transaction, the block is part of that one. A writer's begins IMMEDIATE: it
+        holds the database's write lock from the first statement, so what it read inside stays
+        true until it commits."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN" if self.readonly else "BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self.db.in_transaction:  # SQLite may have rolled back already (disk full)
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def _migrate(self) -> None:
         for table, column, kind, value in _ADDED:
             if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
-                with self.db:
+                with self.transaction():
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                     self.db.execute(f"UPDATE {table} SET {column} = {value}")
 
@@ -257,7 +352,7 @@ class FaceStore:
     # -- runs ---------------------------------------------------------------------------------
     def begin_run(self, pipeline_key: str, model: str, photos: str, settings: dict,
                   versions: dict) -> int:
-        with self.db:
+        with self.transaction():
             cur = self.db.execute(
                 "INSERT INTO runs (started, pipeline_key, model, photos, settings, versions, status)"
                 " VALUES (?, ?, ?, ?, ?, ?, 'running')",
@@ -269,7 +364,7 @@ class FaceStore:
                    error: str | None = None) -> None:
         """Record the run's end: finished, with the paths it found (`seen`: what readers will
         see), or failed with its one-line `error`."""
-        with self.db:
+        with self.transaction():
             if error is None and seen is not None:
                 self.db.executemany("UPDATE images SET seen_run = ? WHERE path = ?",
                                     ((run_id, to_db(p)) for p in seen))
@@ -281,7 +376,7 @@ class FaceStore:
         """Record as failed ("interrupted") the runs still marked running, and return their ids.
         Only for a writer holding the output lock (OutputLock): no other process can then be
         writing, so such runs ended without a word (kill -9, a crash, power lost)."""
-        with self.db:
+        with self.transaction():
             ids = [r[0] for r in self.db.execute("SELECT id FROM runs WHERE status = 'running' "
                                                  "ORDER BY id")]
             self.db.execute("UPDATE runs SET status = 'failed', error = ? WHERE status = 'running'",
@@ -313,7 +408,7 @@ class FaceStore:
 
         row = self.db.execute("SELECT sha256 FROM weights WHERE filename = ?", (filename,)).fetchone()
         if row is None:
-            with self.db:
+            with self.transaction():
                 self.db.execute("INSERT INTO weights VALUES (?, ?, ?)", (filename, sha256, time.time()))
         elif row[0] != sha256:
             raise WeightsError(f"{filename}: SHA-256 {sha256[:16]}… differs from the file this "
@@ -330,7 +425,7 @@ class FaceStore:
 
     def image_id(self, path: str, size: int, mtime_ns: int) -> int:
         """The id of `path`, inserting it or recording its new size/mtime."""
-        with self.db:
+        with self.transaction():
             self.db.execute(
                 "INSERT INTO images (path, size, mtime_ns) VALUES (?, ?, ?) ON CONFLICT(path) "
                 "DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns",
@@ -339,7 +434,7 @@ class FaceStore:
 
     def move_image(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
         """A photo that moved to `path` (same bytes): its record, faces and people go with it."""
-        with self.db:
+        with self.transaction():
             self.db.execute("UPDATE images SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
                             (to_db(path), size, mtime_ns, image_id))
 
@@ -355,7 +450,7 @@ class FaceStore:
     def save_chunk(self, run_id: int, pipeline_key: str, model: str,
                    results: list[ImageResult]) -> None:
         """Write a chunk's results atomically: all of it lands, or none of it."""
-        with self.db:
+        with self.transaction():
             for res in results:
                 if res.sha256 is not None:
                     # New content invalidates what any pipeline found in the old content.
@@ -384,7 +479,7 @@ class FaceStore:
     def copy_results(self, run_id: int, pipeline_key: str, copies: list[tuple[int, int]]) -> None:
         """Give each (image, original) pair's image the original's result and faces under
         `pipeline_key`: byte-identical files are detected and embedded once. One transaction."""
-        with self.db:
+        with self.transaction():
             for image_id, original in copies:
                 sha = self.db.execute("SELECT sha256, width, height FROM images WHERE id = ?",
                                       (original,)).fetchone()
@@ -459,7 +554,7 @@ class FaceStore:
 
     def set_quality(self, face_ids: np.ndarray, quality: np.ndarray) -> None:
         """Store each face's quality score (quality.py)."""
-        with self.db:
+        with self.transaction():
             self.db.executemany("UPDATE faces SET quality = ? WHERE id = ?",
                                 zip(map(float, quality), map(int, face_ids)))
 
@@ -477,7 +572,7 @@ class FaceStore:
     def face_people(self, face_ids) -> dict[int, tuple[int, int]]:
         """face id -> (person id, pinned) for the faces of `face_ids` that have a person."""
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (id INTEGER PRIMARY KEY)")
-        with self.db:
+        with self.transaction():
             self.db.execute("DELETE FROM wanted")
             self.db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)",
                                 ((int(f),) for f in face_ids))
@@ -496,7 +591,7 @@ class FaceStore:
     def ignore_faces(self, key: str, face_ids: list[int]) -> None:
         """Set faces aside: out of their person (kept in ignored_faces for `unignore`); an
         unnamed person left empty goes."""
-        with self.db:
+        with self.transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO ignored_faces SELECT ?, (SELECT person_id FROM face_people "
                 "WHERE face_id = ?)", ((f, f) for f in face_ids))
@@ -506,7 +601,7 @@ class FaceStore:
     def unignore_faces(self, face_ids: list[int]) -> None:
         """Give ignored faces back, each to the person it was taken from where that person still
         exists; the others have no person until the next run places them."""
-        with self.db:
+        with self.transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO face_people (face_id, person_id) SELECT g.face_id, "
                 "g.person_id FROM ignored_faces g JOIN people p ON p.id = g.person_id "
@@ -522,9 +617,11 @@ class FaceStore:
         return [r[0] for r in self.db.execute("SELECT face_id FROM face_people WHERE person_id = ?",
                                               (person,))]
 
-    def reassign_ignored(self, old: int, new: int) -> None:
-        with self.db:
-            self.db.execute("UPDATE ignored_faces SET person_id = ? WHERE person_id = ?", (new, old))
+    def ensure_person(self, key: str, person: int) -> None:
+        """Person `person` exists (brought back, unnamed, under its own id if it had gone)."""
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO people (id, pipeline_key) VALUES (?, ?)",
+                            (person, key))
 
     def ignored_of_person(self, person: int) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT face_id FROM ignored_faces WHERE person_id = ?",
@@ -532,7 +629,7 @@ class FaceStore:
 
     def unplace(self, key: str, face_ids: list[int]) -> None:
         """Faces that have no person any more (unclear now): their rows go, pins with them."""
-        with self.db:
+        with self.transaction():
             self.db.executemany("DELETE FROM face_people WHERE face_id = ?", ((f,) for f in face_ids))
             self._drop_empty_people(key)
 
@@ -546,13 +643,13 @@ class FaceStore:
                                (key,)).fetchone() is not None
 
     def new_person(self, key: str) -> int:
-        with self.db:
+        with self.transaction():
             return int(self.db.execute("INSERT INTO people (pipeline_key) VALUES (?)",
                                        (key,)).lastrowid)
 
     def set_people(self, key: str, assignments: list[tuple[int, int]]) -> None:
         """Store (face id, person id) pairs, keeping pins; drop unnamed people left empty."""
-        with self.db:
+        with self.transaction():
             self.db.executemany(
                 "INSERT INTO face_people (face_id, person_id) VALUES (?, ?) ON CONFLICT(face_id) "
                 "DO UPDATE SET person_id = excluded.person_id", assignments)
@@ -579,16 +676,16 @@ class FaceStore:
                                (person, key)).fetchone() is not None
 
     def name_person(self, person: int, name: str | None) -> None:
-        with self.db:
+        with self.transaction():
             self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name, person))
 
     def pin_people(self, people: list[int]) -> None:
-        with self.db:
+        with self.transaction():
             self.db.executemany("UPDATE face_people SET pinned = 1 WHERE person_id = ?",
                                 [(p,) for p in people])
 
     def merge_people(self, into: int, other: int) -> None:
-        with self.db:
+        with self.transaction():
             self.db.execute("UPDATE face_people SET person_id = ?, pinned = 1 WHERE person_id IN "
                             "(?, ?)", (into, into, other))
             name = self.db.execute("SELECT name FROM people WHERE id = ?", (other,)).fetchone()[0]
@@ -605,7 +702,7 @@ class FaceStore:
                               (face_id,)).fetchone()
         if person is None:
             person = self.new_person(key)
-        with self.db:
+        with self.transaction():
             if row is not None:
                 self.db.execute("UPDATE face_people SET pinned = 1 WHERE person_id = ?", (row[0],))
             self.db.execute("DELETE FROM ignored_faces WHERE face_id = ?", (face_id,))
@@ -639,8 +736,15 @@ class FaceStore:
     def people_snapshot(self, key: str, people: list[int], faces: list[int]) -> dict:
         """What an answer may change: the rows of `people` (names), and the person, pin and
         ignored state of their faces and of `faces`."""
-        people = [int(p) for p in people if p is not None and p >= 0]
         fs = set(int(f) for f in faces)
+        people = {int(p) for p in people if p is not None and p >= 0}
+        q = ",".join("?" * len(fs))
+        if fs:  # the people the faces are in now (a move pins the rest of the one it leaves)
+            people.update(r[0] for r in self.db.execute(
+                f"SELECT person_id FROM face_people WHERE face_id IN ({q}) UNION SELECT "
+                f"person_id FROM ignored_faces WHERE face_id IN ({q}) AND person_id IS NOT NULL",
+                [*fs, *fs]))
+        people = sorted(people)
         for p in people:
             fs.update(self.faces_of_person(p))
             fs.update(self.ignored_of_person(p))
@@ -658,7 +762,7 @@ class FaceStore:
     def restore_people(self, key: str, snap: dict) -> None:
         """Put back what people_snapshot saw (one transaction)."""
         fs = list(snap["faces"])
-        with self.db:
+        with self.transaction():
             for pid, name in snap["people"]:
                 self.db.execute("INSERT OR IGNORE INTO people (id, pipeline_key) VALUES (?, ?)",
                                 (pid, key))
@@ -674,7 +778,7 @@ class FaceStore:
     def settle(self, key: str, question: str, answer: str) -> None:
         """Settle `question` for good (a correction made outside the review that answers it,
         such as `people apart`): never asked again, and nothing for undo to take back."""
-        with self.db:
+        with self.transaction():
             self._settled_row(key, question, answer)
 
     def _settled_row(self, key: str, question: str, answer: str) -> None:
@@ -684,7 +788,7 @@ class FaceStore:
 
     def log_answer(self, key: str, question: str, answer: str, before: dict) -> None:
         """Settle `question` with `answer`, keeping `before` (people_snapshot) for undo."""
-        with self.db:
+        with self.transaction():
             self._settled_row(key, question, answer)
             self.db.execute("INSERT INTO review_log (pipeline_key, question, answer, before, at) "
                             "VALUES (?, ?, ?, ?, ?)", (key, question, answer, json.dumps(before),
@@ -693,12 +797,12 @@ class FaceStore:
     def undo_answer(self, key: str) -> tuple[str, str] | None:
         """Take back the last answer: its people as they were, its question open again.
         Returns (question, answer), or None when there is none."""
-        row = self.db.execute("SELECT seq, question, answer, before FROM review_log WHERE "
-                              "pipeline_key = ? ORDER BY seq DESC LIMIT 1", (key,)).fetchone()
-        if row is None:
-            return None
-        self.restore_people(key, json.loads(row[3]))
-        with self.db:
+        with self.transaction():
+            row = self.db.execute("SELECT seq, question, answer, before FROM review_log WHERE "
+                                  "pipeline_key = ? ORDER BY seq DESC LIMIT 1", (key,)).fetchone()
+            if row is None:
+                return None
+            self.restore_people(key, json.loads(row[3]))
             self.db.execute("DELETE FROM review_settled WHERE pipeline_key = ? AND question = ?",
                             (key, row[1]))
             self.db.execute("DELETE FROM review_log WHERE seq = ?", (row[0],))

@@ -223,7 +223,7 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
         summary = json.loads(summary_path.read_text())
         summary["processed"] = run.processed + sum(run.skipped.values())  # the rest were copies
         summary_path.write_text(json.dumps(summary, indent=2))
-        table = FaceStore(vdir).faces(pipeline_key(s))
+        table = FaceStore(vdir, readonly=True).faces(pipeline_key(s))
         faces = {p.name: [] for p in paths}
         for i, path in enumerate(table.paths):
             faces[Path(path).name].append({"box": _list(table.boxes[i]),
