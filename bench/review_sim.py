@@ -15,8 +15,9 @@ labelled faces against the folders after 0, 10, 25, ... answers, for three order
 - closest: "same person?" for the closest pairs of people first;
 - random: a random question of the queue's at each step.
 
-Answers are applied to the queue's in-memory people, which take the same corrections the
-store does (facedist.review.mirror), so no clustering is redone between answers.
+Answers are applied by their one rule (facedist.people's correction values) to a copy of the
+run's database in a temporary folder, and the queue follows it (ReviewQueue.sync), as the
+review page does; no clustering is redone between answers.
 Writes DIR/NAME.json, and with every name done DIR/review.{json,md,png}.
 """
 from __future__ import annotations
@@ -32,7 +33,9 @@ import numpy as np
 from facedist.cluster import bcubed
 from facedist.evaluate import central_faces
 from facedist.models import get_spec
-from facedist.review import ReviewQueue, ask_closest, changes, mirror, plan
+from facedist.people import person_ids
+from facedist.review import ReviewQueue, ask_closest, changes, plan
+from facedist.store import writing
 
 STEPS = [0, 10, 25, 50, 100, 200, 300]
 NOTES = """## Reading it
@@ -66,8 +69,6 @@ NOTES = """## Reading it
 def load(out: Path, photos: Path):
     rows, table, db = central_faces(out, photos, "center")
     person = db.person_of(table)
-    from facedist.people import person_ids
-
     pinned = person_ids(db.store, table.face_ids)[1]
     ignored = db.ignored(table)
     names = db.store.person_names(db.pipeline_key)
@@ -76,11 +77,27 @@ def load(out: Path, photos: Path):
     label = [None] * len(table)
     for rel, i in rows.items():
         label[i] = Path(rel).parent.name
-    return table, person, pinned, ignored, names, cut, label
+    return table, person, pinned, ignored, names, cut, label, (out, db.pipeline_key)
 
 
 def simulate(data, order: str, steps: list[int], seed: int = 0) -> dict:
-    table, person, pinned, ignored, names, cut, label = data
+    import shutil
+    import tempfile
+
+    table, person, pinned, ignored, names, cut, label, (out, key) = data
+    copy = Path(tempfile.mkdtemp(prefix="review-sim-"))
+    for part in ("facedist.sqlite", "facedist.sqlite-wal"):
+        if (out / part).exists():
+            shutil.copy(out / part, copy / part)
+    try:
+        with writing(copy, "review simulation", check=False) as store:
+            return _simulate(data, order, steps, seed, store, key)
+    finally:
+        shutil.rmtree(copy)
+
+
+def _simulate(data, order, steps, seed, store, key) -> dict:
+    table, person, pinned, ignored, names, cut, label, _ = data
     q = ReviewQueue(table.face_ids, table.embeddings, person, names, cut, pinned, (), ignored)
     lab = np.array([i for i, v in enumerate(label) if v is not None])
     truth = np.array([label[i] for i in lab])
@@ -128,11 +145,14 @@ def simulate(data, order: str, steps: list[int], seed: int = 0) -> dict:
             question = qs[0]
             reply = answer(question)
             kinds[question.kind + ":" + (reply if isinstance(reply, str) else next(iter(reply)))] += 1
-            new_id = -(10 ** 6 + done)  # a new person's id, as the store would make one
-            actions = plan(q, question.id, reply)
-            q.learn(question, changes(q, actions))
-            for action, *args in actions:
-                mirror(q, action, tuple(args), new_id if action == "move" else None)
+            corrections = plan(q, question.id, reply)
+            q.learn(question, changes(q, corrections))
+            with store.transaction():
+                for c in corrections:
+                    c.apply(store, key)
+            now, pins = person_ids(store, q.face_ids)
+            q.sync(now, pins, np.isin(q.face_ids, list(store.ignored(key))),
+                   store.person_names(key))
             q.settle(question.id)
             done += 1
         curve[str(target)] = round(score(), 4)
@@ -145,7 +165,7 @@ def single_fix_bound(data, steps: list[int]) -> dict:
     true fixes (a fragment merged into its person's largest part: 2ab/T BCubed recall units; a
     wrong face moved out of a person of n: about 2 x majority/n precision units), largest first,
     each worth units / (2 x labelled faces) of F. Known to the simulation only (labels)."""
-    table, person, pinned, ignored, names, cut, label = data
+    table, person, pinned, ignored, names, cut, label, _ = data
     lab = [i for i, v in enumerate(label) if v is not None]
     pred = {i: int(person[i]) if person[i] >= 0 else -1 - i for i in lab}
     by_person, by_truth = {}, {}
