@@ -37,6 +37,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"facedist: {message} (see {self.prog} --help)\n")
 
 
+def _port(text: str) -> int:
+    """--port: a whole number 0..65535 (0: any free port); a wrong one is argparse's one line."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535 (0: any "
+                                         f"free port), not {text!r}")
+    return int(text)
+
+
 def _common(json_output: bool) -> argparse.ArgumentParser:
     """Flags every command takes: -v/-q, and --json where the output is a result."""
     p = argparse.ArgumentParser(add_help=False)
@@ -158,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                        parents=[_common(False)])
     p.add_argument("out", type=Path, help="output folder of an earlier run")
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
-    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--port", type=_port, default=0,
+                   help="port on 127.0.0.1, 0 to 65535 (default 0: a free one)")
     p = sub.add_parser("lookalikes", help="closest faces of different people",
                        parents=[_common(True)])
     p.add_argument("out", type=Path)

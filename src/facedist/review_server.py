@@ -3,9 +3,12 @@
 Standard library only (http.server's ThreadingHTTPServer), bound to 127.0.0.1 on a free port,
 with a random token in every address (http://127.0.0.1:PORT/TOKEN/). A request without the
 token, from anywhere but the loopback, for another Host, or with an Origin other than the
-page's own gets 403 and changes nothing. Each answer is written at once through FaceDB.answer
-(holding the output folder for that answer only: a run waits for it, and while a run holds the
-folder the page says Busy), so reloading the page or killing the server loses nothing.
+page's own gets 403 and changes nothing. Every request is bounded in size and time (MAX_BODY,
+SOCKET_TIMEOUT, REQUEST_SECONDS, MAX_CONNECTIONS below); a malformed one gets 400/404/411/413
+with a short message of ours, and a client that hangs up is not reported. Each answer is
+written at once through FaceDB.answer (holding the output folder for that answer only: a run
+waits for it, and while a run holds the folder the page says Busy), so reloading the page or
+killing the server loses nothing.
 
 The page uses the report's stylesheet (report/static) and thumbnails cut as the report cuts
 them (report/thumbs.py, into OUT/report/thumbs where the report keeps them); nothing is fetched
@@ -13,20 +16,28 @@ from outside.
 """
 from __future__ import annotations
 
+import errno
 import hmac
+import io
 import json
 import logging
 import os
+import re
 import secrets
+import socket
+import socketserver
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
+
+from .errors import Busy, FacedistError, SettingError
 
 log = logging.getLogger("facedist")
 
@@ -173,11 +184,69 @@ def page(token: str) -> str:
     return _environment().get_template("review.html").render(token=token)
 
 
+# Every request is bounded: its body (an answer is a few hundred bytes), each read or write on
+# its connection, the whole request's arrival (a client trickling a byte at a time within the
+# read timeout would hold a thread for ever), and the connections served at once. Request lines
+# and headers keep http.server's bounds: 64 KiB a line (414, 431), 100 headers (431).
+MAX_BODY = 64 * 1024  # bytes of a POST body
+SOCKET_TIMEOUT = 10.0  # seconds one read or write on a connection may wait
+REQUEST_SECONDS = 30.0  # seconds the request line, headers and body may take to arrive
+MAX_CONNECTIONS = 32  # connections served at once; more are turned away with 503
+MAX_TEXT = 1000  # characters of a question id, an answer or a name in an answer
+INTERNAL = "internal error (run `facedist review -v` to see it in the log)"
+# A client gone (hung up, reset) or too slow: nothing to tell anyone, nothing to answer
+GONE = (ConnectionError, TimeoutError)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reading side, which gives up (TimeoutError) once `deadline` (a
+    time.monotonic) has passed, however the bytes trickle in."""
+
+    def __init__(self, sock: socket.socket, deadline: float, timeout: float) -> None:
+        self.sock, self.deadline, self.timeout = sock, deadline, timeout
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self.sock.settimeout(min(self.timeout, left))
+        try:
+            return self.sock.recv_into(buffer)
+        finally:
+            self.sock.settimeout(self.timeout)  # writes keep the whole timeout
+
+
+def check_port(port) -> int:
+    """`port` as an int in 0..65535 (0: any free port); SettingError else."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise SettingError(f"--port is a whole number from 0 to 65535 (0: any free port), "
+                           f"not {port!r}")
+    return port
+
+
 def make_handler(app: ReviewApp, token: str, port_of):
-    prefix = f"/{token}/"
+    token_bytes = token.encode()
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "facedist-review"
+        timeout = SOCKET_TIMEOUT  # StreamRequestHandler sets it on the connection
+        request_seconds = REQUEST_SECONDS
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()
+            self.rfile = io.BufferedReader(_DeadlineReader(
+                self.connection, time.monotonic() + self.request_seconds, self.timeout))
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except GONE as exc:
+                self.close_connection = True
+                log.debug("review: a client left: %s", type(exc).__name__)
 
         def log_message(self, fmt, *args) -> None:  # quiet: -v shows requests
             log.debug("review: " + fmt % args)
@@ -194,82 +263,151 @@ def make_handler(app: ReviewApp, token: str, port_of):
             if origin is not None and origin not in (f"http://127.0.0.1:{port}",
                                                      f"http://localhost:{port}"):
                 return self._refuse("foreign origin")
-            path = urlsplit(self.path).path
-            if not (path.startswith(prefix) and hmac.compare_digest(path[:len(prefix)], prefix)):
+            try:
+                path = urlsplit(self.path).path
+            except ValueError:  # "//[": not a path this server has
+                path = ""
+            first, slash, rest = path[1:].partition("/") if path.startswith("/") else ("", "", "")
+            # the first segment, whatever it holds, is compared in constant time: no short-cut
+            # that answers sooner for a wrong first character
+            same = hmac.compare_digest(first.encode("utf-8", "replace"), token_bytes)
+            if not (same and slash):
                 return self._refuse("no token")
-            return path[len(prefix):]
+            return rest
 
         def _refuse(self, why: str) -> None:
             self._send(403, json.dumps({"error": f"forbidden: {why}"}).encode(), "application/json")
             return None
 
         def _send(self, code: int, body: bytes, kind: str, cache: bool = False) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "private, max-age=3600" if cache else "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Referrer-Policy", "no-referrer")
-            self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self'; "
-                             "connect-src 'self'; frame-ancestors 'none'")
-            self.end_headers()
-            self.wfile.write(body)
+            # one request a connection (HTTP/1.0): said, so that a refused body is not awaited
+            self.close_connection = True
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.send_header("Cache-Control", "private, max-age=3600" if cache else "no-store")
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self.send_header("Referrer-Policy", "no-referrer")
+                self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self'; "
+                                 "connect-src 'self'; frame-ancestors 'none'")
+                self.end_headers()
+                self.wfile.write(body)
+            except GONE as exc:
+                log.debug("review: a client left before its answer: %s", type(exc).__name__)
 
         def _json(self, code: int, value) -> None:
             self._send(code, json.dumps(value, ensure_ascii=False).encode(), "application/json")
+
+        def _error(self, code: int, message: str) -> None:
+            self._json(code, {"error": message})
+
+        def _internal(self) -> None:
+            log.debug("review: internal error on %s %s", self.command, self.path[:200],
+                      exc_info=True)
+            self._error(500, INTERNAL)
 
         def do_GET(self) -> None:  # noqa: N802
             rest = self._allowed()
             if rest is None:
                 return
             try:
-                if rest in ("", "index.html"):
-                    return self._send(200, page(token).encode(), "text/html; charset=utf-8")
-                if rest == "api/questions":
-                    query = dict(p.split("=", 1) for p in urlsplit(self.path).query.split("&")
-                                 if "=" in p)
-                    n = max(1, min(int(query.get("n", "1")), 50))
-                    return self._json(200, app.state(n))
-                if rest.startswith("static/") and rest[7:] in STATIC:
-                    body = resources.files("facedist.report").joinpath("static", rest[7:]).read_bytes()
-                    return self._send(200, body, STATIC[rest[7:]], cache=True)
-                if rest.startswith("face/") and rest.endswith(".jpg"):
-                    thumb = app.thumbnail(int(rest[5:-4]))
-                    if thumb is None:
-                        body = resources.files("facedist.report").joinpath(
-                            "static", "missing.svg").read_bytes()
-                        return self._send(200, body, "image/svg+xml")
-                    return self._send(200, thumb.read_bytes(), "image/jpeg", cache=True)
-                return self._json(404, {"error": "not found"})
-            except Exception as exc:  # noqa: BLE001 - the page shows it; the server goes on
-                return self._json(500, {"error": str(exc).splitlines()[0] if str(exc) else
-                                        type(exc).__name__})
+                self._get(rest)
+            except Exception:  # noqa: BLE001 - a bug: the page says so; the server goes on
+                self._internal()
+
+        def _get(self, rest: str) -> None:
+            if rest in ("", "index.html"):
+                return self._send(200, page(token).encode(), "text/html; charset=utf-8")
+            if rest == "api/questions":
+                n = self._count()
+                if n is None:
+                    return self._error(400, "n is a number of questions, 1 to 50")
+                return self._json(200, app.state(n))
+            if rest.startswith("static/") and rest[7:] in STATIC:
+                body = resources.files("facedist.report").joinpath("static", rest[7:]).read_bytes()
+                return self._send(200, body, STATIC[rest[7:]], cache=True)
+            face = re.fullmatch(r"face/([0-9]{1,18})\.jpg", rest)
+            if face:
+                thumb = app.thumbnail(int(face[1]))
+                if thumb is None:
+                    body = resources.files("facedist.report").joinpath(
+                        "static", "missing.svg").read_bytes()
+                    return self._send(200, body, "image/svg+xml")
+                return self._send(200, thumb.read_bytes(), "image/jpeg", cache=True)
+            return self._error(404, "not found")
+
+        def _count(self) -> int | None:
+            """The query's n (1 when absent), clamped to 1..50; None when it is not a number."""
+            try:
+                query = parse_qsl(urlsplit(self.path).query, keep_blank_values=True,
+                                  max_num_fields=10)
+            except ValueError:
+                return None
+            given = [v for k, v in query if k == "n"]
+            if not given:
+                return 1
+            if not re.fullmatch(r"[0-9]{1,6}", given[-1]):
+                return None
+            return max(1, min(int(given[-1]), 50))
+
+        def _body(self) -> dict | None:
+            """The request's body, a JSON object of at most MAX_BODY bytes; None when an error
+            was sent (the body is then left unread, and the connection closed)."""
+            if self.headers.get("Transfer-Encoding") is not None:
+                return self._error(411, "a body is sent with a Content-Length")
+            lengths = self.headers.get_all("Content-Length") or []
+            if not lengths:
+                return self._error(411, "a body is sent with a Content-Length")
+            if len(set(lengths)) > 1 or not re.fullmatch(r"[0-9]+", lengths[0]):
+                return self._error(400, "Content-Length is not a number of bytes")
+            if len(lengths[0]) > 9 or int(lengths[0]) > MAX_BODY:
+                return self._error(413, f"a body is at most {MAX_BODY} bytes")
+            size = int(lengths[0])
+            data = self.rfile.read(size)
+            if len(data) < size:  # the client hung up
+                raise ConnectionAbortedError("the body ended early")
+            try:
+                body = json.loads(data.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                return self._error(400, "the body is not JSON (UTF-8)")
+            if not isinstance(body, dict):
+                return self._error(400, "the body is not a JSON object")
+            return body
 
         def do_POST(self) -> None:  # noqa: N802
-            from .errors import Busy
-
             rest = self._allowed()
             if rest is None:
                 return
             if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
                 return self._refuse("JSON only")
+            if rest not in ("api/answer", "api/undo"):
+                return self._error(404, "not found")
+            body = self._body()
+            if body is None:
+                return
             try:
-                size = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(min(size, 1 << 16)) or b"{}")
                 if rest == "api/answer":
-                    done = app.answer(str(body.get("question", "")), body.get("answer"))
+                    question, answer = body.get("question"), body.get("answer")
+                    if not (isinstance(question, str) and 0 < len(question) <= MAX_TEXT):
+                        return self._error(400, "question is the id of a question")
+                    if not well_formed(answer):
+                        return self._error(400, "an answer is yes, no, skip, ignore, "
+                                           '{"person": ID} or {"name": NAME}')
+                    done = app.answer(question, answer)
                     return self._json(200, {"done": done, **app.state(1)})
-                if rest == "api/undo":
-                    undone = app.undo()
-                    return self._json(200, {"undone": undone, **app.state(1)})
-                return self._json(404, {"error": "not found"})
+                undone = app.undo()
+                return self._json(200, {"undone": undone, **app.state(1)})
             except Busy as exc:
                 return self._json(409, {"busy": str(exc)})
-            except (ValueError, TypeError) as exc:
-                return self._json(400, {"error": str(exc)})
-            except Exception as exc:  # noqa: BLE001
-                return self._json(500, {"error": str(exc).splitlines()[0] if str(exc) else
-                                        type(exc).__name__})
+            except ValueError as exc:  # facedist's own word on an answer that does not fit
+                said = str(exc).splitlines()[0] if str(exc) else "not an answer to this question"
+                return self._error(400, said[:200])
+            except FacedistError as exc:  # damage, a folder that cannot be written: one line
+                return self._error(500, str(exc).splitlines()[0] if str(exc) else INTERNAL)
+            except Exception:  # noqa: BLE001
+                return self._internal()
 
         def do_PUT(self) -> None:  # noqa: N802
             self._refuse("method")
@@ -279,15 +417,94 @@ def make_handler(app: ReviewApp, token: str, port_of):
     return Handler
 
 
-class ReviewServer:
-    """The server, started on a thread by `start` (tests) or in the foreground by `serve`."""
+def well_formed(answer) -> bool:
+    """Whether `answer` has an answer's shape: a short text, {"person": ID} or {"name": NAME}
+    (whether it fits the question is review.plan's to say)."""
+    if isinstance(answer, str):
+        return 0 < len(answer) <= MAX_TEXT
+    if not isinstance(answer, dict) or len(answer) != 1:
+        return False
+    (key, value), = answer.items()
+    if key == "person":
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 63
+    return key == "name" and isinstance(value, str) and len(value) <= MAX_TEXT
 
-    def __init__(self, out: str | Path, port: int = 0) -> None:
-        self.app = ReviewApp(out)
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a bound on connections served at once, quiet when a client
+    hangs up, and no reverse DNS lookup of 127.0.0.1 at start (HTTPServer.server_bind's)."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, max_connections: int) -> None:
+        self.slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            try:  # turned away at once, never waited on
+                request.send(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\nRetry-After: 1\r\n\r\n", socket.MSG_DONTWAIT)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        # socketserver prints a traceback on stderr; a client gone is no news, and anything
+        # else that escapes a request (handled in Handler) is for -v
+        if isinstance(sys.exc_info()[1], GONE):
+            log.debug("review: a client left: %s", type(sys.exc_info()[1]).__name__)
+        else:
+            log.debug("review: error on a connection from %s", client_address[0], exc_info=True)
+
+
+def _listen(port: int, max_connections: int) -> _Server:
+    """The server listening on 127.0.0.1:port; SettingError (one line naming the port) when
+    the port is taken or not allowed."""
+    try:
+        return _Server(("127.0.0.1", port), BaseHTTPRequestHandler, max_connections)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise SettingError(f"port {port} on 127.0.0.1 is in use: pick another with --port, "
+                               f"or leave --port out for a free one") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise SettingError(f"port {port} on 127.0.0.1 is not allowed for this user (ports "
+                               f"below 1024 need root): pick another with --port") from None
+        raise SettingError(f"cannot listen on 127.0.0.1 port {port}: "
+                           f"{exc.strerror or exc}") from None
+
+
+class ReviewServer:
+    """The server, started on a thread by `start` (tests) or in the foreground by `serve`.
+    SettingError for a port that is not one, taken, or not allowed."""
+
+    def __init__(self, out: str | Path, port: int = 0,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        self.httpd = _listen(check_port(port), max_connections)  # before the folder is read
+        try:
+            self.app = ReviewApp(out)
+        except BaseException:
+            self.httpd.server_close()
+            raise
         self.token = secrets.token_urlsafe(18)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), make_handler(
-            self.app, self.token, lambda: self.httpd.server_address[1]))
-        self.httpd.daemon_threads = True
+        self.httpd.RequestHandlerClass = make_handler(
+            self.app, self.token, lambda: self.httpd.server_address[1])
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{self.token}/"
 
     def start(self) -> "ReviewServer":
