@@ -128,6 +128,11 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor) -> RunS
         for old in store.mark_interrupted_runs():
             log.warning(f"run {old} of this output folder was interrupted (the process ended "
                         f"before it finished); recorded as failed, and this run goes on from it")
+        # the last run's report left incomplete (Ctrl-C): this run's record says so too, until
+        # a report is written (run --report, facedist report)
+        last = store.last_run()
+        unfinished = (not settings.report and last is not None and
+                      store.run_record(last["id"])["summary"].get("report") == "incomplete")
         run_id = store.begin_run(key, settings.model, str(Path(settings.photos).resolve()),
                                  settings.to_dict(), versions())
         monitor.start()
@@ -137,7 +142,11 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor) -> RunS
         summary.stage_seconds = {k: round(v.seconds, 3) for k, v in monitor.stages.items()}
         perf = monitor.write(out / "perf", images=summary.processed, faces=summary.faces)
         store.finish_run(run_id, {**perf, "found": summary.images, "reused": summary.reused,
-                                  "skipped": summary.skipped}, seen=paths)
+                                  "skipped": summary.skipped,
+                                  **({"report": "incomplete"} if unfinished else {})}, seen=paths)
+        if unfinished:
+            log.warning(f"the report in {display_path(out / 'report')} was left incomplete "
+                        f"(interrupted): facedist report {display_path(out)} finishes it")
         return summary
     except BaseException as exc:
         try:
