@@ -555,3 +555,31 @@ def test_a_manifest_naming_files_not_of_the_reports_naming_deletes_none_of_them(
     (dest / MANIFEST).write_text(json.dumps({"files": ["../outside.html", "notes.html", "/x"]}))
     write_report(out, dest)
     assert outside.read_text() == "mine" and (dest / "notes.html").read_text() == "mine"
+
+
+def test_run_report_into_a_report_folder_of_the_users_own_is_refused_before_the_run(
+        output, monkeypatch):
+    from facedist import pipeline
+    from facedist.config import Settings
+    from facedist.errors import SettingError
+
+    class NoEngine:
+        def __init__(self, settings):
+            pass
+
+        def process(self, todo, *args):
+            raise AssertionError("the run went on")
+
+        def close(self):
+            pass
+
+    out, photos, _ = output
+    (out / "report").mkdir()
+    (out / "report" / "mine.html").write_text("mine")
+    runs = FaceStore(out, create=False, readonly=True).db.execute("SELECT count(*) FROM runs")
+    before = runs.fetchone()[0]
+    monkeypatch.setattr(pipeline, "LocalEngine", NoEngine)
+    with pytest.raises(SettingError, match="no facedist report"):
+        pipeline.run(Settings(photos=photos, out=out, progress=False, report=True))
+    runs = FaceStore(out, create=False, readonly=True).db.execute("SELECT count(*) FROM runs")
+    assert runs.fetchone()[0] == before and (out / "report" / "mine.html").read_text() == "mine"

@@ -90,6 +90,10 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
             out.mkdir(parents=True, exist_ok=True)
             lock = OutputLock(out, wait=settings.wait)
         with lock:
+            if settings.report:  # a report folder of someone else's: refused before the run
+                from .report.html import own_files
+
+                own_files(out / "report")
             summary = _run_locked(settings, engine, out, monitor or Monitor(settings.sample_interval))
             if settings.report:
                 summary.report = _write_report(settings, out)

@@ -17,7 +17,7 @@ page costs the same at 100 faces or 1,000,000.
 
 The folder holds only what facedist wrote: a report is written into a missing or empty folder,
 or one holding an earlier facedist report, and never deletes a file it did not write there
-(own_files). index.html is written last, and the run's record says while the report is
+(own_files). index.html is written last, and until it is, the run's record says the report is
 incomplete (store.note_report): a report interrupted (Ctrl-C) is finished by the next one.
 
     >>> from facedist.api import open_db       # doctest: +SKIP
