@@ -148,13 +148,14 @@ def test_a_rerun_cuts_only_missing_thumbnails_and_drops_stale_files(output):
     mtimes = {p: p.stat().st_mtime_ns for p in thumbs}
     thumbs[0].unlink()
     (root / "thumbs" / "00").mkdir(exist_ok=True)
-    (root / "thumbs" / "00" / "gone.jpg").write_bytes(b"x")
-    (root / "person-99999.html").write_text("old")
+    (root / "thumbs" / "00" / ("0" * 18 + ".jpg")).write_bytes(b"x")  # facedist's name: stale
+    (root / "thumbs" / "00" / "gone.jpg").write_bytes(b"x")  # the user's: kept
+    (root / "person-99999.html").write_text("old")  # no report listed it: the user's, kept
     again = write_report(out)
     assert (again.thumbs_made, again.thumbs_kept) == (1, 23)
     assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items() if p != thumbs[0])
-    assert thumbs[0].exists() and not (root / "thumbs" / "00" / "gone.jpg").exists()
-    assert not (root / "person-99999.html").exists()
+    assert thumbs[0].exists() and not (root / "thumbs" / "00" / ("0" * 18 + ".jpg")).exists()
+    assert (root / "thumbs" / "00" / "gone.jpg").exists() and (root / "person-99999.html").exists()
 
 
 def test_a_photo_changed_or_gone_since_the_run_is_named_not_cut(output):
@@ -361,3 +362,227 @@ def csv_rows(path: Path) -> list[dict]:
 
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+# -- the report's folder holds only what facedist wrote (issue 35) -----------------------------
+MANIFEST = ".facedist-report.json"
+
+
+def users_files(root: Path) -> dict[str, bytes]:
+    """Files of the user's own in a folder a report is written to: names a report also uses
+    (an .html page, data/*.js, thumbs/) and others."""
+    files = {"notes.html": b"<p>mine</p>", "person-99999.html": b"my page", "data/x.js": b"var x;",
+             "thumbs/photo.jpg": b"\xff\xd8 my photo", "thumbs/00/gone.jpg": b"x",
+             "holiday/list.txt": b"a list", "readme.txt": b"hello"}
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return files
+
+
+def unchanged(root: Path, files: dict[str, bytes]) -> bool:
+    return all((root / n).is_file() and (root / n).read_bytes() == b for n, b in files.items())
+
+
+def test_report_dest_refuses_a_folder_of_the_users_own_and_changes_nothing(output, tmp_path):
+    from conftest import facedist_main, tree_state
+
+    out, _, _ = output
+    mine = tmp_path / "my folder"
+    mine.mkdir()
+    files = users_files(mine)
+    before = tree_state(mine)
+    code, stdout, stderr = facedist_main("report", out, "--dest", mine)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert str(mine) in stderr and "no facedist report" in stderr
+    assert tree_state(mine) == before and unchanged(mine, files)
+    # the run's own report folder, the same: refused, nothing deleted
+    default = out / "report"
+    default.mkdir()
+    (default / "mine.html").write_text("mine")
+    code, _, stderr = facedist_main("report", out)
+    assert code == 2 and (default / "mine.html").read_text() == "mine"
+    assert [p.name for p in default.iterdir()] == ["mine.html"], stderr
+
+
+def test_a_report_removes_its_own_stale_files_and_nothing_else(output, tmp_path):
+    out, _, _ = output
+    dest = tmp_path / "shared report"
+    first = write_report(out, dest)
+    written = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+    listed = json.loads((dest / MANIFEST).read_text()) if (dest / MANIFEST).exists() else None
+    files = users_files(dest)
+    db = open_db(out)
+    gone = db.people()[1].id
+    db.merge_people(db.people()[0].id, gone)  # person-GONE.html is no longer written
+    db.close()
+    # a thumbnail the review page cut into the folder (named as facedist names them), no face's
+    review_thumb = dest / "thumbs" / "ab" / ("c" * 18 + ".jpg")
+    review_thumb.parent.mkdir(parents=True, exist_ok=True)
+    review_thumb.write_bytes(b"\xff\xd8")
+    assert (dest / f"person-{gone}.html").is_file()
+    again = write_report(out, dest)
+    assert again.thumbs_kept == first.thumbs_made and again.people == first.people - 1
+    assert not (dest / f"person-{gone}.html").exists() and not review_thumb.exists()
+    assert unchanged(dest, files)
+    assert listed["complete"] and set(listed["files"]) == written - {MANIFEST}
+    manifest = json.loads((dest / MANIFEST).read_text())
+    assert manifest["complete"] and all((dest / f).is_file() for f in manifest["files"])
+    assert all(report_html.OWN_NAME.fullmatch(f) for f in manifest["files"])
+
+
+def test_a_report_written_before_manifests_is_taken_over_keeping_the_rest(output):
+    """An output made by an earlier facedist: OUT/report full of the report's files, without a
+    manifest. Its files (those named as facedist names them) are taken for facedist's own;
+    anything else in it stays."""
+    out, _, _ = output
+    root = out / "report"
+    write_report(out)
+    (root / MANIFEST).unlink(missing_ok=True)
+    (root / "person-99999.html").write_text(
+        (root / "person-99999.html").read_text() if (root / "person-99999.html").exists()
+        else "<!doctype html><title>facedist report</title>")
+    (root / "notes.txt").write_text("mine")
+    (root / "data" / "mine.js").write_text("var mine;")
+    r = write_report(out)
+    assert r.index.is_file() and (root / MANIFEST).is_file()
+    assert not (root / "person-99999.html").exists()  # a page of facedist's naming, stale
+    assert (root / "notes.txt").read_text() == "mine"
+    assert (root / "data" / "mine.js").read_text() == "var mine;"
+
+
+def test_the_review_pages_thumbnails_alone_do_not_block_the_report(output):
+    out, _, _ = output
+    thumb = out / "report" / "thumbs" / "ab" / ("d" * 18 + ".jpg")
+    thumb.parent.mkdir(parents=True)
+    thumb.write_bytes(b"\xff\xd8")
+    assert write_report(out).index.is_file()
+
+
+def report_state(out: Path) -> str | None:
+    store = FaceStore(out, create=False, readonly=True)
+    try:
+        return store.run_record(store.last_run()["id"])["summary"].get("report")
+    finally:
+        store.close()
+
+
+def interrupt_after(monkeypatch, pages: int) -> None:
+    """Ctrl-C as the report writes its page number `pages` + 1."""
+    real, done = report_html.ReportWriter._render, []
+
+    def render(self, name, template, **values):
+        if len(done) == pages:
+            raise KeyboardInterrupt
+        done.append(name)
+        real(self, name, template, **values)
+
+    monkeypatch.setattr(report_html.ReportWriter, "_render", render)
+
+
+def test_ctrl_c_during_the_report_is_recorded_and_the_next_report_finishes_it(output, monkeypatch):
+    from conftest import facedist_main
+
+    out, _, _ = output
+    root = out / "report"
+    interrupt_after(monkeypatch, 3)
+    code, _, stderr = facedist_main("report", out, "-q")
+    assert code == 130 and len(stderr.strip().splitlines()) == 1, stderr
+    assert report_state(out) == "incomplete" and not (root / "index.html").exists()
+    assert not json.loads((root / MANIFEST).read_text())["complete"]
+    monkeypatch.undo()
+    code, _, stderr = facedist_main("report", out, "-q")
+    assert code == 0, stderr
+    assert report_state(out) == "complete" and (root / "index.html").is_file()
+    links = parse(root / "index.html").urls
+    assert all((root / u.split("#")[0]).is_file() for u in links
+               if not u.startswith("file:") and u.split("#")[0])
+
+
+def test_ctrl_c_during_run_report_keeps_the_earlier_index_and_says_so(output, monkeypatch, caplog):
+    """`run --report` writes the report after the run is recorded finished (pipeline's
+    _write_report): interrupted, the record says the report is incomplete and the earlier
+    report's index.html stays; the next report finishes it."""
+    from facedist import pipeline
+    from facedist.config import Settings
+    from facedist.store import writing
+
+    out, photos, _ = output
+    write_report(out)
+    index = (out / "report" / "index.html").read_bytes()
+    interrupt_after(monkeypatch, 1)
+    settings = Settings(photos=photos, out=out, progress=False)
+    with writing(out, "run") as store, pytest.raises(KeyboardInterrupt):
+        pipeline._write_report(settings, out, store)
+    assert report_state(out) == "incomplete"
+    assert (out / "report" / "index.html").read_bytes() == index
+    monkeypatch.undo()
+    with writing(out, "run") as store:
+        assert pipeline._write_report(settings, out, store).is_file()
+    assert report_state(out) == "complete"
+
+
+def test_a_run_after_an_interrupted_report_says_so_until_a_report_is_written(output, monkeypatch,
+                                                                             caplog, tmp_path):
+    from facedist import pipeline
+    from facedist.config import Settings
+    from facedist.monitor import Monitor
+
+    class NoEngine:  # nothing to process: an empty photo folder
+        def process(self, todo, *args):
+            assert not todo
+
+    out, _, _ = output
+    interrupt_after(monkeypatch, 0)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(out)
+    monkeypatch.undo()
+    empty = tmp_path / "no photos"
+    empty.mkdir()
+    settings = Settings(photos=empty, out=out, progress=False, weights="synthetic")
+    with caplog.at_level("WARNING", logger="facedist"):
+        pipeline._run_locked(settings, NoEngine(), out, Monitor(0.05))
+    assert report_state(out) == "incomplete"  # the new run's record says it too
+    assert f"facedist report {out} finishes it" in caplog.text
+    write_report(out)
+    assert report_state(out) == "complete"
+
+
+def test_a_manifest_naming_files_not_of_the_reports_naming_deletes_none_of_them(output, tmp_path):
+    out, _, _ = output
+    dest = tmp_path / "report"
+    write_report(out, dest)
+    outside = tmp_path / "outside.html"
+    outside.write_text("mine")
+    (dest / "notes.html").write_text("mine")
+    (dest / MANIFEST).write_text(json.dumps({"files": ["../outside.html", "notes.html", "/x"]}))
+    write_report(out, dest)
+    assert outside.read_text() == "mine" and (dest / "notes.html").read_text() == "mine"
+
+
+def test_run_report_into_a_report_folder_of_the_users_own_is_refused_before_the_run(
+        output, monkeypatch):
+    from facedist import pipeline
+    from facedist.config import Settings
+    from facedist.errors import SettingError
+
+    class NoEngine:
+        def __init__(self, settings):
+            pass
+
+        def process(self, todo, *args):
+            raise AssertionError("the run went on")
+
+        def close(self):
+            pass
+
+    out, photos, _ = output
+    (out / "report").mkdir()
+    (out / "report" / "mine.html").write_text("mine")
+    runs = FaceStore(out, create=False, readonly=True).db.execute("SELECT count(*) FROM runs")
+    before = runs.fetchone()[0]
+    monkeypatch.setattr(pipeline, "LocalEngine", NoEngine)
+    with pytest.raises(SettingError, match="no facedist report"):
+        pipeline.run(Settings(photos=photos, out=out, progress=False, report=True))
+    runs = FaceStore(out, create=False, readonly=True).db.execute("SELECT count(*) FROM runs")
+    assert runs.fetchone()[0] == before and (out / "report" / "mine.html").read_text() == "mine"

@@ -380,8 +380,11 @@ class FaceDB:
         from .report.html import write_report
 
         elsewhere = dest is not None and Path(self.out).resolve() not in Path(dest).resolve().parents
-        with explained(self.out), OutputLock(self.out, what="report", read_only_ok=elsewhere):
-            return write_report(self, dest, workers, progress)
+        if elsewhere:  # the output folder only read: it may be on read-only media
+            with explained(self.out), OutputLock(self.out, what="report", read_only_ok=True):
+                return write_report(self, dest, workers, progress)
+        with explained(self.out), writing(self.out, "report", check=False) as store:
+            return write_report(self, dest, workers, progress, store)
 
     def _close_compute(self) -> None:
         if self._compute is not None:

@@ -87,6 +87,10 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
     # the local engine builds its models here: missing weights fail at once, before any work
     engine = (RayEngine if settings.engine == "ray" else LocalEngine)(settings)
     try:
+        if settings.report:  # a report folder of someone else's: refused before anything is written
+            from .report.html import own_files
+
+            own_files(out / "report")
         with ExitStack() as folder:
             with explained(display_path(out)):
                 out.mkdir(parents=True, exist_ok=True)
@@ -95,14 +99,15 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
             summary = _run_locked(settings, engine, out, monitor or Monitor(settings.sample_interval),
                                   store)
             if settings.report:
-                summary.report = _write_report(settings, out)
+                summary.report = _write_report(settings, out, store)
             return summary
     finally:
         engine.close()
 
 
-def _write_report(settings: Settings, out: Path) -> Path:
-    """The HTML report of the run just finished (the caller holds the output folder)."""
+def _write_report(settings: Settings, out: Path, store: FaceStore) -> Path:
+    """The HTML report of the run just finished (the caller holds the output folder, and
+    `store` is its writer)."""
     from .facedb import FaceDB
     from .report.html import write_report
 
@@ -110,7 +115,7 @@ def _write_report(settings: Settings, out: Path) -> Path:
         db = FaceDB(out)
         try:
             return write_report(db, workers=settings.decode_workers or 2,
-                                progress=settings.progress).index
+                                progress=settings.progress, store=store).index
         finally:
             db.close()
 
@@ -131,6 +136,11 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor,
         for old in store.mark_interrupted_runs():
             log.warning(f"run {old} of this output folder was interrupted (the process ended "
                         f"before it finished); recorded as failed, and this run goes on from it")
+        # the last run's report left incomplete (Ctrl-C): this run's record says so too, until
+        # a report is written (run --report, facedist report)
+        last = store.last_run()
+        unfinished = (not settings.report and last is not None and
+                      store.run_record(last["id"])["summary"].get("report") == "incomplete")
         run_id = store.begin_run(key, settings.model, str(Path(settings.photos).resolve()),
                                  settings.to_dict(), versions())
         monitor.start()
@@ -140,7 +150,11 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor,
         summary.stage_seconds = {k: round(v.seconds, 3) for k, v in monitor.stages.items()}
         perf = monitor.write(out / "perf", images=summary.processed, faces=summary.faces)
         store.finish_run(run_id, {**perf, "found": summary.images, "reused": summary.reused,
-                                  "skipped": summary.skipped}, seen=paths)
+                                  "skipped": summary.skipped,
+                                  **({"report": "incomplete"} if unfinished else {})}, seen=paths)
+        if unfinished:
+            log.warning(f"the report in {display_path(out / 'report')} was left incomplete "
+                        f"(interrupted): facedist report {display_path(out)} finishes it")
         return summary
     except BaseException as exc:
         try:

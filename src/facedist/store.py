@@ -372,6 +372,15 @@ class FaceStore:
                             "WHERE id = ?", (time.time(), json.dumps(summary),
                                              "failed" if error else "finished", error, run_id))
 
+    def note_report(self, run_id: int, state: str) -> None:
+        """Record in a run's summary whether its HTML report (OUT/report) is "incomplete" (being
+        written, or interrupted) or "complete" (report/html.py)."""
+        with self.transaction():
+            row = self.db.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None:
+                self.db.execute("UPDATE runs SET summary = ? WHERE id = ?",
+                                (json.dumps({**json.loads(row[0] or "{}"), "report": state}), run_id))
+
     def mark_interrupted_runs(self) -> list[int]:
         """Record as failed ("interrupted") the runs still marked running, and return their ids.
         Only for a writer holding the output lock (OutputLock): no other process can then be

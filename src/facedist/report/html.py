@@ -13,6 +13,12 @@ page costs the same at 100 faces or 1,000,000.
     skipped[-N].html     files skipped, each with its reason
     face.html#ID         a face's k nearest faces (data/neighbours-C.js, CHUNK faces a file)
     thumbs/              face thumbnails, cut once (thumbs.py)
+    .facedist-report.json  the files this report wrote (MANIFEST): the next one deletes only those
+
+The folder holds only what facedist wrote: a report is written into a missing or empty folder,
+or one holding an earlier facedist report, and never deletes a file it did not write there
+(own_files). index.html is written last, and until it is, the run's record says the report is
+incomplete (store.note_report): a report interrupted (Ctrl-C) is finished by the next one.
 
     >>> from facedist.api import open_db       # doctest: +SKIP
     >>> write_report(open_db("out")).index     # doctest: +SKIP
@@ -24,6 +30,8 @@ import json
 import logging
 import math
 import os
+import re
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,8 +41,9 @@ import numpy as np
 
 from ..discover import display_path
 from ..atomic import replaced, replacing
+from ..errors import SettingError
 from . import lookalikes, read_neighbors
-from .thumbs import ThumbJob, cut_thumbnails, stale, thumb_name
+from .thumbs import THUMB_NAME, ThumbJob, cut_thumbnails, stale, thumb_name
 
 log = logging.getLogger("facedist")
 
@@ -48,6 +57,15 @@ LOOKALIKES_SHOWN = 500
 CHUNK = 1000  # faces per neighbour data file (by face id)
 STATIC = ("report.css", "face.js", "sort.js", "favicon.svg", "missing.svg")
 NO_PERSON = -1  # ReportFace.person of an unclear face; ignored faces are not shown at all
+MANIFEST = ".facedist-report.json"  # {"files": [what the report wrote], "complete": ...}
+# the names the report gives its files (and the review page its thumbnails): nothing else is
+# ever deleted, even if a manifest lists it
+OWN_NAME = re.compile(
+    r"(index|face|(people|lookalikes|unclear|skipped)(-\d+)?|person-\d+(-\d+)?)\.html"
+    r"|timeline\.png|data/neighbours-\d+\.js|" + "|".join(re.escape(n) for n in STATIC)
+    + "|" + THUMB_NAME.pattern)
+# what every index.html of a facedist report holds, those written before the manifest too
+INDEX_MARKS = ("<title>facedist report</title>", '<a class="brand" href="index.html">facedist</a>')
 
 
 @dataclass
@@ -147,7 +165,9 @@ def _environment():
 class ReportWriter:
     """Gathers a run's results from a FaceDB and writes the report's files."""
 
-    def __init__(self, db, dest: Path, workers: int = 2, progress: bool = False) -> None:
+    def __init__(self, db, dest: Path, workers: int = 2, progress: bool = False,
+                 note=None) -> None:
+        self.note = note
         self.db, self.dest, self.workers, self.progress = db, Path(dest), workers, progress
         self.written: set[str] = set()  # relative names written this time
         self.env = _environment()
@@ -212,14 +232,26 @@ class ReportWriter:
     # -- writing ------------------------------------------------------------------------------
     def write(self) -> ReportSummary:
         t0 = time.perf_counter()
+        before = own_files(self.dest)  # a folder of someone else's: refused, nothing written
         self.gather()  # everything read (and checked) before anything is written
+        if self.run["summary"].get("report") == "incomplete" and self._is_the_runs():
+            log.info(f"finishing the report of run {self.db.run_id}, left incomplete (interrupted)")
+        self._note_run("incomplete")
         self.dest.mkdir(parents=True, exist_ok=True)
-        made, kept, failed = self.write_thumbnails()
-        self.write_static()
-        self.write_timeline()
-        self.write_pages(failed)
-        self.write_neighbours()
-        self.remove_stale()
+        try:
+            made, kept, failed = self.write_thumbnails()
+            self.write_static()
+            self.write_timeline()
+            self.write_neighbours()
+            self.write_pages(failed)  # index.html last: there, the report is whole
+        except BaseException:
+            try:  # what was written so far is facedist's too: the next report may delete it
+                self._write_manifest(before | self.written, complete=False)
+            except OSError:
+                pass  # the fault being raised says more
+            raise
+        self.remove_stale(before)
+        self._note_run("complete")
         return ReportSummary(self.dest / "index.html", sum(n.endswith(".html") for n in self.written),
                              len(self.faces), len(self.people), made, kept, failed,
                              time.perf_counter() - t0)
@@ -304,7 +336,7 @@ class ReportWriter:
         unclear_pages = paged(self.unclear, FACES_PER_PAGE)
         common.update(total_unclear=len(self.unclear), ignored=self.ignored,
                       min_quality=self.min_quality)
-        self._render("index.html", "index.html", **common, **self.summary(),
+        index = dict(**common, **self.summary(),
                      unclear=self.unclear[:ON_INDEX["unclear"]],
                      people=self.people[:ON_INDEX["people"]], people_pages=len(people_pages),
                      pairs=self.pairs[:ON_INDEX["pairs"]], pair_pages=len(pair_pages),
@@ -332,6 +364,7 @@ class ReportWriter:
         chunks = sorted({f.face_id // CHUNK for f in self.faces})
         self._render("face.html", "face.html", **common, chunks=chunks, chunk=CHUNK,
                      k=self.db.settings.k)
+        self._render("index.html", "index.html", **index)  # last (write)
 
     def summary(self) -> dict:
         s = self.run["summary"]
@@ -396,14 +429,33 @@ class ReportWriter:
     def _neighbour_label(self, f: ReportFace) -> str:
         return "ignored" if not self.shown[f.row] else self.person_label(f)
 
-    def remove_stale(self) -> None:
-        """Pages, data files and thumbnails of an earlier report that this one no longer has."""
-        keep = self.written
-        for p in stale(self.dest, keep):
-            p.unlink(missing_ok=True)
-        for p in list(self.dest.glob("*.html")) + list(self.dest.glob("data/*.js")):
-            if p.relative_to(self.dest).as_posix() not in keep:
-                p.unlink(missing_ok=True)
+    def remove_stale(self, before: set[str]) -> None:
+        """Delete what an earlier report wrote (`before`, own_files) that this one no longer
+        has, and the thumbnails no face uses any more; nothing else."""
+        gone = {n for n in before if n not in self.written}
+        gone |= {p.relative_to(self.dest).as_posix() for p in stale(self.dest, self.written)}
+        # listed until deleted: interrupted in between, the next report still knows them
+        self._write_manifest(self.written | gone, complete=True)
+        if gone:
+            for name in sorted(gone):
+                (self.dest / name).unlink(missing_ok=True)
+            self._write_manifest(self.written, complete=True)
+
+    def _write_manifest(self, files: set[str], complete: bool) -> None:
+        with replacing(self.dest / MANIFEST, encoding="utf-8") as fh:
+            json.dump({"generator": "facedist", "run": self.db.run_id, "complete": complete,
+                       "files": sorted(files)}, fh, indent=0)
+
+    def _is_the_runs(self) -> bool:
+        """Whether this is the run's own report, OUT/report (not one --dest elsewhere)."""
+        return self.dest.resolve() == (self.db.out / "report").resolve()
+
+    def _note_run(self, state: str) -> None:
+        """The run's record says whether its report is whole (`note`, the caller's writer:
+        store.note_report): "incomplete" from the start, so that a report ended by Ctrl-C or
+        kill -9 stays so until one is."""
+        if self.note is not None and self._is_the_runs():
+            self.note(state)
 
     def _render(self, name: str, template: str, **values) -> None:
         self._write(name, self.env.get_template(template).render(page=name, **values).encode())
@@ -414,6 +466,61 @@ class ReportWriter:
         with replacing(path, "wb") as fh:
             fh.write(data)
         self.written.add(name)
+
+
+def own_files(dest: Path) -> set[str]:
+    """The files an earlier facedist report wrote into `dest` (relative names), the only ones a
+    new report may delete; refuses (exit 2) a folder that holds anything but no facedist report:
+      - a manifest (MANIFEST): the files it lists;
+      - no manifest (a report written before there were manifests) but facedist's index.html:
+        the files named as the report names its own (OWN_NAME); the rest is left alone;
+      - nothing but thumbnails the review page cut there (OUT/report/thumbs): those;
+      - missing or empty: none."""
+    if not dest.exists():
+        return set()
+    if not dest.is_dir():
+        raise SettingError(f"{display_path(dest)} is not a folder: choose a folder for the report")
+    if (dest / MANIFEST).is_file():
+        try:
+            listed = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            listed = []  # damaged: nothing is taken for facedist's but its thumbnails (stale)
+        return {n for n in listed if isinstance(n, str) and OWN_NAME.fullmatch(n)}
+    found = _report_places(dest)
+    if not found:
+        return set()
+    if _is_facedist_index(dest / "index.html"):
+        return {n for n in found if OWN_NAME.fullmatch(n)}
+    if all(THUMB_NAME.fullmatch(n) for n in found):
+        return set(found)
+    raise SettingError(f"{display_path(dest)} holds files and no facedist report: the report "
+                       f"goes into a new or empty folder, or one of its own reports (it deletes "
+                       f"only files it wrote); choose another --dest")
+
+
+def _report_places(dest: Path) -> list[str]:
+    """The entries at the top of `dest` and, in its data/ and thumbs/, the files where the
+    report writes: enough to tell a report's folder, without walking someone's whole tree."""
+    found = []
+    for entry in os.scandir(dest):
+        if entry.name in ("data", "thumbs") and entry.is_dir(follow_symlinks=False):
+            for sub in os.scandir(entry.path):
+                if entry.name == "thumbs" and sub.is_dir(follow_symlinks=False):
+                    found += [f"thumbs/{sub.name}/{f.name}" for f in os.scandir(sub.path)]
+                else:
+                    found.append(f"{entry.name}/{sub.name}")
+        else:
+            found.append(entry.name)
+    return found
+
+
+def _is_facedist_index(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return False
+    return all(mark in head for mark in INDEX_MARKS)
 
 
 def run_lookalikes(path: Path, table, person: np.ndarray) -> list[tuple] | None:
@@ -444,8 +551,10 @@ def _read_json(path: Path) -> dict | None:
 
 
 def write_report(db, dest: str | Path | None = None, workers: int = 2,
-                 progress: bool = False) -> ReportSummary:
+                 progress: bool = False, store=None) -> ReportSummary:
     """Write the HTML report of a FaceDB's last finished run into `dest` (default OUT/report).
-    The caller holds the output folder (FaceDB.report and pipeline.run do)."""
+    The caller holds the output folder (FaceDB.report and pipeline.run do); `store`, its
+    writer (store.writing), records in the run whether OUT/report is whole."""
     dest = Path(dest) if dest is not None else db.out / "report"
-    return ReportWriter(db, dest, workers, progress).write()
+    note = None if store is None else (lambda state: store.note_report(db.run_id, state))
+    return ReportWriter(db, dest, workers, progress, note).write()

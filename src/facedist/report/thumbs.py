@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from ..decode import DecodeError, decode_image
 THUMB_PX = 112  # side of a thumbnail; shown at 56-112 CSS px, sharp on 2x screens
 MARGIN = 0.25  # context around the box, as a share of the box's side on each side
 QUALITY = 85
+# thumb_name's names: the report's and the review page's (review_server.py) thumbnails
+THUMB_NAME = re.compile(r"thumbs/[0-9a-f]{2}/[0-9a-f]{18}\.jpg")
 
 
 @dataclass
@@ -119,11 +122,14 @@ def cut_thumbnails(jobs: list[ThumbJob], root: Path, max_pixels: int, workers: i
 
 
 def stale(root: Path, keep: set[str]) -> list[Path]:
-    """Thumbnails under root/thumbs that no face of the report uses any more."""
+    """Thumbnails under root/thumbs, named as thumb_name names them, that no face of the report
+    uses any more: the report's, and those the review page cut there. Only for a folder that
+    holds facedist's report (report/html.py); any other file under thumbs/ is left alone."""
     found = []
     for dirpath, _, names in os.walk(root / "thumbs"):
         for name in names:
             p = Path(dirpath) / name
-            if p.relative_to(root).as_posix() not in keep:
+            rel = p.relative_to(root).as_posix()
+            if THUMB_NAME.fullmatch(rel) and rel not in keep:
                 found.append(p)
     return found
