@@ -527,6 +527,7 @@ def test_a_run_after_an_interrupted_report_says_so_until_a_report_is_written(out
     from facedist import pipeline
     from facedist.config import Settings
     from facedist.monitor import Monitor
+    from facedist.store import writing
 
     class NoEngine:  # nothing to process: an empty photo folder
         def process(self, todo, *args):
