@@ -23,12 +23,12 @@ from .config import Settings
 from .discover import ImageFile, Rejected, discover_images, display_path
 from .engines.local import LocalEngine
 from .engines.ray import RayEngine
-from .errors import explain, explained
+from .errors import InternalError, explain, explained
 from .models import get_spec, pipeline_key, resolve_weights, resolved_min_quality, sha256_file
 from .monitor import Monitor
 from .people import GRAPH_NEIGHBORS, assign_people, photo_ids, suggest_threshold
 from .quality import fill_quality
-from .store import FaceStore, ImageResult, OutputLock
+from .store import DB_NAME, FaceStore, ImageResult, OutputLock
 from .version import __version__
 from . import report
 
@@ -117,12 +117,14 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor) -> RunS
     t0 = time.perf_counter()
     store = run_id = None
     try:
-        store = FaceStore(out, check=True)
         spec = get_spec(settings.model)
         weights = None if settings.weights == "synthetic" else resolve_weights(spec, settings.weights)
-        if weights is not None:  # the database records the weights its embeddings come from
-            store.check_weights(weights.name, sha256_file(weights))
+        weights_sha = None if weights is None else sha256_file(weights)
         key = pipeline_key(settings)
+        _check_stored(out, key, None if weights is None else weights.name, weights_sha)
+        store = FaceStore(out)  # checked just now, and this run holds the folder
+        if weights is not None:  # the database records the weights its embeddings come from
+            store.check_weights(weights.name, weights_sha)
         # runs still "running" ended without a word (kill -9, a crash, power lost): this run
         # holds the output lock, so none of them is still writing
         for old in store.mark_interrupted_runs():
@@ -153,10 +155,32 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor) -> RunS
                 pass  # the database cannot take even that (disk full): the run stays "running"
         if fault is None or fault is exc:
             raise
-        raise fault from None
+        # a bug keeps its cause, for -v's traceback; a known fault needs none
+        raise fault from (exc if isinstance(fault, InternalError) else None)
     finally:
         if store is not None:
             store.close()
+
+
+def _check_stored(out: Path, key: str, weights: str | None, weights_sha: str | None) -> None:
+    """Check what the output folder holds before the run writes anything (a run that refuses an
+    output writes nothing to it, not even its own record or a schema upgrade): SQLite's
+    quick_check, the weights its embeddings were made with, and every stored embedding of `key`
+    (damage that SQLite's checks pass). Read-only; nothing to check in a new folder."""
+    if not (out / DB_NAME).is_file():
+        return
+    with explained(display_path(out)):
+        reader = FaceStore(out, create=False, check=True, readonly=True)
+    try:
+        with explained(display_path(out)):
+            tables = {r[0] for r in reader.db.execute("SELECT name FROM sqlite_master "
+                                                      "WHERE type = 'table'")}
+            if weights is not None and "weights" in tables:  # an older schema may lack some
+                reader.check_weights(weights, weights_sha, record=False)
+            if "faces" in tables:
+                reader.check_embeddings(key, display_path(out))
+    finally:
+        reader.close()
 
 
 def _follow_moves(files: list[ImageFile], known: dict, store: FaceStore) -> int:
