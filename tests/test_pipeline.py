@@ -306,12 +306,13 @@ def _database_as_it_is(out: Path) -> tuple[str, list[str]]:
         con.close()
 
 
-@pytest.mark.parametrize("spelling", ["as-before", "relative", "symlink"])
+@pytest.mark.parametrize("spelling", ["as-before", "relative", "symlink", "older-schema"])
 def test_a_run_refusing_a_damaged_embedding_writes_nothing(tmp_path, finished_output, monkeypatch,
                                                            spelling):
     """Bytes changed inside one stored embedding (SQLite's checks pass): the run refuses the
     output before it writes anything: no run recorded, no image nor face added (with the photos
-    spelled another way, every photo would otherwise be new), no table rewritten."""
+    spelled another way, every photo would otherwise be new), no table rewritten, and an output
+    of an older schema (no faces.quality) not upgraded."""
     photos, finished = finished_output
     out = tmp_path / "out"
     shutil.copytree(finished, out)
@@ -321,6 +322,8 @@ def test_a_run_refusing_a_damaged_embedding_writes_nothing(tmp_path, finished_ou
     x[:4] = 1e35
     with con:
         con.execute("UPDATE faces SET embedding = ? WHERE id = ?", (x.tobytes(), face))
+    if spelling == "older-schema":
+        con.execute("ALTER TABLE faces DROP COLUMN quality")
     con.close()  # the last connection: its WAL is checkpointed into the file and removed
     monkeypatch.chdir(tmp_path)
     if spelling == "relative":
