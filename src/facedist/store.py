@@ -485,9 +485,13 @@ class FaceStore:
                               (pipeline_key,))
         first, n_bad = None, 0  # the bad face of the lowest id: (id, its blob)
         while rows := cur.fetchmany(50_000):
-            by_size: dict[int, list[tuple[int, bytes]]] = {}
-            for face_id, blob in rows:
-                by_size.setdefault(_embedding_size(blob), []).append((face_id, blob))
+            sizes = set(map(len, (blob for _, blob in rows)))
+            if len(sizes) == 1 and all(type(blob) is bytes for _, blob in rows):
+                by_size = {_embedding_size(rows[0][1]): rows}  # one model's: the usual batch
+            else:
+                by_size: dict[int | None, list[tuple[int, bytes]]] = {}
+                for face_id, blob in rows:
+                    by_size.setdefault(_embedding_size(blob), []).append((face_id, blob))
             for size, group in by_size.items():
                 bad = (range(len(group)) if size is None else _bad_embeddings(np.frombuffer(
                     b"".join(blob for _, blob in group), np.float32).reshape(len(group), -1))[0])
@@ -497,7 +501,7 @@ class FaceStore:
                         first = group[i]
         if first is not None:
             face_id, blob = first
-            what = ("not an embedding (its bytes are cut)" if _embedding_size(blob) is None
+            what = ("not an embedding (cut or changed bytes)" if _embedding_size(blob) is None
                     else _bad_embeddings(np.frombuffer(blob, np.float32)[None])[1][0])
             path = self.db.execute("SELECT i.path FROM faces f JOIN images i ON i.id = f.image_id "
                                    "WHERE f.id = ?", (face_id,)).fetchone()
