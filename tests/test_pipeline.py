@@ -280,6 +280,70 @@ def test_output_folder_may_not_be_or_hold_the_photos(tmp_path, capsys):
     assert main(["run", str(photos), "--out", str(photos / "out"), "--no-progress"]) == 0  # inside: fine
 
 
+@pytest.fixture(scope="module")
+def finished_output(tmp_path_factory):
+    """Three photos and a finished run of them, for each test to copy."""
+    root = tmp_path_factory.mktemp("finished")
+    photos = root / "photos"
+    photos.mkdir()
+    for person, name in [("obama", "obama_1.jpg"), ("obama", "obama_2.jpg"), ("biden", "biden_1.jpg")]:
+        shutil.copy(LABELED / "people" / person / name, photos / name)
+    code, _, err = facedist_main("run", photos, "--out", root / "out", "-q", "--views", "1")
+    assert code == 0, err
+    return photos, root / "out"
+
+
+def _database_as_it_is(out: Path) -> tuple[str, list[str]]:
+    """The database file's SHA-256 and every row of every table (the file alone: no WAL)."""
+    import hashlib
+
+    db = out / "facedist.sqlite"
+    assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
+    con = sqlite3.connect(db)
+    try:
+        return hashlib.sha256(db.read_bytes()).hexdigest(), list(con.iterdump())
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("spelling", ["as-before", "relative", "symlink", "older-schema"])
+def test_a_run_refusing_a_damaged_embedding_writes_nothing(tmp_path, finished_output, monkeypatch,
+                                                           spelling):
+    """Bytes changed inside one stored embedding (SQLite's checks pass): the run refuses the
+    output before it writes anything: no run recorded, no image nor face added (with the photos
+    spelled another way, every photo would otherwise be new), no table rewritten, and an output
+    of an older schema (no faces.quality) not upgraded."""
+    photos, finished = finished_output
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    con = sqlite3.connect(out / "facedist.sqlite")
+    face, blob = con.execute("SELECT id, embedding FROM faces ORDER BY id DESC LIMIT 1").fetchone()
+    x = np.frombuffer(blob, np.float32).copy()
+    x[:4] = 1e35
+    with con:
+        con.execute("UPDATE faces SET embedding = ? WHERE id = ?", (x.tobytes(), face))
+    if spelling == "older-schema":
+        con.execute("ALTER TABLE faces DROP COLUMN quality")
+    con.close()  # the last connection: its WAL is checkpointed into the file and removed
+    monkeypatch.chdir(tmp_path)
+    if spelling == "relative":
+        given = Path(os.path.relpath(photos, tmp_path))
+    elif spelling == "symlink":
+        given = tmp_path / "link"
+        given.symlink_to(photos)
+    else:
+        given = photos
+    before = _database_as_it_is(out)
+    files = {p: v for p, v in tree_state(out).items() if not p.endswith(("facedist.lock", "-shm"))}
+    code, _, err = facedist_main("run", given, "--out", out, "--views", "1", "--no-progress")
+    lines = err.strip().splitlines()
+    assert code == 5 and len(lines) == 1 and f"face {face} " in lines[0], err
+    assert "damaged" in lines[0] and "leaves it as it is" in lines[0]
+    assert _database_as_it_is(out) == before
+    assert {p: v for p, v in tree_state(out).items()
+            if not p.endswith(("facedist.lock", "-shm", "-wal"))} == files
+
+
 def test_outputs_at_scale_parquet_capped_pairs_and_readers(tmp_path, monkeypatch):
     """What a run writes past CSV_MAX_FACES faces, with approximate neighbours and a pairs cap:
     Parquet files that the API reads in pieces, and a summary that says what was cut."""

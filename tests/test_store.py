@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from facedist.store import FaceStore, ImageResult
 
@@ -136,3 +137,36 @@ def test_only_the_write_path_opens_a_writer():
                 continue
             found.append(f"{path.relative_to(root)}: {m.group(0)}")
     assert found == []
+def _unit_faces(store: FaceStore, key: str, n: int, dim: int = 8) -> list[int]:
+    run = store.begin_run(key, "m", "/p", {}, {})
+    image = store.image_id(f"/p/{key}.jpg", 10, 1)
+    x = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
+    r = result(image, n, dim)
+    r.embeddings = x / np.linalg.norm(x, axis=1, keepdims=True)
+    store.save_chunk(run, key, "m", [r])
+    return [row[0] for row in store.db.execute("SELECT id FROM faces WHERE pipeline_key = ? "
+                                               "ORDER BY id", (key,))]
+
+
+def test_stored_embeddings_are_checked_without_reading_the_faces(tmp_path, monkeypatch):
+    """A run's check before it writes: the embedding column alone, every stored face of the key;
+    a changed value, a cut blob or text in its place is damage, the lowest face id named."""
+    from facedist.errors import DatabaseDamaged
+
+    s = FaceStore(tmp_path)
+    ids = _unit_faces(s, "k", 12)
+    other = _unit_faces(s, "other", 3)
+    monkeypatch.setattr(FaceStore, "faces", None)  # not the whole faces: only what is checked
+    s.check_embeddings("k", "OUT")
+    damage = {ids[7]: np.full(8, 3, np.float32).tobytes(),  # values changed: length 8.5
+              ids[4]: b"\x01" * 30,  # cut: no whole number of float32
+              ids[9]: "text in place of bytes",
+              other[0]: np.full(8, np.nan, np.float32).tobytes()}
+    with s.db:
+        s.db.executemany("UPDATE faces SET embedding = ? WHERE id = ?",
+                         [(v, k) for k, v in damage.items()])
+    with pytest.raises(DatabaseDamaged, match=rf"^OUT: .* face {ids[4]} \(/p/k.jpg\) is not an "
+                                              r"embedding .*, and 2 more face\(s\)"):
+        s.check_embeddings("k", "OUT")
+    with pytest.raises(DatabaseDamaged, match=rf"face {other[0]} .* is not finite;"):
+        s.check_embeddings("other", "OUT")

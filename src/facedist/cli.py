@@ -23,7 +23,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import FacedistError, explain
+from .errors import FacedistError, InternalError, explain
 from .models import EMBEDDERS, WEIGHTS_MODELS
 
 log = logging.getLogger("facedist")
@@ -520,6 +520,9 @@ def _main(argv: list[str] | None) -> int:
     out = getattr(args, "out", None) or getattr(args, "db", None)
     try:
         return commands[args.command](args)
+    except InternalError as exc:  # a bug met in the database (errors.explain)
+        log.debug("traceback of the internal error:", exc_info=True)
+        return _fail(str(exc), exc.exit_code)
     except FacedistError as exc:
         return _fail(str(exc), exc.exit_code)
     except (ValueError, FileNotFoundError) as exc:
@@ -531,9 +534,11 @@ def _main(argv: list[str] | None) -> int:
         return 0
     except Exception as exc:
         fault = explain(exc, out)
-        if fault is not None:
+        if fault is not None and not isinstance(fault, InternalError):
             return _fail(str(fault), fault.exit_code)
         log.debug("traceback of the internal error:", exc_info=True)
+        if fault is not None:
+            return _fail(str(fault), fault.exit_code)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return _fail(f"internal error: {type(exc).__name__}: {first} (a bug: run again with -v "
                      f"for the traceback, and please report it)", 1)

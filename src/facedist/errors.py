@@ -4,7 +4,9 @@ raises the same exceptions. A file that cannot be read is not an error: it is sk
 reason and the run goes on.
 
     exit 0  done (skipped files are warnings, counted in the summary)
-    exit 1  an internal error (a bug): one line; `-v` prints the traceback
+    exit 1  an internal error (a bug): one line; `-v` prints the traceback. A database error
+            that is no known fault (a constraint, an unknown column, a wrong query) is one too:
+            never taken for damage, which would send the user away from a sound folder
     exit 2  a wrong setting or argument, or a photo folder that does not exist
     exit 3  model weights missing, damaged, or giving non-finite embeddings
     exit 4  the output folder cannot be written: disk full, read-only, no permission
@@ -44,6 +46,13 @@ class DatabaseDamaged(FacedistError):
     exit_code = 5
 
 
+class InternalError(FacedistError):
+    """A bug in facedist met as a database error (`explain`); its __cause__ is that error, whose
+    traceback `-v` prints."""
+
+    exit_code = 1
+
+
 class Busy(FacedistError):
     exit_code = 6
 
@@ -57,11 +66,34 @@ class Terminated(KeyboardInterrupt):
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+# SQLite's primary result codes (the low byte of an extended one) of the faults `explain` knows
+_SQLITE = {getattr(sqlite3, name, value): kind for name, value, kind in [
+    ("SQLITE_CORRUPT", 11, "damaged"), ("SQLITE_NOTADB", 26, "damaged"),
+    ("SQLITE_FULL", 13, "full"), ("SQLITE_IOERR", 10, "io"), ("SQLITE_READONLY", 8, "readonly"),
+    ("SQLITE_CANTOPEN", 14, "readonly"), ("SQLITE_PERM", 3, "readonly"),
+    ("SQLITE_BUSY", 5, "locked"), ("SQLITE_LOCKED", 6, "locked")]}
+# the same faults told by SQLite's text, where the error carries no code (Python < 3.11, an
+# error facedist raises itself such as quick_check's findings): first match wins
+_SQLITE_TEXT = [("malformed", "damaged"), ("not a database", "damaged"),
+                ("file is encrypted", "damaged"), ("is full", "full"), ("disk I/O", "io"),
+                ("readonly", "readonly"), ("unable to open", "readonly"), ("locked", "locked"),
+                ("busy", "locked")]
+
+
+def _sqlite_fault(exc: sqlite3.Error, msg: str) -> str | None:
+    """Which known fault a database error is ("damaged", "full", "io", "readonly", "locked"),
+    or None: a bug. SQLite's own code decides where the error has one; else its text."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return _SQLITE.get(code & 0xFF)
+    return next((kind for word, kind in _SQLITE_TEXT if word in msg), None)
 
 
 def explain(exc: BaseException, out: str | Path | None) -> FacedistError | None:
     """The FacedistError that says what `exc` (raised while writing the output folder `out`)
-    means for the user, or None when it is none of the known faults."""
+    means for the user, or None when it is none of the known faults. Damage (exit 5) is only
+    what SQLite calls corrupt or not a database; any other database error it does not know is
+    an InternalError (exit 1), a bug to report, never a reason to give the folder up."""
     where = f"{out}: " if out is not None else ""
     keep = "what was already stored is kept and a rerun goes on from there"
     if isinstance(exc, FacedistError):
@@ -72,29 +104,33 @@ def explain(exc: BaseException, out: str | Path | None) -> FacedistError | None:
     if isinstance(exc, OSError) and exc.errno in _DENIED:
         return OutputError(f"{where}cannot write the output folder ({exc.strerror}); make it "
                            f"writable or choose another --out")
-    if isinstance(exc, sqlite3.DatabaseError):
+    if isinstance(exc, sqlite3.Error):
         # SQLite's text may hold several lines (quick_check's findings): one, so that the
         # advice after it is still on the line the command line prints
         msg = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
         msg = msg if len(msg) <= 200 else msg[:199] + "…"
-        if "full" in msg:
+        fault = _sqlite_fault(exc, msg)
+        if fault == "damaged":
+            return DatabaseDamaged(f"{where}facedist.sqlite is damaged ({msg}); facedist leaves "
+                                   f"it as it is: choose another --out (or move this folder away "
+                                   f"to start over)")
+        if fault == "full" or (fault == "io" and _nearly_full(out)):
             return OutputError(f"{where}no space left for the database ({msg}); free some space "
                                f"or choose another --out, then run again: {keep}")
-        if "disk I/O" in msg and _nearly_full(out):
-            return OutputError(f"{where}no space left for the database ({msg}); free some space "
-                               f"or choose another --out, then run again: {keep}")
-        if "disk I/O" in msg:
+        if fault == "io":
             return OutputError(f"{where}the database could not be written ({msg}: a failing "
                                f"disk, or a file-size limit); check the disk or choose another "
                                f"--out: {keep}")
-        if "readonly" in msg or "unable to open" in msg:
+        if fault == "readonly":
             return OutputError(f"{where}cannot write the database ({msg}); make the output folder "
                                f"writable or choose another --out")
-        if "locked" in msg or "busy" in msg:
+        if fault == "locked":
             return Busy(f"{where}the database is locked by another process; wait for it to finish")
-        return DatabaseDamaged(f"{where}facedist.sqlite is damaged ({msg}); facedist leaves it "
-                               f"as it is: choose another --out (or move this folder away to "
-                               f"start over)")
+        # a constraint, an unknown column, too many variables, wrong bindings: facedist's own
+        # query went wrong, and the file is sound
+        return InternalError(f"{where}internal error: {type(exc).__name__}: {msg} (a bug in "
+                             f"facedist, not damage: the database is sound, keep this folder; "
+                             f"run again with -v for the traceback, and please report it)")
     return None
 
 
@@ -110,7 +146,8 @@ def explained(out: str | Path | None) -> Iterator[None]:
         fault = explain(exc, out)
         if fault is None:
             raise
-        raise fault from None
+        # a bug keeps its cause, for -v's traceback; a known fault needs none
+        raise fault from (exc if isinstance(fault, InternalError) else None)
 
 
 def _nearly_full(out: str | Path | None) -> bool:

@@ -24,12 +24,12 @@ from .config import Settings
 from .discover import ImageFile, Rejected, discover_images, display_path
 from .engines.local import LocalEngine
 from .engines.ray import RayEngine
-from .errors import explain, explained
+from .errors import InternalError, explain, explained
 from .models import get_spec, pipeline_key, resolve_weights, resolved_min_quality, sha256_file
 from .monitor import Monitor
 from .people import GRAPH_NEIGHBORS, assign_people, photo_ids, suggest_threshold
 from .quality import fill_quality
-from .store import FaceStore, ImageResult, writing
+from .store import DB_NAME, FaceStore, ImageResult, writing
 from .version import __version__
 from . import report
 
@@ -91,13 +91,20 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
             from .report.html import own_files
 
             own_files(out / "report")
+        spec = get_spec(settings.model)
+        weights = None if settings.weights == "synthetic" else resolve_weights(spec, settings.weights)
+        weights_sha = None if weights is None else sha256_file(weights)
         with ExitStack() as folder:
             with explained(display_path(out)):
                 out.mkdir(parents=True, exist_ok=True)
-                # the one write path: the folder's lock and one connection, checked first
-                store = folder.enter_context(writing(out, "run", wait=settings.wait, create=True))
+                # the one write path: the folder's lock, then (what is stored checked first,
+                # read-only: a run that refuses an output writes nothing to it) one connection
+                store = folder.enter_context(writing(
+                    out, "run", wait=settings.wait, create=True,
+                    verify=lambda: _check_stored(out, pipeline_key(settings),
+                                                 weights and weights.name, weights_sha)))
             summary = _run_locked(settings, engine, out, monitor or Monitor(settings.sample_interval),
-                                  store)
+                                  store, spec, weights, weights_sha)
             if settings.report:
                 summary.report = _write_report(settings, out, store)
             return summary
@@ -120,17 +127,15 @@ def _write_report(settings: Settings, out: Path, store: FaceStore) -> Path:
             db.close()
 
 
-def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor,
-                store: FaceStore) -> RunSummary:
+def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor, store: FaceStore,
+                spec, weights: Path | None, weights_sha: str | None) -> RunSummary:
     summary = RunSummary(out=out)
     t0 = time.perf_counter()
     run_id = None
     try:
-        spec = get_spec(settings.model)
-        weights = None if settings.weights == "synthetic" else resolve_weights(spec, settings.weights)
-        if weights is not None:  # the database records the weights its embeddings come from
-            store.check_weights(weights.name, sha256_file(weights))
         key = pipeline_key(settings)
+        if weights is not None:  # the database records the weights its embeddings come from
+            store.check_weights(weights.name, weights_sha)
         # runs still "running" ended without a word (kill -9, a crash, power lost): this run
         # holds the output lock, so none of them is still writing
         for old in store.mark_interrupted_runs():
@@ -170,7 +175,29 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor,
                 pass  # the database cannot take even that (disk full): the run stays "running"
         if fault is None or fault is exc:
             raise
-        raise fault from None
+        # a bug keeps its cause, for -v's traceback; a known fault needs none
+        raise fault from (exc if isinstance(fault, InternalError) else None)
+
+
+def _check_stored(out: Path, key: str, weights: str | None, weights_sha: str | None) -> None:
+    """Check what the output folder holds before the run writes anything (a run that refuses an
+    output writes nothing to it, not even its own record or a schema upgrade): SQLite's
+    quick_check, the weights its embeddings were made with, and every stored embedding of `key`
+    (damage that SQLite's checks pass). Read-only; nothing to check in a new folder."""
+    if not (out / DB_NAME).is_file():
+        return
+    with explained(display_path(out)):
+        reader = FaceStore(out, create=False, check=True, readonly=True)
+    try:
+        with explained(display_path(out)):
+            tables = {r[0] for r in reader.db.execute("SELECT name FROM sqlite_master "
+                                                      "WHERE type = 'table'")}
+            if weights is not None and "weights" in tables:  # an older schema may lack some
+                reader.check_weights(weights, weights_sha, record=False)
+            if "faces" in tables:
+                reader.check_embeddings(key, display_path(out))
+    finally:
+        reader.close()
 
 
 def _follow_moves(files: list[ImageFile], known: dict, store: FaceStore) -> int:

@@ -147,20 +147,39 @@ class FaceTable:
         """Refuse stored embeddings that damage has changed (a page that SQLite's own check
         passes can hold any bytes): every model's are finite and unit length. Raises
         errors.DatabaseDamaged naming the first bad face."""
-        norms = np.linalg.norm(self.embeddings.astype(np.float64), axis=1) if len(self) else np.zeros(0)
-        bad = np.flatnonzero(~(np.abs(norms - 1) < 1e-2))  # NaN and inf fail too
+        bad, what = _bad_embeddings(self.embeddings)
         if len(bad):
-            from .discover import display_path
-            from .errors import DatabaseDamaged
-
             i = bad[0]
-            what = ("not finite" if not np.isfinite(self.embeddings[i]).all()
-                    else f"length {norms[i]:.4g}, not 1")
-            more = f", and {len(bad) - 1} more face(s)" if len(bad) > 1 else ""
-            raise DatabaseDamaged(
-                f"{where}: facedist.sqlite is damaged: the embedding of face {self.face_ids[i]} "
-                f"({display_path(self.paths[i])}) is {what}{more}; facedist leaves it as it is: "
-                f"choose another --out (or move this folder away to start over)")
+            _refuse_embedding(where, int(self.face_ids[i]), self.paths[i], what[0], len(bad))
+
+
+def _bad_embeddings(embeddings: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The rows of `embeddings` that are not finite and unit length (NaN and inf fail too), and
+    what is wrong with the first."""
+    norms = (np.linalg.norm(embeddings.astype(np.float64), axis=1) if len(embeddings)
+             else np.zeros(0))
+    bad = np.flatnonzero(~(np.abs(norms - 1) < 1e-2))
+    if not len(bad):
+        return bad, []
+    i = bad[0]
+    return bad, ["not finite" if not np.isfinite(embeddings[i]).all()
+                 else f"length {norms[i]:.4g}, not 1"]
+
+
+def _embedding_size(blob) -> int | None:
+    """The bytes of a stored embedding, or None where they cannot be float32 values."""
+    return len(blob) if isinstance(blob, bytes) and len(blob) and len(blob) % 4 == 0 else None
+
+
+def _refuse_embedding(where: str | Path, face_id: int, path: str, what: str, n_bad: int) -> None:
+    from .discover import display_path
+    from .errors import DatabaseDamaged
+
+    more = f", and {n_bad - 1} more face(s)" if n_bad > 1 else ""
+    raise DatabaseDamaged(
+        f"{where}: facedist.sqlite is damaged: the embedding of face {face_id} "
+        f"({display_path(path)}) is {what}{more}; facedist leaves it as it is: "
+        f"choose another --out (or move this folder away to start over)")
 
 
 # The lock is an open-file-description lock (Linux's F_OFD_*): held by the open file like
@@ -265,15 +284,19 @@ fault_points: dict = {}
 
 @contextmanager
 def writing(out_dir: str | Path, what: str, wait: bool = False, create: bool = False,
-            check: bool = True) -> Iterator["FaceStore"]:
+            check: bool = True, verify=None) -> Iterator["FaceStore"]:
     """The one way to write an output folder: its lock (OutputLock), then one connection
     (FaceStore, checked first unless `check=False`), closed and unlocked at the end. Every
     write goes through `store.transaction()`: a correction, a review answer with its log
     entry, an undo, each in one; a run, one per chunk of photos. Tables written after a
     transaction (the CSVs) are written while the lock is still held, from what was committed.
-    `create`: a run may start a new folder; everything else needs one."""
+    `create`: a run may start a new folder; everything else needs one. `verify`: called once
+    the lock is held, before the connection opens (and so before a schema upgrade): checks
+    that refuse the folder, read-only, so that a refused folder is left as it was."""
     lock = OutputLock(out_dir, wait=wait, what=what)
     try:
+        if verify is not None:
+            verify()
         store = FaceStore(out_dir, create=create, check=check)
         try:
             yield store
@@ -410,16 +433,17 @@ class FaceStore:
         return {"id": row[0], "pipeline_key": row[1], "model": row[2],
                 "settings": json.loads(row[3])}
 
-    def check_weights(self, filename: str, sha256: str) -> None:
+    def check_weights(self, filename: str, sha256: str, record: bool = True) -> None:
         """Refuse a weights file whose content differs from the one this database was made with
-        (its embeddings would not compare); record it on first use."""
+        (its embeddings would not compare); record it on first use (unless `record` is False:
+        a check that writes nothing)."""
         from .errors import WeightsError
 
         row = self.db.execute("SELECT sha256 FROM weights WHERE filename = ?", (filename,)).fetchone()
-        if row is None:
+        if row is None and record:
             with self.transaction():
                 self.db.execute("INSERT INTO weights VALUES (?, ?, ?)", (filename, sha256, time.time()))
-        elif row[0] != sha256:
+        elif row is not None and row[0] != sha256:
             raise WeightsError(f"{filename}: SHA-256 {sha256[:16]}… differs from the file this "
                                f"output was made with ({row[0][:16]}…): the file is damaged or "
                                f"another one; restore it, or choose another --out")
@@ -560,6 +584,36 @@ class FaceStore:
         return FaceTable(np.concatenate(ids), found, np.concatenate(index), np.concatenate(boxes),
                          np.concatenate(probs), np.concatenate(emb), np.concatenate(marks),
                          np.concatenate(quality))
+
+    def check_embeddings(self, pipeline_key: str, where: str | Path) -> None:
+        """FaceTable.check_embeddings on every face stored under `pipeline_key` (a run checks
+        them before it writes anything): the embedding column alone, in batches, so that a
+        million faces cost one batch's memory. A blob of a size no embedding has is damage too."""
+        cur = self.db.execute("SELECT id, embedding FROM faces WHERE pipeline_key = ?",
+                              (pipeline_key,))
+        first, n_bad = None, 0  # the bad face of the lowest id: (id, its blob)
+        while rows := cur.fetchmany(50_000):
+            sizes = set(map(len, (blob for _, blob in rows)))
+            if len(sizes) == 1 and all(type(blob) is bytes for _, blob in rows):
+                by_size = {_embedding_size(rows[0][1]): rows}  # one model's: the usual batch
+            else:
+                by_size: dict[int | None, list[tuple[int, bytes]]] = {}
+                for face_id, blob in rows:
+                    by_size.setdefault(_embedding_size(blob), []).append((face_id, blob))
+            for size, group in by_size.items():
+                bad = (range(len(group)) if size is None else _bad_embeddings(np.frombuffer(
+                    b"".join(blob for _, blob in group), np.float32).reshape(len(group), -1))[0])
+                n_bad += len(bad)
+                for i in bad:
+                    if first is None or group[i][0] < first[0]:
+                        first = group[i]
+        if first is not None:
+            face_id, blob = first
+            what = ("not an embedding (cut or changed bytes)" if _embedding_size(blob) is None
+                    else _bad_embeddings(np.frombuffer(blob, np.float32)[None])[1][0])
+            path = self.db.execute("SELECT i.path FROM faces f JOIN images i ON i.id = f.image_id "
+                                   "WHERE f.id = ?", (face_id,)).fetchone()
+            _refuse_embedding(where, face_id, from_db(path[0]) if path else "?", what, n_bad)
 
     def set_quality(self, face_ids: np.ndarray, quality: np.ndarray) -> None:
         """Store each face's quality score (quality.py)."""
