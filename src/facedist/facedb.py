@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Settings
+from .config import Settings, checked_id
 from .errors import explained
 from .store import FaceStore, FaceTable, OutputLock
 
@@ -166,36 +166,39 @@ class FaceDB:
             write_people(self.out, t, self.person_of(t), names, self.min_quality, self.ignored(t))
         return result
 
+    # every id is checked as it enters (config.checked_id): one no id can be is a ValueError
     def name_person(self, person: int, name: str) -> None:
-        self._correct("name", person, name)
+        self._correct("name", checked_id(person, "person"), name)
 
     def merge_people(self, into: int, other: int) -> None:
-        self._correct("merge", into, other)
+        self._correct("merge", checked_id(into, "person"), checked_id(other, "person"))
 
     def move_face(self, face_id: int, person: int | None) -> int:
         """Move a face (faces.csv's face_id) to a person, or to a new one (None)."""
-        return self._correct("move", face_id, person)
+        return self._correct("move", checked_id(face_id, "face"),
+                             None if person is None else checked_id(person, "person"))
 
     def apart(self, a: int, b: int) -> None:
         """`a` and `b` are different people: no later run merges them, and the review never
         asks whether they are one."""
+        a, b = checked_id(a, "person"), checked_id(b, "person")
         self._correct("apart", a, b, settle=f"same:{min(a, b)}:{max(a, b)}")
 
     def ignore_face(self, face_id: int) -> None:
         """Set a face aside (a stranger, a false detection): out of people, look-alikes and
         the report's main pages, in every later run."""
-        self._correct("ignore_face", face_id)
+        self._correct("ignore_face", checked_id(face_id, "face"))
 
     def ignore_person(self, person: int) -> int:
         """Set every face of a person aside; returns how many."""
-        return self._correct("ignore_person", person)
+        return self._correct("ignore_person", checked_id(person, "person"))
 
     def unignore_face(self, face_id: int) -> None:
-        self._correct("unignore_face", face_id)
+        self._correct("unignore_face", checked_id(face_id, "face"))
 
     def unignore_person(self, person: int) -> int:
         """Give back the faces ignored with `person`; returns how many."""
-        return self._correct("unignore_person", person)
+        return self._correct("unignore_person", checked_id(person, "person"))
 
     # -- review (review.py) -------------------------------------------------------------------
     def _data_version(self) -> int:
@@ -350,7 +353,7 @@ class FaceDB:
         from .report.html import write_report
 
         elsewhere = dest is not None and Path(self.out).resolve() not in Path(dest).resolve().parents
-        with explained(self.out), OutputLock(self.out, what="report", read_only_ok=elsewhere):
+        with explained(self.out, dest), OutputLock(self.out, what="report", read_only_ok=elsewhere):
             return write_report(self, dest, workers, progress)
 
     def _close_compute(self) -> None:

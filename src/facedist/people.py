@@ -277,13 +277,13 @@ class Corrections:
         self.store.unignore_faces([face_id])
 
     def unignore_person(self, person: int) -> int:
-        """The faces ignored with `person` come back together (as a new person if it has gone);
-        returns how many."""
+        """The faces ignored with `person` come back together, to that person (under its own id,
+        unnamed, if it has gone: ids are never given twice); returns how many."""
         faces = self.store.ignored_of_person(person)
         if not faces:
             raise ValueError(f"no ignored faces of person {person}")
         if not self.store.person_exists(self.key, person):
-            self.store.reassign_ignored(person, self.store.new_person(self.key))
+            self.store.new_person(self.key, person)
         self.store.unignore_faces(faces)
         return len(faces)
 

@@ -522,10 +522,6 @@ class FaceStore:
         return [r[0] for r in self.db.execute("SELECT face_id FROM face_people WHERE person_id = ?",
                                               (person,))]
 
-    def reassign_ignored(self, old: int, new: int) -> None:
-        with self.db:
-            self.db.execute("UPDATE ignored_faces SET person_id = ? WHERE person_id = ?", (new, old))
-
     def ignored_of_person(self, person: int) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT face_id FROM ignored_faces WHERE person_id = ?",
                                               (person,))]
@@ -545,10 +541,11 @@ class FaceStore:
         return self.db.execute("SELECT 1 FROM people WHERE pipeline_key = ? LIMIT 1",
                                (key,)).fetchone() is not None
 
-    def new_person(self, key: str) -> int:
+    def new_person(self, key: str, person: int | None = None) -> int:
+        """A new person, unnamed: the next id, or `person` (one that has gone, brought back)."""
         with self.db:
-            return int(self.db.execute("INSERT INTO people (pipeline_key) VALUES (?)",
-                                       (key,)).lastrowid)
+            return int(self.db.execute("INSERT INTO people (id, pipeline_key) VALUES (?, ?)",
+                                       (person, key)).lastrowid)
 
     def set_people(self, key: str, assignments: list[tuple[int, int]]) -> None:
         """Store (face id, person id) pairs, keeping pins; drop unnamed people left empty."""
