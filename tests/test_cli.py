@@ -165,7 +165,7 @@ def test_people_commands_correct_and_corrections_stick(tmp_path, capsys):
     dist = [float(r.split(",")[1]) for r in rows[1:]]
     assert dist == sorted(dist)
     assert main(["people", str(out), "merge", str(kit), "x"]) == 2  # one clear line, exit 2
-    assert "takes numbers" in capsys.readouterr().err
+    assert "'x' is not a person id" in capsys.readouterr().err
 
     # ignore: the other face in an obama photo is a stranger; biden leaves, then comes back
     faces = list(csv.DictReader(open(out / "faces.csv")))

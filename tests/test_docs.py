@@ -7,7 +7,7 @@ import pytest
 
 @pytest.mark.parametrize("name", ["facedist.cluster", "facedist.people", "facedist.align", "facedist.atomic",
                                   "facedist.store", "facedist.api", "facedist.discover",
-                                  "facedist.review"])
+                                  "facedist.review", "facedist.display", "facedist.config"])
 def test_docstring_examples_run(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -43,3 +43,15 @@ def test_docs_link_commands_and_files_that_exist(doc):
 
 def test_the_readme_fits_a_screen_or_so():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+def test_docs_speak_to_users_not_of_the_project_s_tickets():
+    """README.md, docs/ and the code's own text name no ticket ("issue 15") nor who filed one:
+    a user has neither."""
+    import re
+
+    texts = [*DOCS, *sorted((ROOT / "src" / "facedist").rglob("*.py"))]
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in texts
+             for m in re.finditer(r"\bissue \d+|\bthe filer\b", p.read_text(encoding="utf-8"),
+                                  flags=re.I)]
+    assert not found, found

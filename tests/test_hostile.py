@@ -147,7 +147,9 @@ def test_hostile_file_is_processed_or_skipped_with_its_reason(hostile_run, name)
     proc, results, faces, before, photos, out = hostile_run
     expected = FILES[name][1]
     assert proc.returncode == 0
-    assert "warning: " in one_line(proc.stderr)  # the skipped files, counted
+    # the summary (a message: on stderr), and one warning line: the skipped files, counted
+    assert proc.stderr.startswith("facedist: ") and "Traceback" not in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if "warning: " in line]) == 1
     assert tree_state(photos) == before
     if expected is None:
         assert name not in results
@@ -161,7 +163,7 @@ def test_hostile_file_is_processed_or_skipped_with_its_reason(hostile_run, name)
     else:
         status, reason = results[name]
         assert status == "skipped" and expected in reason
-        assert expected in proc.stdout  # and said in the summary
+        assert expected in proc.stderr  # and said in the summary
     db_is_whole(out)
     no_temporary_files(out)
 

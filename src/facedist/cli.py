@@ -233,10 +233,10 @@ def cmd_run(args) -> int:
         from .monitor import plot_timeline
 
         plot_timeline(settings.out / "perf")
-    if args.json:
+    if args.json:  # the summary as the result, on stdout
         _print_json(report.summary_dict(summary))
-    else:
-        print(report.format_summary(summary))
+    elif not args.quiet:  # else a message (the results are OUT's files): on stderr, as all are
+        print(report.format_summary(summary), file=sys.stderr)
     if summary.warnings:
         log.warning(f"warning: {summary.warnings} file(s) skipped, the reasons in the summary "
                     f"(each file with -v, and in the database)")
@@ -301,15 +301,16 @@ def cmd_plot(args) -> int:
     return 0
 
 
-def _ints(values: list[str], what: str) -> list[int]:
-    try:
-        return [int(v) for v in values]
-    except ValueError:
-        raise ValueError(f"{what} takes numbers (ids from people.csv / faces.csv)") from None
+def _ids(values: list[str], kind: str) -> list[int]:
+    """Ids as typed, each checked before it reaches the database (config.checked_id)."""
+    from .config import checked_id
+
+    return [checked_id(v, kind) for v in values]
 
 
 def cmd_people(args) -> int:
     from .api import open_db
+    from .display import shown
 
     db = open_db(args.out)
     v, act = args.values, args.action
@@ -321,25 +322,26 @@ def cmd_people(args) -> int:
     if len(v) != need:
         raise ValueError(f"people {act} takes {need} values: see facedist people --help")
     if act == "name":
-        person = _ints(v[:1], "name")[0]
+        person = _ids(v[:1], "person")[0]
         db.name_person(person, v[1])
-        said, done = f"person {person} is now named {v[1]!r}", {"person": person, "name": v[1]}
+        said, done = f'person {person} is now named "{shown(v[1])}"', {"person": person,
+                                                                      "name": shown(v[1])}
     elif act == "merge":
-        into, other = _ints(v, "merge")
+        into, other = _ids(v, "person")
         db.merge_people(into, other)
         said, done = f"person {other} merged into {into}", {"person": into, "merged": other}
     elif act == "move":
-        face = _ints(v[:1], "move")[0]
-        to = db.move_face(face, None if v[1] == "new" else _ints(v[1:], "move")[0])
+        face = _ids(v[:1], "face")[0]
+        to = db.move_face(face, None if v[1] == "new" else _ids(v[1:], "person")[0])
         said, done = f"face {face} moved to person {to}", {"face_id": face, "person": to}
     elif act == "apart":
-        a, b = _ints(v, "apart")
+        a, b = _ids(v, "person")
         db.apart(a, b)
         said, done = f"persons {a} and {b} will stay apart", {"apart": [a, b]}
     elif act == "review":
         rows = [[q.id, q.kind, round(q.value, 4), q.a, "" if q.b is None else q.b,
                  "" if q.face is None else q.face, round(q.distance, 4),
-                 " ".join(f"{p}:{n}" for p, n, _ in q.suggestions)]
+                 " ".join(f"{p}:{shown(n)}" for p, n, _ in q.suggestions)]
                 for q in db.review_questions(args.n)]
         _results(args, ["question", "kind", "value", "person", "other", "face_id", "distance",
                         "suggestions"], rows)
@@ -349,18 +351,23 @@ def cmd_people(args) -> int:
         if reply.startswith("name="):
             reply = {"name": reply[5:]}
         elif reply.startswith("person="):
-            reply = {"person": _ints([reply[7:]], "answer person=")[0]}
+            reply = {"person": _ids([reply[7:]], "person")[0]}
         result = db.answer(v[0], reply)
-        said = f"{v[0]}: {v[1]} (" + ("; ".join(" ".join(map(str, d[:-1])) for d in result["done"])
-                                       or "nothing to change") + ")"
-        done = result
+        # what the user typed (a name) as shown, here as everywhere
+        done = {**result, "question": shown(v[0]),
+                "answer": {k: shown(x) if isinstance(x, str) else x for k, x in reply.items()}
+                if isinstance(reply, dict) else reply,
+                "done": [[shown(x) if isinstance(x, str) else x for x in d] for d in result["done"]]}
+        said = f"{done['question']}: {shown(v[1])} (" + (
+            "; ".join(" ".join(map(str, d[:-1])) for d in done["done"]) or "nothing to change") + ")"
     elif act == "undo":
         undone = db.undo()
         if undone is None:
             raise ValueError("no review answer to undo")
+        undone = {k: shown(str(v)) for k, v in undone.items()}
         said, done = f"{undone['question']}: answer {undone['answer']} taken back", undone
     elif act in ("ignore", "unignore"):
-        what, n = v[0], _ints(v[1:], act)[0]
+        what, n = v[0], _ids(v[1:], v[0])[0]
         count = getattr(db, f"{act}_{what}")(n)
         count = 1 if count is None else count
         said = (f"{what} {n} {act}d ({count} face{'s' if count != 1 else ''})" if what == "person"
@@ -368,7 +375,7 @@ def cmd_people(args) -> int:
         done = {what: n, act + "d": count}
     else:
         _results(args, ["person", "name", "faces", "photos"],
-                 [[p.id, p.name or "", p.faces, p.photos] for p in db.people()])
+                 [[p.id, shown(p.name or ""), p.faces, p.photos] for p in db.people()])
         return 0
     if args.json:
         _print_json({"action": act, **done})
@@ -533,7 +540,7 @@ def _main(argv: list[str] | None) -> int:
         sys.stdout = None
         return 0
     except Exception as exc:
-        fault = explain(exc, out)
+        fault = explain(exc, out, getattr(args, "dest", None))
         if fault is not None and not isinstance(fault, InternalError):
             return _fail(str(fault), fault.exit_code)
         log.debug("traceback of the internal error:", exc_info=True)
@@ -545,13 +552,12 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    try:
-        message.encode("utf-8")
-    except UnicodeEncodeError:  # a path's bytes that are not UTF-8 in it: show them as \xNN
-        from .discover import display_text
+    from .display import shown
 
-        message = display_text(message)
-    print(f"facedist: {message.splitlines()[0] if message else 'failed'}", file=sys.stderr)
+    # its first line; a path's bytes that are not UTF-8, or a control character (a name's) in
+    # it, as \xNN
+    print(f"facedist: {shown(message.splitlines()[0], None) if message.strip() else 'failed'}",
+          file=sys.stderr)
     return code
 
 
@@ -574,9 +580,12 @@ def _setup_logging(args) -> None:
 
 
 def _first_line(record: logging.LogRecord) -> bool:
-    """Every message is one line (a warning's source line and the like are dropped)."""
+    """Every message is one line (a warning's source line and the like are dropped), with no
+    control character (a name's, a path's) as it is."""
+    from .display import shown
+
     text = record.getMessage()
-    record.msg, record.args = (text.splitlines() or [""])[0], ()
+    record.msg, record.args = shown((text.splitlines() or [""])[0], None), ()
     return True
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -251,3 +252,35 @@ _CHECKS = {
 
 def _checked(key: str, value: Any) -> Any:
     return _CHECKS[key](key, value)
+
+
+MAX_ID = 2 ** 63 - 1  # SQLite's largest integer: no stored id (person, face) is larger
+_ID_SOURCE = {"person": "`facedist people OUT`", "face": "faces.csv"}
+
+
+def checked_id(value: Any, kind: str) -> int:
+    """`value` (a whole number, or its digits as typed) as the id of a `kind`, "person" or
+    "face", before it reaches the database: 0 <= id < 2**63 (SQLite's integers). A ValueError
+    of one line (exit 2) else: "no person N" for a number no id can be, "... is not a person id"
+    for anything that is no whole number.
+
+    >>> checked_id("12", "person"), checked_id(7, "face")
+    (12, 7)
+    >>> checked_id("99999999999999999999", "person")
+    Traceback (most recent call last):
+    ValueError: no person 99999999999999999999 (see `facedist people OUT`)
+    """
+    import re
+
+    source = _ID_SOURCE[kind]
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+        text = value.strip()
+    elif not isinstance(value, (bool, str)) and hasattr(value, "__index__"):
+        text = str(operator.index(value))  # int, NumPy's integers
+    else:
+        text = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
+        raise ValueError(f"{text} is not a {kind} id: ids are whole numbers (see {source})")
+    if len(text) > 40 or not 0 <= int(text) <= MAX_ID:  # int() of 4300 digits or more raises
+        raise ValueError(f"no {kind} {text if len(text) <= 40 else text[:39] + '…'} "
+                         f"(see {source})")
+    return int(text)

@@ -9,7 +9,6 @@ Python keeps them (undecodable bytes as lone surrogates), so the file opens as i
 """
 from __future__ import annotations
 
-import codecs
 import os
 import stat
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .decode import HEIF
+from .display import display_text
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -38,19 +38,6 @@ class Rejected:
     reason: str
 
 
-def _show_bytes(exc: UnicodeError):
-    """Encoding error handler: an undecodable byte (kept as a lone surrogate) shows as \\xNN."""
-    if not isinstance(exc, UnicodeEncodeError):
-        raise exc
-    bad = exc.object[exc.start:exc.end]
-    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
-                   else f"\\u{ord(c):04x}" for c in bad), exc.end
-
-
-DISPLAY_ERRORS = "facedist-display"  # an `errors=` for files opened for text: odd bytes as \\xNN
-codecs.register_error(DISPLAY_ERRORS, _show_bytes)
-
-
 def display_path(path: str | Path) -> str:
     """The readable form of a path, one to one: valid UTF-8 as it is, other bytes as \\xNN,
     and a backslash doubled, so that a name with the text `\\xff` (shown `\\\\xff`) never
@@ -60,12 +47,6 @@ def display_path(path: str | Path) -> str:
     ('caf\\\\xe9.jpg', 'caf\\\\\\\\xe9.jpg')
     """
     return display_text(str(path).replace("\\", "\\\\"))
-
-
-def display_text(text: str) -> str:
-    """A message as it can be printed: bytes that are not UTF-8 (from a path) as \\xNN, the rest
-    as it is (paths in it are already display_path's)."""
-    return text.encode("utf-8", DISPLAY_ERRORS).decode("utf-8")
 
 
 def is_image_name(name: str) -> bool:

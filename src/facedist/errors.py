@@ -18,6 +18,7 @@ reason and the run goes on.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,15 +90,23 @@ def _sqlite_fault(exc: sqlite3.Error, msg: str) -> str | None:
     return next((kind for word, kind in _SQLITE_TEXT if word in msg), None)
 
 
-def explain(exc: BaseException, out: str | Path | None) -> FacedistError | None:
-    """The FacedistError that says what `exc` (raised while writing the output folder `out`)
-    means for the user, or None when it is none of the known faults. Damage (exit 5) is only
-    what SQLite calls corrupt or not a database; any other database error it does not know is
-    an InternalError (exit 1), a bug to report, never a reason to give the folder up."""
+def explain(exc: BaseException, out: str | Path | None,
+            dest: str | Path | None = None) -> FacedistError | None:
+    """The FacedistError that says what `exc` (raised while writing the output folder `out`, or
+    the folder `dest` that `export`/`report --dest` write) means for the user, or None when it
+    is none of the known faults. Damage (exit 5) is only what SQLite calls corrupt or not a
+    database; any other database error it does not know is an InternalError (exit 1), a bug to
+    report, never a reason to give the folder up."""
     where = f"{out}: " if out is not None else ""
     keep = "what was already stored is kept and a rerun goes on from there"
     if isinstance(exc, FacedistError):
         return exc
+    if isinstance(exc, OSError) and dest is not None and _on_the_way(exc.filename, dest):
+        if exc.errno in _FULL:
+            return OutputError(f"{dest}: no space left to write ({exc.strerror}); free some "
+                               f"space or choose another --dest")
+        return OutputError(f"{dest}: cannot write there ({exc.strerror or exc}); make it "
+                           f"writable or choose another --dest")
     if isinstance(exc, OSError) and exc.errno in _FULL:
         return OutputError(f"{where}no space left to write ({exc.strerror}); free some space or "
                            f"choose another --out, then run again: {keep}")
@@ -134,16 +143,25 @@ def explain(exc: BaseException, out: str | Path | None) -> FacedistError | None:
     return None
 
 
+def _on_the_way(filename, dest: str | Path) -> bool:
+    """Whether `filename` (an OSError's) is `dest`, in it, or a folder on the way to it (made
+    with it)."""
+    if not isinstance(filename, (str, bytes, os.PathLike)):
+        return False
+    name, dest = os.path.abspath(os.fsdecode(filename)), os.path.abspath(dest)
+    return os.path.commonpath([name, dest]) in (name, dest)
+
+
 @contextmanager
-def explained(out: str | Path | None) -> Iterator[None]:
-    """Raise, in place of a known fault met in the block (see `explain`), its FacedistError;
-    anything else goes on as it was."""
+def explained(out: str | Path | None, dest: str | Path | None = None) -> Iterator[None]:
+    """Raise, in place of a known fault met in the block (see `explain`, which `dest` is for),
+    its FacedistError; anything else goes on as it was."""
     try:
         yield
     except FacedistError:
         raise
     except Exception as exc:
-        fault = explain(exc, out)
+        fault = explain(exc, out, dest)
         if fault is None:
             raise
         # a bug keeps its cause, for -v's traceback; a known fault needs none

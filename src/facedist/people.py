@@ -226,16 +226,11 @@ def list_people(store: FaceStore, key: str, seen_run: int | None = None) -> list
 
 
 MAX_NAME = 200  # characters in a name: a name, not a document (a 1 MB one made a 25 MB report)
-MAX_ID = 2 ** 63 - 1  # ids are SQLite integers
-
-
 def check_id(value, what: str = "person") -> int:
-    """`value` as an id (a whole number 0..2^63-1), else ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or not 0 <= int(value) <= MAX_ID:
-        raise ValueError(f"no {what} {value!r} (ids are whole numbers from faces.csv / "
-                         f"`facedist people OUT`)")
-    return int(value)
+    """`value` as the id of a person or face (config.checked_id), else one-line ValueError."""
+    from .config import checked_id
+
+    return checked_id(value, what)
 
 
 def check_name(name) -> str:

@@ -46,6 +46,15 @@ STATIC = {"report.css": "text/css", "favicon.svg": "image/svg+xml",
           "review.js": "text/javascript", "missing.svg": "image/svg+xml"}
 
 
+def _name(queue, person: int) -> str | None:
+    """A person's name as the page shows it: escaped like everywhere (display.shown), so that
+    a control or bidi character in a name cannot reorder or hide the page's text."""
+    from .display import shown
+
+    name = queue.names.get(int(person))
+    return None if name is None else shown(name)
+
+
 class ReviewApp:
     """The review page's data: questions with the faces to show, answers, undo, thumbnails."""
 
@@ -95,7 +104,7 @@ class ReviewApp:
         rows = np.array([self.row[int(f)] for f in faces], np.int64)
         if toward is not None and len(rows):
             rows = rows[np.argsort(-(self.table.embeddings[rows] @ toward))]
-        return {"person": int(person), "name": queue.names.get(int(person)),
+        return {"person": int(person), "name": _name(queue, person),
                 "faces": int(len(faces)), "show": [int(self.table.face_ids[r]) for r in rows[:SHOW]]}
 
     def _mean(self, queue, person: int) -> np.ndarray | None:
@@ -118,7 +127,7 @@ class ReviewApp:
             r = self.row[q.face]
             now = queue.person_of_face(q.face)
             out["left"] = {"face": q.face, "path": display_path(self.table.paths[r]),
-                           "person": now, "name": queue.names.get(now), "inside": now == q.a,
+                           "person": now, "name": _name(queue, now), "inside": now == q.a,
                            "show": [q.face]}
             out["right"] = self._side(queue, q.a, self.table.embeddings[r].astype(np.float64))
             out["right"]["show"] = [f for f in out["right"]["show"] if f != q.face][:SHOW]

@@ -19,7 +19,8 @@ from typing import Iterable
 import numpy as np
 
 from ..atomic import replacing
-from ..discover import DISPLAY_ERRORS, display_path
+from ..discover import display_path
+from ..display import DISPLAY_ERRORS, shown
 from ..compare import APPROX_FROM, Comparison, knn, nearest_other
 from ..store import FaceTable
 
@@ -29,8 +30,11 @@ CSV_MAX_FACES = 100_000  # neighbors.csv and pairs.csv up to this many faces (Pa
 
 def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
     """A UTF-8 CSV; paths (the columns named *path*) as display_path shows them: odd bytes as
-    \\xNN, a backslash doubled; in other text, odd bytes as \\xNN."""
+    \\xNN, a backslash doubled; names (the columns named *name*) as display.shown shows them:
+    control characters as \\xNN too, at most its length; in other text, odd bytes as \\xNN."""
     paths = [i for i, name in enumerate(header) if "path" in name]
+    names = [i for i, name in enumerate(header) if "name" in name]
+    shown_as: dict[str, str] = {}  # names repeat (a person's, per face): each shown once
     with replacing(path, newline="", encoding="utf-8", errors=DISPLAY_ERRORS) as fh:
         w = csv.writer(fh)
         w.writerow(header)
@@ -39,6 +43,9 @@ def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
             for i in paths:
                 if isinstance(row[i], str):
                     row[i] = display_path(row[i])
+            for i in names:
+                if isinstance(row[i], str) and row[i]:
+                    row[i] = shown_as.get(row[i]) or shown_as.setdefault(row[i], shown(row[i]))
             w.writerow(row)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..discover import display_path
+from ..display import shown
 from ..atomic import replaced, replacing
 from ..errors import SettingError
 from . import lookalikes, read_neighbors
@@ -96,7 +97,9 @@ class ReportPerson:
 
     @property
     def label(self) -> str:
-        return self.name or f"person {self.id}"
+        """The name as every page and the pages' data show it (display.shown: control and
+        bidirectional characters as \\xNN, at most 200 characters), else "person ID"."""
+        return shown(self.name) if self.name else f"person {self.id}"
 
 
 @dataclass
