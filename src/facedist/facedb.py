@@ -381,9 +381,9 @@ class FaceDB:
 
         elsewhere = dest is not None and Path(self.out).resolve() not in Path(dest).resolve().parents
         if elsewhere:  # the output folder only read: it may be on read-only media
-            with explained(self.out), OutputLock(self.out, what="report", read_only_ok=True):
+            with explained(self.out, dest), OutputLock(self.out, what="report", read_only_ok=True):
                 return write_report(self, dest, workers, progress)
-        with explained(self.out), writing(self.out, "report", check=False) as store:
+        with explained(self.out, dest), writing(self.out, "report", check=False) as store:
             return write_report(self, dest, workers, progress, store)
 
     def _close_compute(self) -> None:
