@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import HUMANS, LABELED
+from conftest import HUMANS, LABELED, require
 from facedist.align import (DLIB_FACE_TEMPLATE_5, DlibChipAligner, extract_face_chips,
                             face_chip_details, pyramid_down_2, similarity_transform)
 from facedist.models import DLIB_SHAPE_PREDICTOR, resolve_file
@@ -184,7 +184,7 @@ def photos():
 def both_backends():
     """For each photo with faces: dlib's landmarks and chips and ours (also our chips cut from
     dlib's landmarks, to test the chip on its own), and both aligners' output."""
-    pytest.importorskip("dlib")
+    require("dlib")
     from facedist.config import DetectSettings
     from facedist.detect import MtcnnDetector
 

@@ -24,9 +24,9 @@ from facedist.config import Settings
 from facedist.errors import SettingError
 from facedist.engines.ray import actor_plan, connect
 
-from conftest import LABELED
+from conftest import LABELED, require
 
-ray = pytest.importorskip("ray")  # the [ray] extra: installed by make install (and in CI)
+ray = require("ray")  # the [ray] extra: installed by make install (and in CI, where it must be)
 
 
 def labeled_photos() -> list:
