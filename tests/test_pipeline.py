@@ -169,8 +169,8 @@ def test_sigkill_at_any_moment_resumes_without_loss_or_duplicates(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 0 < done < len(names), "the run should be killed part way"
-    code, resumed, err = facedist_main(*run_args(out))  # the next run, and the reference, here
-    assert code == 0, err
+    code, _, err_resumed = facedist_main(*run_args(out))  # the next run, and the reference, here
+    assert code == 0, err_resumed
     clean_out = tmp_path / "clean"
     code, _, err = facedist_main(*run_args(clean_out))
     assert code == 0, err
@@ -182,7 +182,7 @@ def test_sigkill_at_any_moment_resumes_without_loss_or_duplicates(tmp_path):
 
     got, want = faces(out), faces(clean_out)
     assert got == want and len(got) == len(set(got))
-    assert "unchanged" in resumed
+    assert "unchanged" in err_resumed  # the run's summary is a message (stderr)
 
 
 def _chunk_config(tmp_path):
@@ -402,9 +402,8 @@ def test_a_run_on_the_gpu_path_gives_the_cpu_runs_faces(tmp_path):
     s = settings(photos, tmp_path / "gpu-path", chunk_images=5)
     batched = compute.FacePipeline(s, Backend(torch.device("cpu"), batched_detection=True))
     assert batched._align_pool is not None
-    s.out.mkdir()
     engine = LocalEngine(s, batched)
-    summary = pipeline._run_locked(s, engine, s.out, pipeline.Monitor(enabled=False))
+    summary = pipeline.run(s, pipeline.Monitor(enabled=False), engine)
     engine.close()
     assert summary.faces == cpu.faces >= 8
     a, b = FaceDB(tmp_path / "cpu").faces(), FaceDB(tmp_path / "gpu-path").faces()

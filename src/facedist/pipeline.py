@@ -68,7 +68,7 @@ def versions() -> dict[str, str]:
             "torch": torch.__version__, "numpy": np.__version__, "pillow": PIL.__version__}
 
 
-def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
+def run(settings: Settings, monitor: Monitor | None = None, engine=None) -> RunSummary:
     """Run the whole pipeline on settings.photos into settings.out; returns the summary.
 
     Faults raise errors.FacedistError (one line, with its exit code); the run is then recorded
@@ -85,7 +85,10 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
                          f"(one inside it is fine)")
     out = Path(settings.out)
     # the local engine builds its models here: missing weights fail at once, before any work
-    engine = (RayEngine if settings.engine == "ray" else LocalEngine)(settings)
+    # `engine`: one the caller built (tests: another compute object); it closes it then
+    own_engine = engine is None
+    if own_engine:
+        engine = (RayEngine if settings.engine == "ray" else LocalEngine)(settings)
     try:
         if settings.report:  # a report folder of someone else's: refused before anything is written
             from .report.html import own_files
@@ -109,7 +112,8 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
                 summary.report = _write_report(settings, out, store)
             return summary
     finally:
-        engine.close()
+        if own_engine:
+            engine.close()
 
 
 def _write_report(settings: Settings, out: Path, store: FaceStore) -> Path:
