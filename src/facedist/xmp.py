@@ -389,7 +389,8 @@ def merged_sidecar(existing: bytes | None, regions: list[Region], width: int,
         _sub(area, AREA, "unit", "normalized")
         _sub(li, MWG, "Type", "Face")
         _sub(li, MWG, "Name", r.name)
-        _sub(li, FACEDIST, "Person", str(r.person))
+        if r.person is not None:
+            _sub(li, FACEDIST, "Person", str(r.person))
 
     _, bag = _struct_list(first, MP, "RegionInfo", MPRI, "Regions", descriptions)
     for item in list(bag):
@@ -400,7 +401,8 @@ def merged_sidecar(existing: bytes | None, regions: list[Region], width: int,
         _sub(li, MPREG, "Rectangle", ", ".join(_f(v) for v in (r.x - r.w / 2, r.y - r.h / 2,
                                                               r.w, r.h)))
         _sub(li, MPREG, "PersonDisplayName", r.name)
-        _sub(li, FACEDIST, "Person", str(r.person))
+        if r.person is not None:
+            _sub(li, FACEDIST, "Person", str(r.person))
     ET.indent(root, space=" ")
     body = ET.tostring(root, encoding="unicode")
     return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n' + body
