@@ -32,11 +32,13 @@ install-study:
 run: install
 	$(BIN)/facedist run "$(PHOTOS)" --out "$(OUT)" $(ARGS)
 
-# The browser tests of the HTML report need Debian's chromium: installed here where missing.
+# The browser tests of the HTML report need Debian's chromium, the XMP tests its exiftool:
+# installed here where missing.
 # A worker per core, a test module to a worker (the Ray tests must not meet: tests/test_ray_engine.py).
 XDIST ?= -n auto --dist loadfile
 test: install
 	tools/install-chromium
+	tools/install-exiftool
 	$(BIN)/python -m pytest -q -rs $(XDIST) $(ARGS)
 
 # The fast tier, for development: no shared data, no model runs (`make test` is what CI runs).

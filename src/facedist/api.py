@@ -11,6 +11,8 @@
     db.lookalikes(10)                       # closest faces of different people
     db.neighbors([12, 40]); db.pairs()      # from the Parquet files, in pieces
     db.export("out/export")
+    db.export_xmp("named", in_place=True)   # XMP sidecars naming the faces (digiKam, Lightroom)
+    db.tags()                               # face regions read from the photos' XMP by the runs
     facedist.write_report("out")            # out/report/index.html: people, look-alikes, ...
     facedist.weights()                      # [WeightsStatus(model, source, path, where)]
     facedist.fetch_weights("dlib-resnet")   # its files present (downloaded where missing), checked

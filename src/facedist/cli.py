@@ -2,12 +2,14 @@
 
     facedist run PHOTOS --out OUT [--model dlib-resnet] [--faces all|largest] [--exact] ...
     facedist near IMAGE --db OUT [-k 10]
-    facedist export --db OUT [--dest DIR]
+    facedist export OUT [--dest DIR]
+    facedist export OUT --xmp [named|all] [--sidecar-name photo.jpg.xmp|photo.xmp]
+                        [--dest DIR | --in-place]      names as XMP face regions
     facedist plot OUT
     facedist people OUT [list | name ID NAME | merge ID ID | move FACE_ID ID|new | apart ID ID
                          | ignore face FACE_ID | ignore person ID | unignore face|person ID
                          | review [-n N] | answer QUESTION yes|no|skip|ignore|name=NAME|person=ID
-                         | undo]
+                         | undo | tags]
     facedist review OUT [--open]        a local page to answer the review queue
     facedist lookalikes OUT [-n 50]
     facedist report OUT                 → OUT/report/index.html
@@ -92,6 +94,9 @@ def _run_parser(sub) -> None:
                         "unclearly, nor show in look-alikes (default: the model's; 0: no gate)")
     c.add_argument("--same-photo-apart", action=argparse.BooleanOptionalAction, default=None,
                    help="faces of one photo never become one person by themselves (default on)")
+    c.add_argument("--tags", action=argparse.BooleanOptionalAction, default=None,
+                   help="read names from the photos' XMP face regions (their own and sidecars "
+                        "beside them: digiKam, Lightroom, exiftool); --no-tags: not (default on)")
     c.add_argument("--recluster", action="store_true", default=None,
                    help="cluster all faces into people again (default: only new faces join)")
     c.add_argument("--matrix-max-faces", type=int,
@@ -142,10 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, required=True, help="output folder of an earlier run")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--weights", help="weights file, if the run's model needs one")
-    p = sub.add_parser("export", help="embeddings.npy + faces.csv (+ parquet with pyarrow)",
+    p = sub.add_parser("export", help="embeddings.npy + faces.csv (+ parquet with pyarrow); "
+                       "with --xmp, XMP sidecars naming the faces (digiKam, Lightroom, Immich)",
                        parents=[_common(True)])
-    p.add_argument("--db", type=Path, required=True)
-    p.add_argument("--dest", type=Path, help="default DB/export")
+    p.add_argument("out", type=Path, nargs="?", help="output folder of an earlier run")
+    p.add_argument("--db", type=Path, help="the output folder (as OUT)")
+    p.add_argument("--dest", type=Path, help="default OUT/export; with --xmp OUT/xmp, mirroring "
+                   "the photo tree")
+    p.add_argument("--xmp", nargs="?", const="named", choices=["named", "all"],
+                   help="XMP sidecars with a face region per face of a named person (all: of "
+                        "every person, the unnamed as 'person 12'); merged into existing ones")
+    p.add_argument("--sidecar-name", choices=["photo.jpg.xmp", "photo.xmp"],
+                   default="photo.jpg.xmp",
+                   help="photo.jpg.xmp (digiKam's, default) or photo.xmp (Lightroom's)")
+    p.add_argument("--in-place", action="store_true",
+                   help="--xmp: write the sidecars beside the photos (never into them)")
     p = sub.add_parser("plot", help="draw perf/timeline.png of a finished run",
                        parents=[_common(False)])
     p.add_argument("out", type=Path)
@@ -155,12 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, help="output folder of an earlier run")
     p.add_argument("action", nargs="?", default="list",
                    choices=["list", "name", "merge", "move", "apart", "ignore", "unignore",
-                            "review", "answer", "undo"])
+                            "review", "answer", "undo", "tags"])
     p.add_argument("values", nargs="*", help="name ID NAME | merge INTO OTHER | "
                    "move FACE_ID PERSON_ID|new | apart ID ID | ignore face FACE_ID | "
                    "ignore person ID | unignore face FACE_ID | unignore person ID | "
                    "review (the questions worth most) | answer QUESTION "
-                   "yes|no|skip|ignore|name=NAME|person=ID | undo (the last answer)")
+                   "yes|no|skip|ignore|name=NAME|person=ID | undo (the last answer) | "
+                   "tags (face regions read from the photos' XMP, disagreements first)")
     p.add_argument("-n", type=int, default=10, help="review: questions to list (default 10)")
     p = sub.add_parser("review", help="a local page to answer the review queue (who is who)",
                        parents=[_common(False)])
@@ -289,7 +306,19 @@ def cmd_export(args) -> int:
 
     from .discover import display_path
 
-    written = [display_path(p) for p in open_db(args.db).export(args.dest)]
+    if (args.out is None) == (args.db is None):
+        raise ValueError("export takes one output folder: facedist export OUT (or --db OUT)")
+    db = open_db(args.out or args.db)
+    if args.xmp:
+        written = db.export_xmp(args.xmp, args.sidecar_name, args.dest, args.in_place)
+        if not written and not args.json:
+            log.warning("no sidecar written: no photo has a face of a named person"
+                        + ("" if args.xmp == "all" else " (--xmp all: of any person)"))
+    elif args.in_place:
+        raise ValueError("--in-place goes with --xmp (the sidecars beside the photos)")
+    else:
+        written = db.export(args.dest)
+    written = [display_path(p) for p in written]
     if args.json:
         _print_json(written)
     else:
@@ -318,7 +347,7 @@ def cmd_people(args) -> int:
     db = open_db(args.out)
     v, act = args.values, args.action
     need = {"list": 0, "name": 2, "merge": 2, "move": 2, "apart": 2, "ignore": 2, "unignore": 2,
-            "review": 0, "answer": 2, "undo": 0}[act]
+            "review": 0, "answer": 2, "undo": 0, "tags": 0}[act]
     if act in ("ignore", "unignore") and (len(v) != 2 or v[0] not in ("face", "person")):
         raise ValueError(f"people {act} takes face FACE_ID or person ID (face ids from faces.csv, "
                          f"person ids from people.csv)")
@@ -363,6 +392,23 @@ def cmd_people(args) -> int:
                 "done": [[shown(x) if isinstance(x, str) else x for x in d] for d in result["done"]]}
         said = f"{done['question']}: {shown(v[1])} (" + (
             "; ".join(" ".join(map(str, d[:-1])) for d in done["done"]) or "nothing to change") + ")"
+    elif act == "tags":
+        from .discover import display_path
+
+        regions = db.tags()
+        header = ["path", "source", "name", "x", "y", "w", "h", "face_id", "person", "outcome",
+                  "note"]
+        _results(args, header, [[display_path(r["path"]), shown(r["source"]), shown(r["name"]),
+                                 *(round(r[k], 4) for k in "xywh"),
+                                 "" if r["face_id"] is None else r["face_id"],
+                                 "" if r["person"] is None else r["person"], r["outcome"],
+                                 shown(r["note"] or "")] for r in regions])
+        disagree = sum(r["outcome"] in ("conflict", "apart") for r in regions)
+        if disagree and not args.json:
+            log.warning(f"{disagree} region(s) disagree with facedist or with one another "
+                        f"(outcome conflict: not applied; apart: one name on people facedist "
+                        f"keeps apart): the note says what to do")
+        return 0
     elif act == "undo":
         undone = db.undo()
         if undone is None:

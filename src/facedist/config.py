@@ -103,6 +103,7 @@ class Settings:
     plot: bool = False
     profile: bool = False
     report: bool = False  # write OUT/report/index.html after the run (report/html.py)
+    tags: bool = True  # read names from the photos' XMP face regions (xmp.py; --no-tags: not)
 
     def update(self, values: Mapping[str, Any]) -> "Settings":
         """Apply a mapping of settings (YAML, flags or API keywords), each checked as it enters:
@@ -239,7 +240,7 @@ _CHECKS = {
     "min_quality": _number(float, lambda v: 0 <= v <= 1, "a quality from 0 to 1 (0: no gate)"),
     "same_photo_apart": _flag,
     "recluster": _flag, "progress": _flag, "wait": _flag, "plot": _flag, "profile": _flag,
-    "report": _flag,
+    "report": _flag, "tags": _flag,
     "matrix_max_faces": _number(int, lambda v: v >= 0, "a number of faces, 0 or more"),
     "exact_neighbors": _flag,
     "max_pairs": _number(int, lambda v: v >= 0, "a number of pairs, 0 or more"),

@@ -352,6 +352,27 @@ class FaceDB:
         pq.write_table(pa.table(cols), dest / "faces.parquet")
         return written + [dest / "faces.parquet"]
 
+    def export_xmp(self, which: str = "named", sidecar_name: str = "photo.jpg.xmp",
+                   dest: str | Path | None = None, in_place: bool = False) -> list[Path]:
+        """XMP sidecars with a face region (MWG and Microsoft's) per face of a named person
+        (which="all": of every person), for digiKam, Lightroom, Immich: beside the photos
+        (`in_place`) or under `dest` (default OUT/xmp); merged into existing ones, never
+        written into a photo (xmp.export_sidecars). Returns the sidecars written."""
+        from .xmp import export_sidecars
+
+        return export_sidecars(self, which, sidecar_name, dest, in_place)
+
+    def tags(self) -> list[dict]:
+        """The face regions read from the photos' XMP by the runs (xmp.read_tags): path,
+        source, name, area (x, y centre, w, h, normalised), face_id, person, outcome (named,
+        agrees, unmatched, conflict, apart, ignored, refused) and note; disagreements first.
+        Those disagreeing are what a review question about names would ask."""
+        self._follow_runs()
+        keys = ["path", "source", "name", "x", "y", "w", "h", "face_id", "person", "outcome",
+                "note"]
+        return [dict(zip(keys, row)) for row in self.store.tag_regions(self.pipeline_key,
+                                                                        self.run_id)]
+
     def neighbors(self, face_ids=None) -> dict[str, np.ndarray]:
         """The k nearest faces of the given face ids (faces.csv's face_id; None: all), from
         neighbors.parquet, reading only the row groups that hold them: columns face_id, rank,

@@ -312,14 +312,16 @@ def _run_stages(settings, engine, spec, store, run_id, key, monitor, summary) ->
         summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
     table = store.faces(key, paths)
     table.check_embeddings(display_path(settings.out))
-    compare_and_group(settings, spec, store, key, table, monitor, summary)
+    compare_and_group(settings, spec, store, key, table, monitor, summary, sorted(paths))
     return sorted(paths)
 
 
 def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, table, monitor: Monitor,
-                      summary: RunSummary) -> None:
-    """compare → people → report on the faces of `table`: the stages after embedding, the same
-    whichever engine found the faces (bench/scale.py runs them on a generated store)."""
+                      summary: RunSummary, paths: list[str] | None = None) -> None:
+    """compare → people → names from the photos' XMP → report on the faces of `table`: the
+    stages after embedding, the same whichever engine found the faces (bench/scale.py runs
+    them on a generated store). `paths`: every photo found (default: those with faces), whose
+    XMP face regions are read unless settings.tags is off (xmp.py)."""
     out = Path(settings.out)
     n = len(table)
     with monitor.stage("compare"):
@@ -355,6 +357,9 @@ def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, tabl
                                full=settings.recluster, neighbors=graph[0], neighbor_dist=graph[1],
                                quality=table.quality, min_quality=min_quality,
                                photo=photo_ids(table) if settings.same_photo_apart else None)
+        if settings.tags:
+            person = _names_from_tags(store, key, table, person,
+                                      sorted(set(table.paths)) if paths is None else paths, out)
         summary.people = len(set(person[person >= 0].tolist()))
         summary.unclear = int(((person < 0) & (table.quality < min_quality)).sum())
     result.neighbors = result.neighbors[:, :settings.k]
@@ -366,3 +371,20 @@ def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, tabl
                              ignored)
         report.write_threshold(out / "perf", result.neighbor_dist, threshold,
                                summary.suggested_threshold)
+
+
+def _names_from_tags(store: FaceStore, key: str, table, person: np.ndarray, paths: list[str],
+                     out: Path) -> np.ndarray:
+    """Names from the photos' XMP face regions (xmp.read_tags), applied after the people are
+    assigned; returns each face's person as it is then."""
+    from .people import person_ids
+    from .xmp import read_tags
+
+    tags = read_tags(store, key, table, paths)
+    if tags.named or tags.unmatched or tags.conflicts:
+        log.info(f"names from XMP face regions: {tags.named} face(s) named, {tags.agrees} already "
+                 f"so, {tags.unmatched} region(s) on no detected face, {tags.conflicts} not applied"
+                 f" (disagreeing): facedist people {display_path(out)} tags lists them")
+    if not tags.named:
+        return person
+    return person_ids(store, table.face_ids)[0]  # ignored and unclear faces: -1, as assigned

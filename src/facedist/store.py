@@ -78,6 +78,18 @@ CREATE TABLE IF NOT EXISTS review_log (
     answer TEXT, before TEXT, at REAL);
 CREATE TABLE IF NOT EXISTS weights (  -- SHA-256 of weights files first used by this database
     filename TEXT PRIMARY KEY, sha256 TEXT NOT NULL, first_used REAL);
+-- names from the photos' XMP face regions (xmp.py): per photo, what its sources were when read
+-- (stamps: size and mtime of the photo and of each sidecar), and each region read then, with
+-- the face it matched (NULL: none) and what became of it (named, agrees, unmatched, conflict,
+-- ignored; note: why); a photo is read again only when a stamp changes
+CREATE TABLE IF NOT EXISTS tag_sources (
+    pipeline_key TEXT NOT NULL, image_id INTEGER NOT NULL, stamps TEXT NOT NULL,
+    PRIMARY KEY (pipeline_key, image_id));
+CREATE TABLE IF NOT EXISTS tag_regions (
+    pipeline_key TEXT NOT NULL, image_id INTEGER NOT NULL, source TEXT NOT NULL,
+    name TEXT NOT NULL, x REAL, y REAL, w REAL, h REAL, face_id INTEGER,
+    outcome TEXT NOT NULL, note TEXT);
+CREATE INDEX IF NOT EXISTS tag_regions_image ON tag_regions (pipeline_key, image_id);
 """
 # Columns added since the first schema: (table, column, type, value for existing rows)
 _ADDED = [("runs", "status", "TEXT", "CASE WHEN finished IS NULL THEN 'failed' ELSE 'finished' END"),
@@ -329,7 +341,7 @@ class FaceStore:
                 self.db.executescript(SCHEMA)
                 self._migrate()
             self.columns = {t: {r[1] for r in self.db.execute(f"PRAGMA table_info({t})")}
-                            for t in ("faces", "ignored_faces", "review_settled")}
+                            for t in ("faces", "ignored_faces", "review_settled", "tag_regions")}
         except BaseException:
             self.db.close()
             raise
@@ -862,3 +874,37 @@ class FaceStore:
                             (key, row[1]))
             self.db.execute("DELETE FROM review_log WHERE seq = ?", (row[0],))
         return row[1], row[2]
+
+    # -- names from XMP face regions (xmp.py) ----------------------------------------------
+    def tag_stamps(self, key: str) -> dict[int, str]:
+        """image id -> the stamps of its XMP sources when they were last read."""
+        if not self.columns["tag_regions"]:  # a database from before tags (read-only)
+            return {}
+        return dict(self.db.execute("SELECT image_id, stamps FROM tag_sources WHERE "
+                                    "pipeline_key = ?", (key,)).fetchall())
+
+    def set_tag_regions(self, key: str, image_id: int, stamps: str, rows: list[tuple]) -> None:
+        """What a photo's XMP held, read now: its stamps, and its regions (source, name, x, y,
+        w, h, face id, outcome, note), replacing those read before."""
+        with self.transaction():
+            self.db.execute("INSERT INTO tag_sources VALUES (?, ?, ?) ON CONFLICT(pipeline_key, "
+                            "image_id) DO UPDATE SET stamps = excluded.stamps",
+                            (key, image_id, stamps))
+            self.db.execute("DELETE FROM tag_regions WHERE pipeline_key = ? AND image_id = ?",
+                            (key, image_id))
+            self.db.executemany("INSERT INTO tag_regions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                [(key, image_id, *r) for r in rows])
+
+    def tag_regions(self, key: str, seen_run: int | None = None) -> list[tuple]:
+        """(path, source, name, x, y, w, h, face id, person id, outcome, note) of every region
+        read, conflicts first, then by path; with `seen_run`, of the photos that run found."""
+        if not self.columns["tag_regions"]:
+            return []
+        rows = self.db.execute(
+            "SELECT i.path, t.source, t.name, t.x, t.y, t.w, t.h, t.face_id, fp.person_id, "
+            "t.outcome, t.note FROM tag_regions t JOIN images i ON i.id = t.image_id "
+            "LEFT JOIN face_people fp ON fp.face_id = t.face_id WHERE t.pipeline_key = ? "
+            + ("AND i.seen_run = ? " if seen_run is not None else "")
+            + "ORDER BY t.outcome NOT IN ('conflict', 'apart'), i.path, t.source, t.rowid",
+            (key,) + ((seen_run,) if seen_run is not None else ()))
+        return [(from_db(r[0]), *r[1:]) for r in rows]
