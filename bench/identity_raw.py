@@ -277,7 +277,8 @@ def main() -> int:
     else:
         native_check = None
     norms = {view: stats(np.linalg.norm(raw[view], axis=1)) for view in VIEWS[4]}
-    report = {"command": " ".join(["python"] + sys.argv), "machine": machine().replace(" (1 thread)", "")
+    report = {"command": " ".join(["python"] + sys.argv), 
+              "machine": machine().replace(" (1 thread)", "")
               + f"; torch threads {args.threads}, no GPU",
               "photos": len(s["photos"]), "pairs": len(pairs), "mtcnn_found": int(ok.sum()),
               "cos_recomputed4_vs_stored_run": stats(cos_stored),
