@@ -277,7 +277,7 @@ def main() -> int:
     else:
         native_check = None
     norms = {view: stats(np.linalg.norm(raw[view], axis=1)) for view in VIEWS[4]}
-    report = {"command": " ".join(["python"] + sys.argv), 
+    report = {"command": " ".join(["python"] + sys.argv),
               "machine": machine().replace(" (1 thread)", "")
               + f"; torch threads {args.threads}, no GPU",
               "photos": len(s["photos"]), "pairs": len(pairs), "mtcnn_found": int(ok.sum()),
