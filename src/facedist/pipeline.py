@@ -29,7 +29,7 @@ from .models import get_spec, pipeline_key, resolve_weights, resolved_min_qualit
 from .monitor import Monitor
 from .people import GRAPH_NEIGHBORS, assign_people, photo_ids, suggest_threshold
 from .quality import fill_quality
-from .store import DB_NAME, FaceStore, ImageResult, writing
+from .store import DB_NAME, FaceStore, ImageResult, is_raw, writing
 from .version import __version__
 from . import report
 
@@ -146,10 +146,11 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor, store: 
         last = store.last_run()
         unfinished = (not settings.report and last is not None and
                       store.run_record(last["id"])["summary"].get("report") == "incomplete")
+        earlier = _earlier_people(store, last, key)
         run_id = store.begin_run(key, settings.model, str(Path(settings.photos).resolve()),
                                  settings.to_dict(), versions())
         monitor.start()
-        paths = _run_stages(settings, engine, spec, store, run_id, key, monitor, summary)
+        paths = _run_stages(settings, engine, spec, store, run_id, key, monitor, summary, earlier)
         monitor.stop()
         summary.total_seconds = time.perf_counter() - t0
         summary.stage_seconds = {k: round(v.seconds, 3) for k, v in monitor.stages.items()}
@@ -238,8 +239,31 @@ def _follow_moves(files: list[ImageFile], known: dict, store: FaceStore) -> int:
     return moved
 
 
-def _run_stages(settings, engine, spec, store, run_id, key, monitor, summary) -> list[str]:
-    """discover → process new files → compare → people → report; returns the paths found."""
+def _embedding_words(key: str) -> str:
+    views = key.rsplit("|views", 1)[-1].split("|")[0]
+    return f"{'raw descriptors' if is_raw(key) else 'unit-length vectors'}, {views} view(s)"
+
+
+def _earlier_people(store: FaceStore, last: dict | None, key: str) -> str | None:
+    """The pipeline key whose people this run takes over: the last finished run's, where that
+    run found the same faces (same detection settings) but embedded them otherwise (an earlier
+    facedist's unit-length vectors, other --views) and this key has no people yet."""
+    if last is None or last["pipeline_key"] == key or store.has_people(key):
+        return None
+    old = last["pipeline_key"]
+    same_faces = old.split("|")[0] == key.split("|")[0]  # the detector's part of the key
+    if not (same_faces and store.has_people(old)):
+        return None
+    log.warning(f"this output's faces were embedded as {_embedding_words(old)}; this run embeds "
+                f"them again as {_embedding_words(key)} (once, every photo), and carries the "
+                f"people, their names and corrections over")
+    return old
+
+
+def _run_stages(settings, engine, spec, store, run_id, key, monitor, summary,
+                earlier: str | None = None) -> list[str]:
+    """discover → process new files → compare → people → report; returns the paths found.
+    `earlier`: a pipeline key whose people the faces of `key` take over (_earlier_people)."""
     out = Path(settings.out)
     with monitor.stage("discover"):
         found = list(discover_images(settings.photos, exclude=[out]))
@@ -266,12 +290,17 @@ def _run_stages(settings, engine, spec, store, run_id, key, monitor, summary) ->
         summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
     table = store.faces(key, paths)
     table.check_embeddings(display_path(settings.out))
-    compare_and_group(settings, spec, store, key, table, monitor, summary)
+    if earlier is not None:
+        store.carry_people(earlier, key)
+    # people carried over were made with the other distances: clustered again, once, their
+    # corrections (pinned faces) and names kept
+    compare_and_group(settings, spec, store, key, table, monitor, summary,
+                      full=earlier is not None)
     return sorted(paths)
 
 
 def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, table, monitor: Monitor,
-                      summary: RunSummary) -> None:
+                      summary: RunSummary, full: bool = False) -> None:
     """compare → people → report on the faces of `table`: the stages after embedding, the same
     whichever engine found the faces (bench/scale.py runs them on a generated store)."""
     out = Path(settings.out)
@@ -303,12 +332,14 @@ def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, tabl
         # their own batch and the older faces apart (people.neighbor_graph), below the scale
         # where that costs N^2
         graph = ((result.neighbors, result.neighbor_dist)
-                 if result.approximate or settings.recluster or not store.has_people(key)
+                 if result.approximate or settings.recluster or full or not store.has_people(key)
                  else (None, None))
         person = assign_people(store, key, table.face_ids, table.embeddings, cut,
-                               full=settings.recluster, neighbors=graph[0], neighbor_dist=graph[1],
+                               full=settings.recluster or full, neighbors=graph[0],
+                               neighbor_dist=graph[1],
                                quality=table.quality, min_quality=min_quality,
-                               photo=photo_ids(table) if settings.same_photo_apart else None)
+                               photo=photo_ids(table) if settings.same_photo_apart else None,
+                               single_cut=spec.people_single_threshold)
         summary.people = len(set(person[person >= 0].tolist()))
         summary.unclear = int(((person < 0) & (table.quality < min_quality)).sum())
     result.neighbors = result.neighbors[:, :settings.k]
