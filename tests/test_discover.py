@@ -1,6 +1,11 @@
+import errno
 import os
 
-from facedist.discover import ImageFile, Rejected, discover_images
+import pytest
+
+from facedist.discover import (ImageFile, Rejected, Unlistable, check_photo_root,
+                               discover_images, photo_root)
+from facedist.errors import SettingError
 
 
 def names(items):
@@ -48,3 +53,70 @@ def test_rejects_non_files_named_like_images(tmp_path):
     assert set(rejected) == {"folder.jpg", "broken.jpg", "pipe.jpg"}
     assert "broken" in rejected["broken.jpg"] and "regular" in rejected["pipe.jpg"]
     assert [f.path.name for f in found if isinstance(f, ImageFile)] == ["inside.png"]
+
+
+def make_unlistable(folder, monkeypatch):
+    """`folder` cannot be listed: mode 000, and where that does not stop a listing (root reads
+    any folder), os.scandir refusing it as the kernel would."""
+    folder.chmod(0)
+    try:
+        os.listdir(folder)
+    except PermissionError:
+        return
+    folder.chmod(0o755)
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.path.realpath(path) == os.path.realpath(folder):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_and_the_rest_found(tmp_path, monkeypatch):
+    for rel in ["a/1.jpg", "private/2.jpg", "z.jpg"]:
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    make_unlistable(tmp_path / "private", monkeypatch)
+    try:
+        found = list(discover_images(tmp_path))
+    finally:
+        (tmp_path / "private").chmod(0o755)
+    assert [f.path.name for f in found if isinstance(f, ImageFile)] == ["1.jpg", "z.jpg"]
+    [unlistable] = [f for f in found if isinstance(f, Unlistable)]
+    assert unlistable.path == tmp_path / "private" and unlistable.reason == "Permission denied"
+
+
+def test_photos_that_cannot_be_listed_or_is_no_folder_is_refused(tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    check_photo_root(photos)
+    make_unlistable(photos, monkeypatch)
+    try:
+        with pytest.raises(SettingError, match=r"^.*photos: cannot list this folder "
+                                               r"\(Permission denied\)"):
+            check_photo_root(photos)
+    finally:
+        photos.chmod(0o755)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SettingError, match="not a folder"):
+        check_photo_root(tmp_path / "notes.txt")
+    (tmp_path / "one.jpg").write_bytes(b"x")
+    check_photo_root(tmp_path / "one.jpg")  # a single photo is taken as it is
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        check_photo_root(tmp_path / "missing")
+
+
+def test_photo_root_is_absolute_and_keeps_symlinked_names(tmp_path, monkeypatch):
+    (tmp_path / "real" / "photos").mkdir(parents=True)
+    os.symlink(tmp_path / "real" / "photos", tmp_path / "linked")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert photo_root("../linked") == tmp_path.resolve() / "linked"
+    assert photo_root("../real/photos/") == tmp_path.resolve() / "real" / "photos"
+    # `..` after a link: the plain absolute form would be another folder, so the resolved one
+    os.symlink(tmp_path / "real" / "photos", tmp_path / "work" / "deep")
+    assert photo_root("deep/../photos") == tmp_path.resolve() / "real" / "photos"
+    (tmp_path / "work" / "photos").mkdir()  # what a lexical `deep/..` names instead
+    assert photo_root("deep/../photos") == tmp_path.resolve() / "real" / "photos"

@@ -169,8 +169,8 @@ def test_sigkill_at_any_moment_resumes_without_loss_or_duplicates(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 0 < done < len(names), "the run should be killed part way"
-    code, resumed, err = facedist_main(*run_args(out))  # the next run, and the reference, here
-    assert code == 0, err
+    code, _, err_resumed = facedist_main(*run_args(out))  # the next run, and the reference, here
+    assert code == 0, err_resumed
     clean_out = tmp_path / "clean"
     code, _, err = facedist_main(*run_args(clean_out))
     assert code == 0, err
@@ -182,7 +182,7 @@ def test_sigkill_at_any_moment_resumes_without_loss_or_duplicates(tmp_path):
 
     got, want = faces(out), faces(clean_out)
     assert got == want and len(got) == len(set(got))
-    assert "unchanged" in resumed
+    assert "unchanged" in err_resumed  # the run's summary is a message (stderr)
 
 
 def _chunk_config(tmp_path):
@@ -402,9 +402,8 @@ def test_a_run_on_the_gpu_path_gives_the_cpu_runs_faces(tmp_path):
     s = settings(photos, tmp_path / "gpu-path", chunk_images=5)
     batched = compute.FacePipeline(s, Backend(torch.device("cpu"), batched_detection=True))
     assert batched._align_pool is not None
-    s.out.mkdir()
     engine = LocalEngine(s, batched)
-    summary = pipeline._run_locked(s, engine, s.out, pipeline.Monitor(enabled=False))
+    summary = pipeline.run(s, pipeline.Monitor(enabled=False), engine)
     engine.close()
     assert summary.faces == cpu.faces >= 8
     a, b = FaceDB(tmp_path / "cpu").faces(), FaceDB(tmp_path / "gpu-path").faces()
@@ -437,3 +436,125 @@ def test_large_buffers_are_reused_not_mapped_afresh():
                                        capture_output=True, text=True).stdout)
               for mode in ("default", "reuse")}
     assert faults["default"] > 100_000 and faults["reuse"] < 2_000, faults
+
+
+def two_people(photos: Path, sub: str = "") -> Path:
+    """obama in photos/a.jpg and biden in photos/SUB/b.jpg."""
+    (photos / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copy(LABELED / "people" / "obama" / "obama_1.jpg", photos / "a.jpg")
+    shutil.copy(LABELED / "people" / "biden" / "biden_1.jpg", photos / sub / "b.jpg")
+    return photos
+
+
+def stored(out: Path) -> dict:
+    """face id -> (stored path, person id, person's name)."""
+    db = sqlite3.connect(out / "facedist.sqlite")
+    try:
+        return {f: (os.fsdecode(p), person, name) for f, p, person, name in db.execute(
+            "SELECT f.id, i.path, fp.person_id, pe.name FROM faces f JOIN images i ON "
+            "i.id = f.image_id LEFT JOIN face_people fp ON fp.face_id = f.id LEFT JOIN people pe "
+            "ON pe.id = fp.person_id")}
+    finally:
+        db.close()
+
+
+def test_a_folder_that_cannot_be_listed_is_told_counted_and_the_rest_processed(tmp_path, monkeypatch):
+    from test_discover import make_unlistable
+
+    photos = two_people(tmp_path / "photos", "private")
+    make_unlistable(photos / "private", monkeypatch)
+    try:
+        code, out, err = facedist_main("run", photos, "--out", tmp_path / "out", "--no-progress",
+                                       "--views", "1", "--json")
+    finally:
+        (photos / "private").chmod(0o755)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "private" in line] == [
+        f"facedist: {photos / 'private'}: cannot list this folder (Permission denied); "
+        f"its photos are left out"]
+    import json
+
+    summary = json.loads(out)
+    assert summary["unreadable_folders"] == {str(photos / "private"): "Permission denied"}
+    assert summary["images"] == 1 and summary["faces"] >= 1  # a.jpg, processed all the same
+    assert {Path(r["path"]).name for r in read_csv(tmp_path / "out" / "faces.csv")} == {"a.jpg"}
+    from facedist.report import format_summary
+
+    summary_line = format_summary(pipeline.RunSummary(
+        out=tmp_path, images=1, unreadable_folders={"p/private": "Permission denied"})).splitlines()
+    assert "0 skipped, 1 folder unreadable" in summary_line[0]
+    assert "  unreadable folder, its photos left out: p/private (Permission denied)" in summary_line
+
+
+def test_photos_that_cannot_be_listed_is_refused_before_any_work(tmp_path, monkeypatch):
+    from test_discover import make_unlistable
+
+    photos = two_people(tmp_path / "photos")
+    make_unlistable(photos, monkeypatch)
+    try:
+        code, out, err = facedist_main("run", photos, "--out", tmp_path / "out", "--no-progress")
+    finally:
+        photos.chmod(0o755)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"facedist: {photos}: cannot list this folder (Permission denied)")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_paths_are_stored_absolute_and_found_from_any_working_directory(tmp_path, monkeypatch):
+    photos = two_people(tmp_path / "photos")
+    (tmp_path / "here").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    code, _, err = facedist_main("run", "../photos", "--out", "out", "--no-progress", "--views", "1")
+    assert code == 0, err
+    out = tmp_path / "here" / "out"
+    assert {p for p, _, _ in stored(out).values()} == {str(photos / "a.jpg"), str(photos / "b.jpg")}
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, listed, err = facedist_main("people", "../here/out")
+    assert code == 0 and len(listed.splitlines()) == 3, err  # a header and two people
+    code, near, err = facedist_main("near", photos / "a.jpg", "--db", "../here/out", "-k", "1")
+    assert code == 0 and str(photos / "a.jpg") in near, err
+    code, _, err = facedist_main("report", "../here/out", "-q")
+    assert code == 0, err
+    page = (out / "report" / "people.html").read_text()
+    assert "missing.svg" not in page and (photos / "a.jpg").as_uri() in (out / "report").joinpath(
+        "index.html").read_text() + page + "".join(p.read_text() for p in (out / "report").glob("*.html"))
+
+
+def test_an_output_with_relative_paths_keeps_its_faces_people_and_names(tmp_path, monkeypatch):
+    """An output as facedist made it when paths were stored as typed: read from elsewhere as it
+    is, then run again (through a symbolic link to the photos): nothing recomputed, copied or lost."""
+    photos = two_people(tmp_path / "photos")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    out = tmp_path / "out"
+    code, _, err = facedist_main("run", "../photos", "--out", out, "--no-progress", "--views", "1")
+    assert code == 0, err
+    db = sqlite3.connect(out / "facedist.sqlite")
+    with db:  # the paths as typed, relative to where the run started: ../photos/a.jpg
+        db.execute("UPDATE images SET path = '../photos/' || substr(path, ?) WHERE path LIKE '/%'",
+                   (len(str(photos)) + 2,))
+    db.close()
+    before = stored(out)
+    assert {p for p, _, _ in before.values()} == {"../photos/a.jpg", "../photos/b.jpg"}
+    person = next(person for p, person, _ in before.values() if p.endswith("a.jpg"))
+    code, _, err = facedist_main("people", out, "name", person, "Barack")  # a writer: migrates
+    assert code == 0, err
+    named = {f: (str(tmp_path / "photos" / Path(p).name), person_id,
+                 "Barack" if person_id == person else name)
+             for f, (p, person_id, name) in before.items()}
+    assert stored(out) == named
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    os.symlink(photos, tmp_path / "linked")
+    code, _, err = facedist_main("run", tmp_path / "linked", "--out", out, "--no-progress",
+                                 "--views", "1", "--json")
+    assert code == 0, err
+    import json
+
+    summary = json.loads(_)
+    assert (summary["processed"], summary["copies"], summary["reused"]) == (0, 0, 2)
+    assert stored(out) == {f: (str(tmp_path / "linked" / Path(p).name), person_id, name)
+                           for f, (p, person_id, name) in named.items()}
+    code, listed, _ = facedist_main("people", out)
+    assert "Barack" in listed

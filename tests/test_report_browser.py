@@ -107,9 +107,9 @@ def labeled_report(tmp_path_factory):
         shutil.copyfile(LABELED / "people" / "obama" / "obama_1.jpg", odd / name)
     (odd / "<b>not a photo.jpg").write_bytes(b"<script>alert(1)</script>")
     out = tmp / "out"
-    ran = facedist("run", str(photos), "--out", str(out), "--report", "--no-progress",
-                   "--device", "cpu")
-    assert (out / "report" / "index.html").is_file() and "report:" in ran
+    code, _, said = facedist_main("run", str(photos), "--out", str(out), "--report",
+                                  "--no-progress", "--device", "cpu")
+    assert code == 0 and (out / "report" / "index.html").is_file() and "report:" in said
     people = json.loads(facedist("people", str(out), "--json"))
     obama = max(people, key=lambda p: p["faces"])
     facedist("people", str(out), "name", str(obama["person"]), HOSTILE_PERSON)

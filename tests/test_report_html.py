@@ -550,13 +550,14 @@ def test_a_run_after_an_interrupted_report_says_so_until_a_report_is_written(out
                                                                              caplog, tmp_path):
     from facedist import pipeline
     from facedist.config import Settings
-    from facedist.models import get_spec
     from facedist.monitor import Monitor
-    from facedist.store import writing
 
     class NoEngine:  # nothing to process: an empty photo folder
         def process(self, todo, *args):
             assert not todo
+
+        def close(self):
+            pass
 
     out, _, _ = output
     interrupt_after(monkeypatch, 0)
@@ -566,9 +567,8 @@ def test_a_run_after_an_interrupted_report_says_so_until_a_report_is_written(out
     empty = tmp_path / "no photos"
     empty.mkdir()
     settings = Settings(photos=empty, out=out, progress=False, weights="synthetic")
-    with caplog.at_level("WARNING", logger="facedist"), writing(out, "run") as store:
-        pipeline._run_locked(settings, NoEngine(), out, Monitor(0.05), store,
-                             get_spec(settings.model), None, None)
+    with caplog.at_level("WARNING", logger="facedist"):
+        pipeline.run(settings, Monitor(0.05), NoEngine())
     assert report_state(out) == "incomplete"  # the new run's record says it too
     assert f"facedist report {out} finishes it" in caplog.text
     write_report(out)

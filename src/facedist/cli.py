@@ -237,9 +237,12 @@ def cmd_run(args) -> int:
         _print_json(report.summary_dict(summary))
     elif not args.quiet:  # else a message (the results are OUT's files): on stderr, as all are
         print(report.format_summary(summary), file=sys.stderr)
-    if summary.warnings:
-        log.warning(f"warning: {summary.warnings} file(s) skipped, the reasons in the summary "
-                    f"(each file with -v, and in the database)")
+    if summary.skipped:
+        log.warning(f"warning: {sum(summary.skipped.values())} file(s) skipped, the reasons in "
+                    f"the summary (each file with -v, and in the database)")
+    if summary.unreadable_folders:
+        log.warning(f"warning: {len(summary.unreadable_folders)} folder(s) could not be listed, "
+                    f"their photos left out (named in the summary)")
     return 0
 
 

@@ -21,7 +21,8 @@ import torch
 from .compare import compare, is_approximate
 from .compute import Work
 from .config import Settings
-from .discover import ImageFile, Rejected, discover_images, display_path
+from .discover import (ImageFile, Rejected, Unlistable, check_photo_root, discover_images,
+                       display_path, photo_root)
 from .engines.local import LocalEngine
 from .engines.ray import RayEngine
 from .errors import InternalError, explain, explained
@@ -49,6 +50,8 @@ class RunSummary:
     threshold: float | None = None  # pair threshold in use
     suggested_threshold: float | None = None  # from the photos' own distances (people.py)
     skipped: dict[str, int] = field(default_factory=dict)  # reason → count
+    # folders that could not be listed (display_path → reason): their photos are left out
+    unreadable_folders: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
     report: Path | None = None  # report/index.html, with settings.report
@@ -58,7 +61,8 @@ class RunSummary:
 
     @property
     def warnings(self) -> int:
-        return sum(self.skipped.values())
+        """Files skipped and folders left out."""
+        return sum(self.skipped.values()) + len(self.unreadable_folders)
 
 
 def versions() -> dict[str, str]:
@@ -68,15 +72,14 @@ def versions() -> dict[str, str]:
             "torch": torch.__version__, "numpy": np.__version__, "pillow": PIL.__version__}
 
 
-def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
+def run(settings: Settings, monitor: Monitor | None = None, engine=None) -> RunSummary:
     """Run the whole pipeline on settings.photos into settings.out; returns the summary.
 
     Faults raise errors.FacedistError (one line, with its exit code); the run is then recorded
     as failed, what was stored stays, and a rerun goes on from there."""
     if settings.photos is None or settings.out is None:
         raise ValueError("photos and out are required")
-    if not Path(settings.photos).exists():
-        raise FileNotFoundError(f"{display_path(settings.photos)}: no such folder")
+    check_photo_root(settings.photos)  # one that cannot be listed is refused before any work
     photos_at, out_at = Path(settings.photos).resolve(), Path(settings.out).resolve()
     if out_at == photos_at or out_at in photos_at.parents:
         # the database and perf/ would be written into the photo tree
@@ -85,7 +88,10 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
                          f"(one inside it is fine)")
     out = Path(settings.out)
     # the local engine builds its models here: missing weights fail at once, before any work
-    engine = (RayEngine if settings.engine == "ray" else LocalEngine)(settings)
+    # `engine`: one the caller built (tests: another compute object); it closes it then
+    own_engine = engine is None
+    if own_engine:
+        engine = (RayEngine if settings.engine == "ray" else LocalEngine)(settings)
     try:
         if settings.report:  # a report folder of someone else's: refused before anything is written
             from .report.html import own_files
@@ -109,7 +115,8 @@ def run(settings: Settings, monitor: Monitor | None = None) -> RunSummary:
                 summary.report = _write_report(settings, out, store)
             return summary
     finally:
-        engine.close()
+        if own_engine:
+            engine.close()
 
 
 def _write_report(settings: Settings, out: Path, store: FaceStore) -> Path:
@@ -157,6 +164,7 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor, store: 
         perf = monitor.write(out / "perf", images=summary.processed, faces=summary.faces)
         store.finish_run(run_id, {**perf, "found": summary.images, "reused": summary.reused,
                                   "skipped": summary.skipped,
+                                  "unreadable_folders": summary.unreadable_folders,
                                   **({"report": "incomplete"} if unfinished else {})}, seen=paths)
         if unfinished:
             log.warning(f"the report in {display_path(out / 'report')} was left incomplete "
@@ -199,6 +207,37 @@ def _check_stored(out: Path, key: str, weights: str | None, weights_sha: str | N
                 reader.check_embeddings(key, display_path(out))
     finally:
         reader.close()
+
+
+def _follow_aliases(files: list[ImageFile], known: dict, store: FaceStore) -> int:
+    """Photos found under another spelling of the path stored for them (PHOTOS given through a
+    symbolic link, or as another path to the same folder; an older output's paths made
+    absolute from the resolved PHOTOS): the stored record, still the same file, takes the path
+    found now, so its faces keep their ids and nothing looks moved or copied. Returns how many."""
+    found = {str(f.path) for f in files}
+    new = [f for f in files if str(f.path) not in known]
+    if not new:
+        return 0
+    sizes = {f.size for f in new}
+    stored: dict[tuple[int, int], int] = {}  # (device, inode) -> image id of a path not found now
+    for path, (image_id, size, *_rest) in known.items():
+        if path not in found and size in sizes:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # gone: _follow_moves looks for it
+            stored.setdefault((st.st_dev, st.st_ino), image_id)
+    renamed = 0
+    for f in new if stored else ():
+        try:
+            st = os.stat(f.path)
+        except OSError:
+            continue  # the run's own read says why
+        image_id = stored.pop((st.st_dev, st.st_ino), None)
+        if image_id is not None:
+            store.move_image(image_id, str(f.path), f.size, f.mtime_ns)
+            renamed += 1
+    return renamed
 
 
 def _follow_moves(files: list[ImageFile], known: dict, store: FaceStore) -> int:
@@ -266,11 +305,18 @@ def _run_stages(settings, engine, spec, store, run_id, key, monitor, summary,
     `earlier`: a pipeline key whose people the faces of `key` take over (_earlier_people)."""
     out = Path(settings.out)
     with monitor.stage("discover"):
-        found = list(discover_images(settings.photos, exclude=[out]))
+        # absolute paths: the database finds the photos from any working directory
+        found = list(discover_images(photo_root(settings.photos), exclude=[out]))
         files = [f for f in found if isinstance(f, ImageFile)]
         monitor.count("discover", images=len(files))
+    for folder in (f for f in found if isinstance(f, Unlistable)):
+        shown = display_path(folder.path)
+        log.warning(f"{shown}: cannot list this folder ({folder.reason}); its photos are left out")
+        summary.unreadable_folders[shown] = folder.reason
     summary.images = len(files)
     known = store.known_images(key)
+    if _follow_aliases(files, known, store):
+        known = store.known_images(key)
     if _follow_moves(files, known, store):
         known = store.known_images(key)
     todo, rejected = [], [f for f in found if isinstance(f, Rejected)]

@@ -11,8 +11,8 @@ at any moment loses at most the chunk in flight and never leaves a face twice or
 One run writes an output folder at a time (`OutputLock`); readers see the last finished run
 (`faces(upto_run=...)`), never the chunks of one still going.
 
-Paths are stored losslessly: as text when they are valid UTF-8, else as their raw bytes (file
-names from other systems); `from_db` gives back the str Python's os functions use.
+Paths are stored losslessly and absolute (photo_paths.py; older outputs' relative paths are
+rewritten by a writer, seen absolute by a reader).
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from .photo_paths import anchor_for_reading, from_db, make_absolute, to_db
 
 DB_NAME = "facedist.sqlite"
 
@@ -97,19 +99,6 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
         return db
     except sqlite3.OperationalError:
         return sqlite3.connect(uri + "?immutable=1", uri=True)
-
-
-def to_db(path: str) -> str | bytes:
-    """A path as stored: text if it is valid UTF-8, else its bytes (lossless either way)."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path)
-
-
-def from_db(value: str | bytes) -> str:
-    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 @dataclass
@@ -345,7 +334,9 @@ class FaceStore:
                 bad = [r[0] for r in self.db.execute("PRAGMA quick_check")]
                 if bad != ["ok"]:
                     raise sqlite3.DatabaseError(f"database disk image is malformed: {bad[0]}")
-            if not readonly:
+            if readonly:
+                anchor_for_reading(self.db)
+            else:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across kills
                 self.db.executescript(SCHEMA)
@@ -381,6 +372,7 @@ class FaceStore:
                 with self.transaction():
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                     self.db.execute(f"UPDATE {table} SET {column} = {value}")
+        make_absolute(self.db)
 
     def close(self) -> None:
         self.db.close()

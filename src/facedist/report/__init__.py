@@ -263,15 +263,20 @@ def summary_dict(s) -> dict:
 def format_summary(s) -> str:
     """The closing lines of `facedist run` (s: pipeline.RunSummary)."""
     copies = f", {s.copies} copies of other files" if s.copies else ""
+    n = len(s.unreadable_folders)
+    folders = f", {n} folder{'s' if n > 1 else ''} unreadable" if n else ""
     lines = [f"facedist: {s.images} images ({s.processed} processed, {s.reused} unchanged{copies}), "
-             f"{s.faces} faces, {s.people} people, {s.warnings} skipped, {s.total_seconds:.1f} s"
+             f"{s.faces} faces, {s.people} people, {sum(s.skipped.values())} skipped{folders}, "
+             f"{s.total_seconds:.1f} s"
              + (f", {s.processed / s.total_seconds:.1f} images/s" if s.total_seconds else "")]
     if not s.faces:
         lines.append("  no face found: the tables hold only their headers")
     if s.stage_seconds:
         lines.append("  time per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in s.stage_seconds.items()))
-    for reason, n in sorted(s.skipped.items(), key=lambda kv: -kv[1]):
-        lines.append(f"  skipped {n}: {reason}")
+    for reason, count in sorted(s.skipped.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  skipped {count}: {reason}")
+    for folder, reason in s.unreadable_folders.items():
+        lines.append(f"  unreadable folder, its photos left out: {folder} ({reason})")
     if s.pairs_found > s.pairs:
         lines.append(f"  pairs: the {s.pairs} closest of {s.pairs_found} under the threshold "
                      f"(--max-pairs)")

@@ -125,19 +125,6 @@ def paged(items: list, per_page: int) -> list[list]:
     return [items[i:i + per_page] for i in range(0, len(items), per_page)] or [[]]
 
 
-def absolute_photo(path: str, run: dict) -> Path:
-    """A stored photo path as an absolute path: paths under a relative PHOTOS were stored as
-    given, and the run recorded PHOTOS both as given and resolved."""
-    p = Path(path)
-    if p.is_absolute():
-        return p
-    given = run["settings"].get("photos")
-    try:
-        return Path(run["photos"]) / p.relative_to(given)
-    except (TypeError, ValueError):
-        return p.absolute()
-
-
 def spread(x: np.ndarray) -> float | None:
     """Root mean squared distance between distinct faces of one person: the same measure the
     people threshold cuts (cluster.py's average linkage), from the mean in O(n)."""
@@ -185,9 +172,9 @@ class ReportWriter:
         ignored = db.ignored(t)
         names = db.store.person_names(db.pipeline_key)
         self.records = records = db.store.image_records()  # path -> (sha256, size, mtime_ns)
-        self.absolute: dict[str, Path] = {p: absolute_photo(p, self.run) for p in set(t.paths)}
+        # stored paths are absolute (photo_paths.py); one under no run's PHOTOS, as it is
         self.faces = [ReportFace(i, int(t.face_ids[i]), display_path(t.paths[i]),
-                                 self.absolute[t.paths[i]].as_uri(),
+                                 Path(t.paths[i]).absolute().as_uri(),
                                  thumb_name(records.get(t.paths[i], (None,))[0] or t.paths[i],
                                             t.boxes[i]),
                                  int(self.person_of[i]), float(t.probs[i]), float(t.quality[i]))
@@ -270,7 +257,7 @@ class ReportWriter:
             if f.thumb in scheduled:
                 continue
             scheduled.add(f.thumb)
-            job = wanted.setdefault(path, ThumbJob(str(self.absolute[path]), [], []))
+            job = wanted.setdefault(path, ThumbJob(path, [], []))
             job.boxes.append(tuple(self.table.boxes[f.row]))
             job.names.append(f.thumb)
         jobs = list(wanted.values())
@@ -287,7 +274,7 @@ class ReportWriter:
         if bar:
             bar.close()
         failed = {display_path(p): r for p, r in result.failed.items()}
-        failed.update({display_path(self.absolute[p]): "changed since the run: run facedist "
+        failed.update({display_path(p): "changed since the run: run facedist "
                        "again" for p in changed})
         for f in self.faces:
             if f.thumb in scheduled and not (self.dest / f.thumb).exists():
@@ -301,7 +288,7 @@ class ReportWriter:
         changed = []
         for path in wanted:
             try:
-                st = os.stat(self.absolute[path])
+                st = os.stat(path)
             except OSError:
                 continue  # cut_photo gives the reason
             _, size, mtime_ns = self.records.get(path, (None, None, None))
