@@ -47,13 +47,24 @@ def labelled(table, truth: dict) -> tuple[np.ndarray, list[str]]:
     return np.array([best[f][1] for f in files]), [truth[f]["person"] for f in files]
 
 
-def sweep(album: Path, run: Path, cuts: list[float], singles: list[float | None]) -> list[dict]:
+def by_folder(table) -> tuple[np.ndarray, list[str]]:
+    """Row of each photo's largest face and its folder's name (celeba, lfw-dev: eval people)."""
+    area = (table.boxes[:, 2] - table.boxes[:, 0]) * (table.boxes[:, 3] - table.boxes[:, 1])
+    best: dict[str, int] = {}
+    for i, path in enumerate(table.paths):
+        if path not in best or area[i] > area[best[path]]:
+            best[path] = i
+    files = sorted(best)
+    return np.array([best[f] for f in files]), [Path(f).parent.name for f in files]
+
+
+def sweep(album: Path | None, run: Path, cuts: list[float], singles: list[float | None]) -> list[dict]:
     sys.path.insert(0, str(TOOLS))
     from album import bcubed, read_truth
 
     db = FaceDB(run)
     table = db.faces()
-    rows, labels = labelled(table, read_truth(album))
+    rows, labels = labelled(table, read_truth(album)) if album else by_folder(table)
     photo = photo_ids(table)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +86,7 @@ def sweep(album: Path, run: Path, cuts: list[float], singles: list[float | None]
                     members: dict[str, set] = {}
                     for g, lab in zip(groups, labels):
                         members.setdefault(g, set()).add(lab)
-                    out.append({"album": album.name, "cut": cut, "single": single,
+                    out.append({"album": album.name if album else run.name, "cut": cut, "single": single,
                                 "P": round(p, 4), "R": round(r, 4), "F": round(f, 4),
                                 "mixed": sum(len(v) > 1 for v in members.values())})
     db.close()
@@ -84,7 +95,9 @@ def sweep(album: Path, run: Path, cuts: list[float], singles: list[float | None]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--album", nargs=2, action="append", metavar=("ALBUM", "RUN"), required=True)
+    ap.add_argument("--album", nargs=2, action="append", metavar=("ALBUM", "RUN"), default=[])
+    ap.add_argument("--folders", action="append", metavar="RUN", default=[],
+                    help="a run over photos in one folder per person (celeba, lfw-dev)")
     ap.add_argument("--cuts", default="0.5,0.52,0.55")
     ap.add_argument("--singles", default="none")
     ap.add_argument("--json", type=Path)
@@ -94,6 +107,8 @@ def main() -> None:
     results = []
     for album, run in args.album:
         results += sweep(Path(album), Path(run), cuts, singles)
+    for run in args.folders:
+        results += sweep(None, Path(run), cuts, singles)
     for r in results:
         print(f"{r['album']}  cut {r['cut']:.3f}  single {r['single']}  P {r['P']:.4f}  "
               f"R {r['R']:.4f}  F {r['F']:.4f}  mixed {r['mixed']}")

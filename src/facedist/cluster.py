@@ -51,6 +51,12 @@ def relabel(labels: np.ndarray) -> np.ndarray:
     return order[inverse].astype(np.int64)
 
 
+# How a group pair's mean squared distance is weighed against the prior (single_cut): by the
+# square root of its number of cross pairs. Chosen with the cuts on the albums, celeba and
+# lfw-dev (1: albums as well, lfw-dev's people of a few photos mixed more).
+SINGLE_CUT_POWER = 0.5
+
+
 def average_linkage(x: np.ndarray, graph: Graph, cut: float,
                     seeds: np.ndarray | None = None,
                     photo: np.ndarray | None = None,
@@ -68,9 +74,10 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
     photo: per vector, a photo id (negative: none); two groups that hold faces of one photo
     never merge (a seed's vectors still start as one group, whatever their photos).
 
-    single_cut: two single vectors merge only under it (under `cut`, larger groups): the mean
-    over a few pairs says less than over many, so it is drawn toward twice the cut's square by
-    the weight of k pairs, k such that one pair meets `single_cut` (models: people thresholds).
+    single_cut: two single vectors merge only under it, larger groups nearer `cut`: a mean over
+    few pairs says less than one over many, so the mean over P pairs, weighed sqrt(P)
+    (SINGLE_CUT_POWER), is drawn toward twice the cut's square, weighed k, k such that one pair
+    meets `single_cut` (models: people thresholds; bench/results-people/people-cut.md).
 
     The merge loop is compiled (numba): a heap of each group's closest neighbouring group
     (_merge says why one entry per group is enough), each group's neighbours a linked list that
@@ -126,12 +133,13 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
     degree = np.bincount(src, minlength=n).astype(np.int64)
     del src, first_of, last
     del a, b
-    # single_cut: two single faces merge under it, groups under `cut`, the mean squared
-    # distance drawn toward 2 cut^2 by k pairs' weight (k solved so that 1 pair meets single_cut)
+    # single_cut: two single faces merge under it, groups nearer `cut`: the mean squared
+    # distance over P cross pairs, weighed sqrt(P), drawn toward 2 cut^2 weighed k (k solved so
+    # that one pair meets single_cut)
     k = 0.0 if single_cut is None else max(0.0, (cut * cut - single_cut * single_cut) / (cut * cut))
     _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, cut * cut,
            constrained, sibling, sib_head, sib_tail, sib_next, sib_count,
-           np.array([k, 2 * cut * cut]))
+           np.array([k, 2 * cut * cut, SINGLE_CUT_POWER]))
     while True:  # every vector to its root
         up = parent[parent]
         if np.array_equal(up, parent):
@@ -187,14 +195,15 @@ def _sibling_lists(sibling: np.ndarray, parent: np.ndarray):
 
 @compiled
 def _mean_square(sums, squares, size, a, b, shrink):
-    """The mean squared distance over the cross pairs of groups a and b, drawn toward
-    shrink[1] by the weight of shrink[0] pairs (average_linkage's `single_cut`)."""
+    """The mean squared distance over the cross pairs of groups a and b, weighed by their
+    number to the power shrink[2], drawn toward shrink[1] weighed shrink[0] (average_linkage's
+    `single_cut`; shrink[0] = 0: the plain mean)."""
     dot = 0.0
     for t in range(sums.shape[1]):
         dot += sums[a, t] * sums[b, t]
     mean = squares[a] / size[a] + squares[b] / size[b] - 2.0 * dot / (size[a] * size[b])
-    pairs = size[a] * size[b]
-    return (pairs * mean + shrink[0] * shrink[1]) / (pairs + shrink[0])
+    weight = (size[a] * size[b]) ** shrink[2]
+    return (weight * mean + shrink[0] * shrink[1]) / (weight + shrink[0])
 
 
 @compiled

@@ -1,7 +1,7 @@
 """embed: crops → embedding vectors, one batch at a time.
 
 Every embedder takes uint8 crops [N, S, S, 3] and returns float32 [N, dim]. `embed_faces` turns
-the views of each face (from align, and their mirror images) into one embedding (models: `vectors`).
+the views of each face (from align, and their mirror images) into one unit-length embedding.
 Which network and weights are used comes from the registry in models.py.
 """
 from __future__ import annotations
@@ -191,11 +191,10 @@ class DlibEmbedder:
 
 
 def embed_faces(embedder: Embedder, crops: np.ndarray, mirror: bool, batch_size: int) -> np.ndarray:
-    """crops [N, V, S, S, 3] (V views of each face) → [N, dim]: the embeddings of every view
-    and, with `mirror`, of every view's mirror image, combined as the model's spec says
-    (`vectors`): "raw", their mean (dlib's descriptors keep their length, which the distance
-    uses); "unit", the unit-length mean of unit-length vectors. Averaging views cancels part of
-    each one's alignment error (docs/identity.md)."""
+    """crops [N, V, S, S, 3] (V views of each face) → [N, dim]: the unit-length mean of the
+    unit-length embeddings of every view and, with `mirror`, of every view's mirror image.
+    Averaging views cancels part of each one's alignment error (LFW: README, "People"); the
+    raw descriptors' mean measured worse on lfw-dev (bench/results-identity/raw-vs-unit.md)."""
     n, views = crops.shape[:2]
     flat = crops.reshape(n * views, *crops.shape[2:])
     if mirror:
@@ -207,8 +206,6 @@ def embed_faces(embedder: Embedder, crops: np.ndarray, mirror: bool, batch_size:
     if not np.isfinite(vectors).all():  # damaged weights: never stored, never compared
         raise WeightsUnavailable(f"model {embedder.spec.name} gave non-finite embeddings: its "
                                  f"weights are damaged; delete the file and download it again")
-    if embedder.spec.vectors == "raw":
-        return vectors.mean((0, 2))
     vectors /= np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
     mean = vectors.sum((0, 2))
     return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)

@@ -62,11 +62,8 @@ class EmbedderSpec:
     default_views: int  # embedding views per face (Settings.views)
     weights: WeightsSource
     network: str  # which embed.py class runs it: "facenet", "dlib" (PyTorch port), "dlib-native"
-    # "raw": a face's vector is the mean of its views' raw descriptors, compared by Euclidean
-    # distance (dlib's own convention: same person under 0.6); "unit": each view, and the
-    # mean, at unit length (FaceNet's). bench/results-identity/raw-vs-unit.md says why.
-    vectors: str = "unit"
-    # two single faces start a person only under this (cluster.average_linkage's single_cut)
+    # two single faces start a person only under this (cluster.average_linkage's single_cut;
+    # bench/results-people/people-cut.md)
     people_single_threshold: float | None = None
 
 
@@ -94,15 +91,14 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
     "dlib-resnet": EmbedderSpec(
         name="dlib-resnet", dim=128, input_size=150, alignment="dlib-chip",
         normalization="(x - RGB mean) / 256 on dlib's 150x150 chip (padding 0.25)",
-        default_threshold=0.6, people_threshold=0.54, min_quality=MIN_QUALITY_DLIB,
-        default_views=2, weights=_DLIB_DAT, network="dlib", vectors="raw",
-        people_single_threshold=0.42),
+        default_threshold=0.4, people_threshold=0.37, min_quality=MIN_QUALITY_DLIB,
+        default_views=4, weights=_DLIB_DAT, network="dlib", people_single_threshold=0.33),
     # dlib's own C++ implementation of the same network (single-threaded), for reference.
     "dlib-resnet-native": EmbedderSpec(
         name="dlib-resnet-native", dim=128, input_size=150, alignment="dlib-chip",
-        normalization="dlib's own", default_threshold=0.6, people_threshold=0.54,
-        min_quality=MIN_QUALITY_DLIB, default_views=2, weights=_DLIB_DAT,
-        network="dlib-native", vectors="raw", people_single_threshold=0.42),
+        normalization="dlib's own", default_threshold=0.4, people_threshold=0.37,
+        min_quality=MIN_QUALITY_DLIB, default_views=4, weights=_DLIB_DAT,
+        network="dlib-native", people_single_threshold=0.33),
     "facenet-vggface2": EmbedderSpec(
         name="facenet-vggface2", dim=512, input_size=160, alignment="box",
         normalization="(x - 127.5) / 128", default_threshold=1.0, people_threshold=0.8,
@@ -184,10 +180,7 @@ def get_spec(name: str) -> EmbedderSpec:
 def pipeline_key(settings: Settings) -> str:
     # fp32 gives the same answers on every device; fp16 embeddings are not reused by fp32 runs
     precision = "" if settings.precision == "fp32" else f"|{settings.precision}"
-    # raw vectors never meet unit ones: a key of their own (store.RAW_MARK)
-    vectors = "|raw" if get_spec(settings.model).vectors == "raw" else ""
-    return (f"{settings.detect.key()}|{settings.model}|views{resolved_views(settings)}"
-            f"{precision}{vectors}")
+    return f"{settings.detect.key()}|{settings.model}|views{resolved_views(settings)}{precision}"
 
 
 def resolved_views(settings: Settings) -> int:

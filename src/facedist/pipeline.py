@@ -30,7 +30,7 @@ from .models import get_spec, pipeline_key, resolve_weights, resolved_min_qualit
 from .monitor import Monitor
 from .people import GRAPH_NEIGHBORS, assign_people, photo_ids, suggest_threshold
 from .quality import fill_quality
-from .store import DB_NAME, FaceStore, ImageResult, is_raw, writing
+from .store import DB_NAME, FaceStore, ImageResult, writing
 from .version import __version__
 from . import report
 
@@ -279,14 +279,15 @@ def _follow_moves(files: list[ImageFile], known: dict, store: FaceStore) -> int:
 
 
 def _embedding_words(key: str) -> str:
-    views = key.rsplit("|views", 1)[-1].split("|")[0]
-    return f"{'raw descriptors' if is_raw(key) else 'unit-length vectors'}, {views} view(s)"
+    """A pipeline key's embedding in words: "dlib-resnet, 4 views" (its detection aside)."""
+    model, views, *rest = key.split("|")[1:]
+    return f"{model}, {views[len('views'):]} view(s)" + "".join(f", {r}" for r in rest)
 
 
 def _earlier_people(store: FaceStore, last: dict | None, key: str) -> str | None:
     """The pipeline key whose people this run takes over: the last finished run's, where that
-    run found the same faces (same detection settings) but embedded them otherwise (an earlier
-    facedist's unit-length vectors, other --views) and this key has no people yet."""
+    run found the same faces (same detection settings) but embedded them otherwise (another
+    model, --views or --precision) and this key has no people yet."""
     if last is None or last["pipeline_key"] == key or store.has_people(key):
         return None
     old = last["pipeline_key"]

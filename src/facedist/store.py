@@ -128,44 +128,31 @@ class FaceTable:
     embeddings: np.ndarray
     landmarks: np.ndarray  # [N, 5, 2]
     quality: np.ndarray  # [N] quality.py's score in [0, 1]; NaN where not computed yet
-    raw: bool = False  # raw descriptors (models: vectors), else unit length
 
     def __len__(self) -> int:
         return len(self.face_ids)
 
     def check_embeddings(self, where: str | Path) -> None:
         """Refuse stored embeddings that damage has changed (a page that SQLite's own check
-        passes can hold any bytes): every model's are finite, and unit length or, raw, of a
-        length descriptors have (RAW_NORMS). Raises errors.DatabaseDamaged naming the first bad
-        face."""
-        bad, what = _bad_embeddings(self.embeddings, self.raw)
+        passes can hold any bytes): every model's are finite and unit length. Raises
+        errors.DatabaseDamaged naming the first bad face."""
+        bad, what = _bad_embeddings(self.embeddings)
         if len(bad):
             i = bad[0]
             _refuse_embedding(where, int(self.face_ids[i]), self.paths[i], what[0], len(bad))
 
 
-RAW_MARK = "|raw"  # a pipeline key's end when its vectors are raw descriptors (models.py)
-# Raw dlib descriptors are 1.4 +- 0.07 long (lfw-dev); damage that SQLite's checks pass (a flipped
-# exponent bit) makes them far longer or shorter.
-RAW_NORMS = (0.5, 4.0)
-
-
-def is_raw(pipeline_key: str) -> bool:
-    return pipeline_key.endswith(RAW_MARK)
-
-
-def _bad_embeddings(embeddings: np.ndarray, raw: bool = False) -> tuple[np.ndarray, list[str]]:
-    """The rows of `embeddings` that are not finite and unit length, or raw (RAW_NORMS) of a
-    length no descriptor has (NaN and inf fail too), and what is wrong with the first."""
+def _bad_embeddings(embeddings: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The rows of `embeddings` that are not finite and unit length (NaN and inf fail too), and
+    what is wrong with the first."""
     norms = (np.linalg.norm(embeddings.astype(np.float64), axis=1) if len(embeddings)
              else np.zeros(0))
-    ok = (norms > RAW_NORMS[0]) & (norms < RAW_NORMS[1]) if raw else np.abs(norms - 1) < 1e-2
-    bad = np.flatnonzero(~ok)
+    bad = np.flatnonzero(~(np.abs(norms - 1) < 1e-2))
     if not len(bad):
         return bad, []
     i = bad[0]
     return bad, ["not finite" if not np.isfinite(embeddings[i]).all()
-                 else f"length {norms[i]:.4g}, not " + ("a descriptor's" if raw else "1")]
+                 else f"length {norms[i]:.4g}, not 1"]
 
 
 def _embedding_size(blob) -> int | None:
@@ -585,10 +572,10 @@ class FaceStore:
             return FaceTable(np.zeros(0, np.int64), [], np.zeros(0, np.int64),
                              np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                              np.zeros((0, 0), np.float32), np.zeros((0, 5, 2), np.float32),
-                             np.zeros(0, np.float32), is_raw(pipeline_key))
+                             np.zeros(0, np.float32))
         return FaceTable(np.concatenate(ids), found, np.concatenate(index), np.concatenate(boxes),
                          np.concatenate(probs), np.concatenate(emb), np.concatenate(marks),
-                         np.concatenate(quality), is_raw(pipeline_key))
+                         np.concatenate(quality))
 
     def check_embeddings(self, pipeline_key: str, where: str | Path) -> None:
         """FaceTable.check_embeddings on every face stored under `pipeline_key` (a run checks
@@ -607,8 +594,7 @@ class FaceStore:
                     by_size.setdefault(_embedding_size(blob), []).append((face_id, blob))
             for size, group in by_size.items():
                 bad = (range(len(group)) if size is None else _bad_embeddings(np.frombuffer(
-                    b"".join(blob for _, blob in group), np.float32).reshape(len(group), -1),
-                    is_raw(pipeline_key))[0])
+                    b"".join(blob for _, blob in group), np.float32).reshape(len(group), -1))[0])
                 n_bad += len(bad)
                 for i in bad:
                     if first is None or group[i][0] < first[0]:
@@ -616,8 +602,7 @@ class FaceStore:
         if first is not None:
             face_id, blob = first
             what = ("not an embedding (cut or changed bytes)" if _embedding_size(blob) is None
-                    else _bad_embeddings(np.frombuffer(blob, np.float32)[None],
-                                         is_raw(pipeline_key))[1][0])
+                    else _bad_embeddings(np.frombuffer(blob, np.float32)[None])[1][0])
             path = self.db.execute("SELECT i.path FROM faces f JOIN images i ON i.id = f.image_id "
                                    "WHERE f.id = ?", (face_id,)).fetchone()
             _refuse_embedding(where, face_id, from_db(path[0]) if path else "?", what, n_bad)

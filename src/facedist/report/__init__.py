@@ -98,9 +98,8 @@ def lookalikes(table: FaceTable, person: np.ndarray, n: int | None = None,
 
 def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3,
                    min_quality: float = 0.0) -> dict[int, list[tuple[int, float]]]:
-    """For each person, the k people whose mean face is nearest to theirs (unit length where
-    the faces are); the mean of the faces at or above `min_quality` (of all its faces where
-    none is)."""
+    """For each person, the k people whose mean face (unit-length) is nearest to theirs; the
+    mean of the faces at or above `min_quality` (of all its faces where none is)."""
     placed = person >= 0
     shown = shown_faces(table, person, min_quality)
     ids, inverse = np.unique(person[placed], return_inverse=True)
@@ -111,10 +110,7 @@ def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3,
     emb = table.embeddings[placed][use].astype(np.float64)
     centre = np.zeros((len(ids), emb.shape[1]))
     np.add.at(centre, inverse[use], emb)
-    if table.raw:  # raw descriptors: the mean, in the faces' own distance
-        centre /= np.maximum(np.bincount(inverse[use], minlength=len(ids)), 1)[:, None]
-    else:
-        centre /= np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
+    centre /= np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
     # a hint per person, not a measured answer: HNSW's lighter search is enough (at a million
     # faces, ~300,000 people: 60 s less than the faces' own efSearch)
     near, dist = knn(centre.astype(np.float32), k, ef_search=64)
