@@ -558,3 +558,44 @@ def test_an_output_with_relative_paths_keeps_its_faces_people_and_names(tmp_path
                            for f, (p, person_id, name) in named.items()}
     code, listed, _ = facedist_main("people", out)
     assert "Barack" in listed
+
+
+@pytest.mark.slow
+def test_faces_embedded_otherwise_take_over_the_people_names_and_corrections(tmp_path, caplog):
+    """An output whose faces were embedded otherwise (here --views 1, then the default): the
+    run says what changed, embeds every photo once again, and the people keep their names and
+    the user's corrections (a pinned move, an ignored face), never mixing the two embeddings."""
+    from facedist.facedb import FaceDB
+    from facedist.models import pipeline_key
+
+    photos = tmp_path / "photos"
+    shutil.copytree(LABELED / "people", photos)
+    out = tmp_path / "out"
+    pipeline.run(settings(photos, out, views=1))
+    db = FaceDB(out)
+    t = db.faces()
+    person = db.person_of(t)
+    obama = max(db.people(), key=lambda p: p.faces).id
+    db.name_person(obama, "Barack")
+    loner = next(i for i in range(len(t)) if person[i] != obama)
+    db.move_face(int(t.face_ids[loner]), obama)  # the user's word, against the distances
+    ignored = next(i for i in range(len(t)) if person[i] not in (obama, person[loner]))
+    db.ignore_face(int(t.face_ids[ignored]))
+    place = lambda t, i: (t.paths[i], int(t.face_index[i]))  # noqa: E731
+    places = {place(t, i) for i in range(len(t))}
+    moved, set_aside = place(t, loner), place(t, ignored)
+    db.close()
+    with caplog.at_level("WARNING", logger="facedist"):
+        summary = pipeline.run(settings(photos, out))
+    assert "embedded as dlib-resnet, 1 view(s)" in caplog.text and "4 view(s)" in caplog.text
+    assert summary.processed == summary.images == 14  # every photo embedded again
+    db = FaceDB(out)
+    assert db.pipeline_key == pipeline_key(settings(photos, out))
+    t = db.faces()
+    at = {place(t, i): i for i in range(len(t))}
+    assert set(at) == places  # the new embedding's faces only, each once
+    person = db.person_of(t)
+    assert [p.id for p in db.people() if p.name == "Barack"] == [obama]
+    assert person[at[moved]] == obama
+    assert db.ignored(t)[at[set_aside]] and person[at[set_aside]] == -1
+    db.close()

@@ -207,7 +207,11 @@ def test_facedb_answer_undo_and_settled(out):
     db = FaceDB(o)
     qs = db.review_questions(10)
     same = [q for q in qs if q.kind == "same"]
-    assert len(same) == 3 and same[0].distance == pytest.approx(0.34, abs=1e-4)
+    from facedist.config import Settings
+    from facedist.models import get_spec
+
+    cut = get_spec(Settings().model).people_threshold  # review_output's pairs are the cut apart
+    assert len(same) == 3 and same[0].distance == pytest.approx(cut, abs=1e-4)
     before = people_csv(o)
     done = db.answer(same[0].id, "yes")
     assert done["done"][0][0] == "merge"
@@ -488,3 +492,29 @@ def test_an_answer_killed_midway_is_not_half_applied(out):
     assert db.undo()["question"] == qid
     assert state() == before and people_csv(o) == csv_before
     db.close()
+
+
+def test_distances_are_the_groups_own_whatever_the_vectors_length(rng, tmp_path):
+    """With vectors that are not unit length, every distance the queue ranks by is still the
+    root mean squared distance over the two sides' faces, as the clustering measures it; and
+    after an answer the queue is the one a fresh build gives."""
+    x = rng.normal(size=(12, 8))
+    x *= (1.4 + rng.normal(0, 0.1, 12))[:, None] / np.linalg.norm(x, axis=1, keepdims=True)
+    person = np.repeat([10, 20, 30, 40], 3)
+    q = ReviewQueue(np.arange(12) + 100, x, person, {}, 1.9)
+    m = q._means()
+    for i in range(4):
+        for j in range(4):
+            a, b = x[person == q.pid[i]], x[person == q.pid[j]]
+            rms = np.sqrt(np.mean(((a[:, None] - b[None]) ** 2).sum(-1)))
+            assert q._rms(np.array([i]), m)[0, j] == pytest.approx(rms, abs=1e-9)
+    first = q.questions(1)[0]
+    rows = x[person == q.pid[q.index[first.a]]]
+    assert first.kind == "same" and first.distance == pytest.approx(np.sqrt(np.mean(
+        ((rows[:, None] - x[person == first.b][None]) ** 2).sum(-1))), abs=1e-9)
+    Stored(tmp_path, q).apply(plan(q, first.id, "yes"))
+    q.settle(first.id)
+    fresh = ReviewQueue(q.face_ids, q.x, np.array([q.person_of_face(f) for f in q.face_ids]),
+                        q.names, 1.9, q.pinned, q.settled, q.ignored)
+    assert ([(y.id, round(y.value, 6)) for y in q.questions(50)]
+            == [(y.id, round(y.value, 6)) for y in fresh.questions(50)])

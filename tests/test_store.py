@@ -170,3 +170,29 @@ def test_stored_embeddings_are_checked_without_reading_the_faces(tmp_path, monke
         s.check_embeddings("k", "OUT")
     with pytest.raises(DatabaseDamaged, match=rf"face {other[0]} .* is not finite;"):
         s.check_embeddings("other", "OUT")
+
+
+def test_people_carried_to_another_embedding_of_the_same_faces(tmp_path):
+    """An output embedded otherwise (another model, other views): the faces found again under
+    the new key take over the people, names, pins, ignores and settled
+    questions of the faces at the same place; the undo history, naming the old faces, goes."""
+    s = FaceStore(tmp_path)
+    old, new = "det|m|views2", "det|m|views4"
+    run = s.begin_run(old, "m", "/p", {}, {})
+    a, b = s.image_id("/p/a.jpg", 10, 1), s.image_id("/p/b.jpg", 10, 1)
+    s.save_chunk(run, old, "m", [result(a, 2), result(b, 1)])
+    s.save_chunk(run, new, "m", [result(a, 2), result(b, 1)])
+    o, n = s.faces(old), s.faces(new)
+    ana = s.new_person(old)
+    s.set_people(old, [(int(o.face_ids[0]), ana), (int(o.face_ids[1]), ana)])
+    s.name_person(ana, "Ana")
+    s.pin_people([ana])
+    s.ignore_faces(old, [int(o.face_ids[2])])
+    s.settle(old, f"face:{o.face_ids[1]}:{ana}", "yes")
+    s.log_answer(old, "who:1", "no", {})
+    assert s.carry_people(old, new) == 3
+    people = s.face_people(n.face_ids)
+    assert people == {int(n.face_ids[0]): (ana, 1), int(n.face_ids[1]): (ana, 1)}
+    assert s.person_names(new) == {ana: "Ana"} and not s.has_people(old)
+    assert s.ignored(new) == {int(n.face_ids[2])}
+    assert s.settled(new) == {f"face:{n.face_ids[1]}:{ana}", "who:1"} and s.answers(new) == 0

@@ -492,6 +492,8 @@ def cmd_eval(args) -> int:
         print(f"LFW verification, {settings.model}: {100 * res.accuracy:.2f}% ± {100 * res.std:.2f} "
               f"over {len(res.folds)} folds ({res.pairs} pairs, threshold {res.threshold:.3f}, "
               f"{res.no_face} photos without a detected face)")
+        print("per fold (threshold chosen on the other folds): " + "; ".join(
+            f"{100 * a:.2f}% at {t:.3f}" for a, t in zip(res.folds, res.thresholds)))
     else:
         res = eval_people(args.dir, args.out, settings, args.label_face)
         print(f"people, {settings.model}: BCubed precision {res.precision:.3f}, recall "

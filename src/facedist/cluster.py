@@ -51,9 +51,16 @@ def relabel(labels: np.ndarray) -> np.ndarray:
     return order[inverse].astype(np.int64)
 
 
+# How a group pair's mean squared distance is weighed against the prior (single_cut): by the
+# square root of its number of cross pairs. Chosen with the cuts on the albums, celeba and
+# lfw-dev (1: albums as well, lfw-dev's people of a few photos mixed more).
+SINGLE_CUT_POWER = 0.5
+
+
 def average_linkage(x: np.ndarray, graph: Graph, cut: float,
                     seeds: np.ndarray | None = None,
-                    photo: np.ndarray | None = None) -> np.ndarray:
+                    photo: np.ndarray | None = None,
+                    single_cut: float | None = None) -> np.ndarray:
     """Agglomerative clustering of the vectors `x`: the two groups with the smallest mean
     squared distance over all their cross pairs merge, while its root is under `cut`. Only
     groups joined by an edge of `graph` (say, each face's nearest neighbours) are candidates;
@@ -66,6 +73,11 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
 
     photo: per vector, a photo id (negative: none); two groups that hold faces of one photo
     never merge (a seed's vectors still start as one group, whatever their photos).
+
+    single_cut: two single vectors merge only under it, larger groups nearer `cut`: a mean over
+    few pairs says less than one over many, so the mean over P pairs, weighed sqrt(P)
+    (SINGLE_CUT_POWER), is drawn toward twice the cut's square, weighed k, k such that one pair
+    meets `single_cut` (models: people thresholds; bench/results-people/people-cut.md).
 
     The merge loop is compiled (numba): a heap of each group's closest neighbouring group
     (_merge says why one entry per group is enough), each group's neighbours a linked list that
@@ -121,8 +133,13 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
     degree = np.bincount(src, minlength=n).astype(np.int64)
     del src, first_of, last
     del a, b
+    # single_cut: two single faces merge under it, groups nearer `cut`: the mean squared
+    # distance over P cross pairs, weighed sqrt(P), drawn toward 2 cut^2 weighed k (k solved so
+    # that one pair meets single_cut)
+    k = 0.0 if single_cut is None else max(0.0, (cut * cut - single_cut * single_cut) / (cut * cut))
     _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, cut * cut,
-           constrained, sibling, sib_head, sib_tail, sib_next, sib_count)
+           constrained, sibling, sib_head, sib_tail, sib_next, sib_count,
+           np.array([k, 2 * cut * cut, SINGLE_CUT_POWER]))
     while True:  # every vector to its root
         up = parent[parent]
         if np.array_equal(up, parent):
@@ -177,11 +194,16 @@ def _sibling_lists(sibling: np.ndarray, parent: np.ndarray):
 
 
 @compiled
-def _mean_square(sums, squares, size, a, b):
+def _mean_square(sums, squares, size, a, b, shrink):
+    """The mean squared distance over the cross pairs of groups a and b, weighed by their
+    number to the power shrink[2], drawn toward shrink[1] weighed shrink[0] (average_linkage's
+    `single_cut`; shrink[0] = 0: the plain mean)."""
     dot = 0.0
     for t in range(sums.shape[1]):
         dot += sums[a, t] * sums[b, t]
-    return squares[a] / size[a] + squares[b] / size[b] - 2.0 * dot / (size[a] * size[b])
+    mean = squares[a] / size[a] + squares[b] / size[b] - 2.0 * dot / (size[a] * size[b])
+    weight = (size[a] * size[b]) ** shrink[2]
+    return (weight * mean + shrink[0] * shrink[1]) / (weight + shrink[0])
 
 
 @compiled
@@ -211,7 +233,8 @@ def _share_photo(a, b, parent, sibling, sib_head, sib_next, sib_count):
 
 @compiled
 def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, stamp, tick,
-          best, best_version, version, constrained, sibling, sib_head, sib_next, sib_count):
+          best, best_version, version, constrained, sibling, sib_head, sib_next, sib_count,
+          shrink):
     """Walk group g's neighbour list once: each entry to its group's root; duplicates, g itself
     and groups g may never join unlinked (another seed; another face of a photo g holds, looked
     for only in a group that would be g's closest), since merges only add to what keeps two
@@ -228,7 +251,7 @@ def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degr
                                     and group_seed[g] != group_seed[r])
         if not drop:
             stamp[r] = tick
-            m = _mean_square(sums, squares, size, min(g, r), max(g, r))
+            m = _mean_square(sums, squares, size, min(g, r), max(g, r), shrink)
             closer = m < closest or (m == closest and r < partner)
             # photos only for a group that would be g's closest: the walk costs more than the
             # mean, and a group it would refuse further away does no harm in the list
@@ -258,7 +281,7 @@ def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degr
 
 @compiled
 def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, limit,
-           constrained, sibling, sib_head, sib_tail, sib_next, sib_count):
+           constrained, sibling, sib_head, sib_tail, sib_next, sib_count, shrink):
     """The merge loop of average_linkage, in place on its arrays.
 
     The heap holds one entry per group: its distance to its closest neighbouring group, as
@@ -281,7 +304,7 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
             tick += 1
             m = _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
                       stamp, tick, best, best_version, version, constrained, sibling, sib_head,
-                      sib_next, sib_count)
+                      sib_next, sib_count, shrink)
             if m < limit:
                 heap.append((m, g, 0))
     heapq.heapify(heap)
@@ -296,7 +319,7 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
             tick += 1
             m = _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
                       stamp, tick, best, best_version, version, constrained, sibling, sib_head,
-                      sib_next, sib_count)
+                      sib_next, sib_count, shrink)
             if m < limit:
                 heapq.heappush(heap, (m, g, vg))
             continue
@@ -325,7 +348,7 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
         tick += 1
         m = _scan(keep, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
                   stamp, tick, best, best_version, version, constrained, sibling, sib_head,
-                  sib_next, sib_count)
+                  sib_next, sib_count, shrink)
         if m < limit:
             heapq.heappush(heap, (m, keep, version[keep]))
 

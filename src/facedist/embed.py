@@ -193,7 +193,8 @@ class DlibEmbedder:
 def embed_faces(embedder: Embedder, crops: np.ndarray, mirror: bool, batch_size: int) -> np.ndarray:
     """crops [N, V, S, S, 3] (V views of each face) → [N, dim]: the unit-length mean of the
     unit-length embeddings of every view and, with `mirror`, of every view's mirror image.
-    Averaging views cancels part of each one's alignment error (LFW: README, "People")."""
+    Averaging views cancels part of each one's alignment error (LFW: README, "People"); the
+    raw descriptors' mean measured worse on lfw-dev (bench/results-identity/raw-vs-unit.md)."""
     n, views = crops.shape[:2]
     flat = crops.reshape(n * views, *crops.shape[2:])
     if mirror:

@@ -14,7 +14,7 @@ Both first run the pipeline on the photos (incremental: a second call reuses the
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ class LfwResult:
     threshold: float  # mean of the per-fold thresholds
     pairs: int
     no_face: int  # photos where no face was found (median box used)
+    thresholds: list[float] = field(default_factory=list)  # each fold's, chosen on the others
 
 
 def read_pairs(path: Path) -> tuple[int, list[tuple[str, str, bool]]]:
@@ -112,7 +113,7 @@ def eval_lfw(root: Path, out: Path, settings: Settings) -> LfwResult:
     accs, thresholds = fold_accuracy(dist, same, folds)
     db.close()
     return LfwResult(float(np.mean(accs)), float(np.std(accs)), accs, float(np.mean(thresholds)),
-                     len(pairs), len(missing))
+                     len(pairs), len(missing), [float(t) for t in thresholds])
 
 
 @dataclass

@@ -62,6 +62,9 @@ class EmbedderSpec:
     default_views: int  # embedding views per face (Settings.views)
     weights: WeightsSource
     network: str  # which embed.py class runs it: "facenet", "dlib" (PyTorch port), "dlib-native"
+    # two single faces start a person only under this (cluster.average_linkage's single_cut;
+    # bench/results-people/people-cut.md)
+    people_single_threshold: float | None = None
 
 
 # dlib's models: the same files as in the face_recognition_models package, which is used where
@@ -88,14 +91,14 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
     "dlib-resnet": EmbedderSpec(
         name="dlib-resnet", dim=128, input_size=150, alignment="dlib-chip",
         normalization="(x - RGB mean) / 256 on dlib's 150x150 chip (padding 0.25)",
-        default_threshold=0.4, people_threshold=0.34, min_quality=MIN_QUALITY_DLIB,
-        default_views=4, weights=_DLIB_DAT, network="dlib"),
+        default_threshold=0.4, people_threshold=0.37, min_quality=MIN_QUALITY_DLIB,
+        default_views=4, weights=_DLIB_DAT, network="dlib", people_single_threshold=0.33),
     # dlib's own C++ implementation of the same network (single-threaded), for reference.
     "dlib-resnet-native": EmbedderSpec(
         name="dlib-resnet-native", dim=128, input_size=150, alignment="dlib-chip",
-        normalization="dlib's own", default_threshold=0.4, people_threshold=0.34,
+        normalization="dlib's own", default_threshold=0.4, people_threshold=0.37,
         min_quality=MIN_QUALITY_DLIB, default_views=4, weights=_DLIB_DAT,
-        network="dlib-native"),
+        network="dlib-native", people_single_threshold=0.33),
     "facenet-vggface2": EmbedderSpec(
         name="facenet-vggface2", dim=512, input_size=160, alignment="box",
         normalization="(x - 127.5) / 128", default_threshold=1.0, people_threshold=0.8,

@@ -95,7 +95,7 @@ def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: 
                   neighbors: np.ndarray | None = None,
                   neighbor_dist: np.ndarray | None = None,
                   quality: np.ndarray | None = None, min_quality: float = 0.0,
-                  photo: np.ndarray | None = None) -> np.ndarray:
+                  photo: np.ndarray | None = None, single_cut: float | None = None) -> np.ndarray:
     """Give every face of `face_ids` a person (stored), and return the person id of each (-1:
     none, for ignored faces and unclear faces that are clearly nobody's).
     `neighbors`/`neighbor_dist` ([N, k], from compare): the graph to cluster on, for the faces
@@ -129,7 +129,8 @@ def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: 
         else:
             graph = neighbor_graph(x[members], local[rows])
         labels = average_linkage(x[members], graph, threshold, seeds[members],
-                                 None if photo is None else np.asarray(photo, np.int64)[members])
+                                 None if photo is None else np.asarray(photo, np.int64)[members],
+                                 single_cut)
         new_person[members] = _person_ids(labels, seeds[members], person[members], store, key)
     unclear = np.nonzero(~clear & ~ignored)[0]
     if len(unclear):

@@ -153,10 +153,11 @@ def _run_locked(settings: Settings, engine, out: Path, monitor: Monitor, store: 
         last = store.last_run()
         unfinished = (not settings.report and last is not None and
                       store.run_record(last["id"])["summary"].get("report") == "incomplete")
+        earlier = _earlier_people(store, last, key)
         run_id = store.begin_run(key, settings.model, str(Path(settings.photos).resolve()),
                                  settings.to_dict(), versions())
         monitor.start()
-        paths = _run_stages(settings, engine, spec, store, run_id, key, monitor, summary)
+        paths = _run_stages(settings, engine, spec, store, run_id, key, monitor, summary, earlier)
         monitor.stop()
         summary.total_seconds = time.perf_counter() - t0
         summary.stage_seconds = {k: round(v.seconds, 3) for k, v in monitor.stages.items()}
@@ -277,8 +278,32 @@ def _follow_moves(files: list[ImageFile], known: dict, store: FaceStore) -> int:
     return moved
 
 
-def _run_stages(settings, engine, spec, store, run_id, key, monitor, summary) -> list[str]:
-    """discover → process new files → compare → people → report; returns the paths found."""
+def _embedding_words(key: str) -> str:
+    """A pipeline key's embedding in words: "dlib-resnet, 4 views" (its detection aside)."""
+    model, views, *rest = key.split("|")[1:]
+    return f"{model}, {views[len('views'):]} view(s)" + "".join(f", {r}" for r in rest)
+
+
+def _earlier_people(store: FaceStore, last: dict | None, key: str) -> str | None:
+    """The pipeline key whose people this run takes over: the last finished run's, where that
+    run found the same faces (same detection settings) but embedded them otherwise (another
+    model, --views or --precision) and this key has no people yet."""
+    if last is None or last["pipeline_key"] == key or store.has_people(key):
+        return None
+    old = last["pipeline_key"]
+    same_faces = old.split("|")[0] == key.split("|")[0]  # the detector's part of the key
+    if not (same_faces and store.has_people(old)):
+        return None
+    log.warning(f"this output's faces were embedded as {_embedding_words(old)}; this run embeds "
+                f"them again as {_embedding_words(key)} (once, every photo), and carries the "
+                f"people, their names and corrections over")
+    return old
+
+
+def _run_stages(settings, engine, spec, store, run_id, key, monitor, summary,
+                earlier: str | None = None) -> list[str]:
+    """discover → process new files → compare → people → report; returns the paths found.
+    `earlier`: a pipeline key whose people the faces of `key` take over (_earlier_people)."""
     out = Path(settings.out)
     with monitor.stage("discover"):
         # absolute paths: the database finds the photos from any working directory
@@ -312,16 +337,23 @@ def _run_stages(settings, engine, spec, store, run_id, key, monitor, summary) ->
         summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
     table = store.faces(key, paths)
     table.check_embeddings(display_path(settings.out))
-    compare_and_group(settings, spec, store, key, table, monitor, summary, sorted(paths))
+    if earlier is not None:
+        store.carry_people(earlier, key)
+    # people carried over were made with the other distances: clustered again, once, their
+    # corrections (pinned faces) and names kept
+    compare_and_group(settings, spec, store, key, table, monitor, summary, sorted(paths),
+                      full=earlier is not None)
     return sorted(paths)
 
 
 def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, table, monitor: Monitor,
-                      summary: RunSummary, paths: list[str] | None = None) -> None:
+                      summary: RunSummary, paths: list[str] | None = None,
+                      full: bool = False) -> None:
     """compare → people → names from the photos' XMP → report on the faces of `table`: the
     stages after embedding, the same whichever engine found the faces (bench/scale.py runs
     them on a generated store). `paths`: every photo found (default: those with faces), whose
-    XMP face regions are read unless settings.tags is off (xmp.py)."""
+    XMP face regions are read unless settings.tags is off (xmp.py). `full`: the people made
+    again from all faces (--recluster; people carried from another embedding)."""
     out = Path(settings.out)
     n = len(table)
     with monitor.stage("compare"):
@@ -351,12 +383,14 @@ def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, tabl
         # their own batch and the older faces apart (people.neighbor_graph), below the scale
         # where that costs N^2
         graph = ((result.neighbors, result.neighbor_dist)
-                 if result.approximate or settings.recluster or not store.has_people(key)
+                 if result.approximate or settings.recluster or full or not store.has_people(key)
                  else (None, None))
         person = assign_people(store, key, table.face_ids, table.embeddings, cut,
-                               full=settings.recluster, neighbors=graph[0], neighbor_dist=graph[1],
+                               full=settings.recluster or full, neighbors=graph[0],
+                               neighbor_dist=graph[1],
                                quality=table.quality, min_quality=min_quality,
-                               photo=photo_ids(table) if settings.same_photo_apart else None)
+                               photo=photo_ids(table) if settings.same_photo_apart else None,
+                               single_cut=spec.people_single_threshold)
         if settings.tags:
             person = _names_from_tags(store, key, table, person,
                                       sorted(set(table.paths)) if paths is None else paths, out)

@@ -110,7 +110,7 @@ def parse_id(qid: str) -> tuple[str, list[int]]:
 class ReviewQueue:
     """The questions of one set of people, kept up to date as answers change them.
 
-    `face_ids`, `x` (unit embeddings), `person` (person id per face, -1: none), `names`
+    `face_ids`, `x` (embeddings, unit length or raw), `person` (person id per face, -1: none), `names`
     (person id -> name), `pinned` (per face), `cut` (the people threshold), `settled` (question
     ids never to ask again), `ignored` (per face: left out)."""
 
@@ -134,12 +134,15 @@ class ReviewQueue:
         self.pid = list(int(p) for p in ids)  # person index -> id
         self.index = {p: i for i, p in enumerate(self.pid)}
         cap = len(ids) + 64
+        self.xsq = np.einsum("ij,ij->i", self.x, self.x)  # |x|^2 per face (1 for unit vectors)
         self.sums = np.zeros((cap, self.x.shape[1]))
+        self.squares = np.zeros(cap)  # per person: the sum of its faces' |x|^2
         self.size = np.zeros(cap, np.int64)
         self.of = np.full(n, -1, np.int64)  # person index per face
         placed = person >= 0
         self.of[placed] = np.searchsorted(ids, person[placed])
         np.add.at(self.sums, self.of[placed], self.x[placed])
+        np.add.at(self.squares, self.of[placed], self.xsq[placed])
         self.size[:len(ids)] = np.bincount(self.of[placed], minlength=len(ids))
         self._near = np.full((cap, NEAR), -1, np.int64)  # nearest people per person
         self._near_d = np.full((cap, NEAR), np.inf)
@@ -150,10 +153,16 @@ class ReviewQueue:
         m = self.sums[:len(self.pid)] / np.maximum(self.size[:len(self.pid)], 1)[:, None]
         return m
 
+    def _msq(self) -> np.ndarray:
+        """Each person's mean |x|^2."""
+        return self.squares[:len(self.pid)] / np.maximum(self.size[:len(self.pid)], 1)
+
     def _rms(self, rows: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """Root mean squared distance between people `rows` and all: for unit vectors, the mean
-        squared distance of groups A, B is 2 - 2 mean(A).mean(B)."""
-        d2 = 2 - 2 * (m[rows] @ m.T)
+        """Root mean squared distance between people `rows` and all: the mean squared distance
+        of groups A, B is msq(A) + msq(B) - 2 mean(A).mean(B) (2 - 2 mean(A).mean(B) for unit
+        vectors), msq the mean squared length of a group's vectors."""
+        msq = self._msq()
+        d2 = msq[rows][:, None] + msq[None, :] - 2 * (m[rows] @ m.T)
         return np.sqrt(np.maximum(d2, 0))
 
     def _refresh(self, rows) -> None:
@@ -183,6 +192,7 @@ class ReviewQueue:
         if i >= len(self.size):
             extra = max(64, len(self.size) // 2)
             self.sums = np.vstack([self.sums, np.zeros((extra, self.sums.shape[1]))])
+            self.squares = np.concatenate([self.squares, np.zeros(extra)])
             self.size = np.concatenate([self.size, np.zeros(extra, np.int64)])
             self._near = np.vstack([self._near, np.full((extra, NEAR), -1, np.int64)])
             self._near_d = np.vstack([self._near_d, np.full((extra, NEAR), np.inf)])
@@ -221,6 +231,7 @@ class ReviewQueue:
         for rows, group, sign in ((moved[self.of[moved] >= 0], self.of, -1),
                                   (moved[new[moved] >= 0], new, 1)):
             np.add.at(self.sums, group[rows], sign * self.x[rows])
+            np.add.at(self.squares, group[rows], sign * self.xsq[rows])
             np.add.at(self.size, group[rows], sign)
         self.of = new
         self.pinned = np.asarray(pinned, bool).copy()
@@ -297,13 +308,14 @@ class ReviewQueue:
             p = self.of[rows]
             rest = self.size[p] - 1
             dot = np.einsum("ij,ij->i", self.x[rows], self.sums[p] - self.x[rows]) / rest
-            d = np.sqrt(np.maximum(2 - 2 * dot, 0))
+            rest_msq = (self.squares[p] - self.xsq[rows]) / rest
+            d = np.sqrt(np.maximum(self.xsq[rows] + rest_msq - 2 * dot, 0))
             out += self._face_questions(rows, p, d, rest)
         # faces without a person, near one
         loose = np.nonzero((self.of < 0) & ~self.ignored)[0]
         if len(loose):
             m = self._means()
-            d2 = 2 - 2 * (self.x[loose] @ m.T)
+            d2 = self.xsq[loose][:, None] + self._msq()[None, :] - 2 * (self.x[loose] @ m.T)
             d2[:, self.size[:P] == 0] = np.inf
             best = np.argmin(d2, axis=1)
             d = np.sqrt(np.maximum(d2[np.arange(len(loose)), best], 0))
@@ -342,7 +354,7 @@ class ReviewQueue:
                 continue
             sugg = []
             if len(named):
-                d = np.sqrt(np.maximum(2 - 2 * (m[named] @ m[i]), 0))
+                d = self._rms(np.array([i]), m)[0, named]
                 for k in np.argsort(d)[:SUGGEST]:
                     p = self.pid[named[k]]
                     sugg.append((p, self.names[p], float(d[k])))
@@ -364,7 +376,7 @@ class ReviewQueue:
             if a == b or self.size_of(a) == 0 or self.size_of(b) == 0:
                 raise ValueError(f"question {qid}: its people have changed")
             i, j = self.index[a], self.index[b]
-            d = float(np.sqrt(max(2 - 2 * m[i] @ m[j], 0)))
+            d = float(self._rms(np.array([i]), m)[0, j])
             u = float(unsure(d, self.cut))
             v = float(involved(self.size[i], self.size[j])) * u * self.trust("same")
             return Question(qid, "same", v, a, b, distance=d, chance=u / 2)
@@ -382,8 +394,9 @@ class ReviewQueue:
         r, i = self.row[f], self.index[p]
         inside = self.of[r] == i
         rest = self.sums[i] - (self.x[r] if inside else 0)
-        n = self.size[i] - (1 if inside else 0)
-        d = float(np.sqrt(max(2 - 2 * self.x[r] @ rest / max(n, 1), 0)))
+        n = max(self.size[i] - (1 if inside else 0), 1)
+        rest_msq = (self.squares[i] - (self.xsq[r] if inside else 0)) / n
+        d = float(np.sqrt(max(self.xsq[r] + rest_msq - 2 * self.x[r] @ rest / n, 0)))
         u = float(unsure(d, self.cut, "face"))
         return Question(qid, "face", float(involved(1, n)) * u * self.trust("face"), p, face=f,
                         distance=d, chance=u / 2)

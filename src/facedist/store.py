@@ -704,6 +704,42 @@ class FaceStore:
         self.db.execute("DELETE FROM people WHERE pipeline_key = ? AND name IS NULL AND id NOT "
                         "IN (SELECT person_id FROM face_people)", (key,))
 
+    def carry_people(self, old_key: str, new_key: str) -> int:
+        """The people of `old_key` become `new_key`'s (one transaction): same ids and names,
+        each face's person, pin and `ignore` moved to the face of `new_key` found at the same
+        place (same photo, same detection index); review questions settled stay settled.
+        What has no such face is dropped, and so is the undo history (its snapshots name the
+        old faces). Returns how many faces were carried."""
+        with self.transaction():
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS carried (old INTEGER PRIMARY KEY, new)")
+            self.db.execute("DELETE FROM carried")
+            self.db.execute("INSERT INTO carried SELECT o.id, n.id FROM faces o JOIN faces n ON "
+                            "n.image_id = o.image_id AND n.face_index = o.face_index AND "
+                            "n.pipeline_key = ? WHERE o.pipeline_key = ?", (new_key, old_key))
+            for table in ("face_people", "ignored_faces"):
+                self.db.execute(f"DELETE FROM {table} WHERE face_id IN (SELECT f.id FROM faces f "
+                                f"WHERE f.pipeline_key = ?) AND face_id NOT IN "
+                                f"(SELECT old FROM carried)", (old_key,))
+                self.db.execute(f"UPDATE {table} SET face_id = (SELECT new FROM carried WHERE "
+                                f"old = face_id) WHERE face_id IN (SELECT old FROM carried)")
+            self.db.execute("UPDATE people SET pipeline_key = ? WHERE pipeline_key = ?",
+                            (new_key, old_key))
+            settled = self.db.execute("SELECT question, answer, at FROM review_settled WHERE "
+                                      "pipeline_key = ?", (old_key,)).fetchall()
+            faces = dict(self.db.execute("SELECT old, new FROM carried").fetchall())
+            for question, answer, at in settled:
+                kind, _, rest = question.partition(":")
+                if kind == "face":  # face:F:P names a face: the carried one, or none
+                    f, _, p = rest.partition(":")
+                    if int(f) not in faces:
+                        continue
+                    question = f"face:{faces[int(f)]}:{p}"
+                self.db.execute("INSERT OR REPLACE INTO review_settled VALUES (?, ?, ?, ?)",
+                                (new_key, question, answer, at))
+            self.db.execute("DELETE FROM review_settled WHERE pipeline_key = ?", (old_key,))
+            self.db.execute("DELETE FROM review_log WHERE pipeline_key = ?", (old_key,))
+            return len(faces)
+
     def has_people(self, key: str) -> bool:
         """Whether any face of `key` has a person yet (else a run clusters them all)."""
         return self.db.execute("SELECT 1 FROM people WHERE pipeline_key = ? LIMIT 1",
