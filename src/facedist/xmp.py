@@ -182,9 +182,13 @@ def parse_regions(data: bytes) -> list[Region]:
 def embedded_xmp(photo: str | Path) -> bytes | None:
     """The photo's own XMP packet (JPEG's APP1, PNG's iTXt, TIFF's tag 700, WebP's), as Pillow
     reads it: the photo opened for reading, its pixels never decoded."""
+    import stat
+
     from PIL import Image
 
     try:
+        if not stat.S_ISREG(os.stat(photo).st_mode):  # a FIFO would block the open for good
+            return None
         with Image.open(photo) as img:
             data = img.info.get("xmp")
             if data is None and hasattr(img, "tag_v2"):
@@ -458,7 +462,7 @@ def read_tags(store, key: str, table, paths, min_iou: float = MIN_IOU) -> TagSum
     fresh = []  # (path, image id, stamps, [(source, region)])
     for path in paths:
         record = known.get(path)
-        if record is None:
+        if record is None or record[4] != "done":  # a file skipped (a FIFO, not a photo): unread
             continue
         image_id, size, mtime_ns = record[:3]
         stamps = photo_stamps(path, size, mtime_ns)
