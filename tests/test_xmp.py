@@ -339,3 +339,102 @@ def test_regions_on_no_face_and_disagreeing_names_are_listed_not_applied(tmp_pat
     assert code == 0 and rows[0]["outcome"] == "conflict" and rows[0]["note"] == (
         'names "Barack" and "Michelle" on one face: correct it in facedist or in the photo\'s XMP')
     assert "disagree" in err
+
+
+# -- names the photos carry and facedist could not apply: asked in the review ------------------
+def tagged_output(tmp_path, tags: dict[int, list[str]], names=None):
+    """A generated output (synthetic.review_output: three pairs of people, three faces each)
+    whose photos carry sidecars as digiKam writes them: `tags` maps a person's index to the
+    names on its last face; read as a run reads them (xmp.read_tags). Returns (out, people)."""
+    from facedist.store import writing
+    from synthetic import KEY, review_output
+
+    out = tmp_path / "out"
+    people = review_output(out, tmp_path / "photos", pairs=3, faces=3, names=names)["people"]
+    with writing(out, "run") as store:
+        t = store.faces(KEY)
+        sizes = store.image_sizes()
+        last = {store.face_people([f])[f][0]: i for i, f in enumerate(t.face_ids.tolist())}
+        for g, said in tags.items():
+            i = last[people[g]]
+            path = t.paths[i]
+            r = xmp.face_region(t.boxes[i], *sizes[path], "x", 0)
+            regions = [Region(name, r.x, r.y, r.w, r.h) for name in said]
+            Path(path + ".xmp").write_bytes(merged_sidecar(None, regions, *sizes[path]))
+        xmp.read_tags(store, KEY, t, sorted(set(t.paths)))
+    return out, people
+
+
+def test_one_name_on_people_kept_apart_is_asked_first_and_merged_by_yes(tmp_path):
+    from facedist.facedb import FaceDB
+
+    # person 0 is "Ana" in facedist; the photos call a face of person 2 (far from 0) "Ana" too
+    out, people = tagged_output(tmp_path, {2: ["Ana"]}, names={0: "Ana"})
+    db = FaceDB(out)
+    assert {r["outcome"] for r in db.tags()} == {"apart"}
+    qid = f"same:{min(people[0], people[2])}:{max(people[0], people[2])}"
+    first = db.review_questions(5)[0]
+    assert (first.id, first.kind) == (qid, "same") and "Ana" in first.reason
+    assert first.value < max(q.value for q in db.review_questions(5))  # first for the tag alone
+    db.answer(qid, "yes")
+    assert qid not in [q.id for q in db.review_questions(50)]
+    named = [p for p in db.people() if p.name == "Ana"]
+    assert len(named) == 1 and named[0].faces == 6  # one Ana, the name kept
+    db.close()
+
+
+def test_one_name_on_people_kept_apart_answered_no_stays_apart_and_is_not_asked_again(tmp_path):
+    from facedist.facedb import FaceDB
+
+    out, people = tagged_output(tmp_path, {2: ["Ana"]}, names={0: "Ana"})
+    db = FaceDB(out)
+    qid = db.review_questions(1)[0].id
+    assert qid == f"same:{min(people[0], people[2])}:{max(people[0], people[2])}"
+    db.answer(qid, "no")
+    assert qid not in [q.id for q in db.review_questions(50)]
+    assert qid not in [q.id for q in FaceDB(out).review_questions(50)]  # a new reader too
+    assert sorted(p.faces for p in db.people() if p.name == "Ana") == [3, 3]
+    db.close()
+    # `people apart`, given on the command line instead, settles it as well
+    out2, people = tagged_output(tmp_path / "2", {2: ["Ana"]}, names={0: "Ana"})
+    code, _, err = facedist_main("people", out2, "apart", str(people[0]), str(people[2]))
+    assert code == 0, err
+    code, listed, err = facedist_main("people", out2, "review", "--json")
+    assert code == 0 and qid not in [q["question"] for q in json.loads(listed)]
+
+
+def test_two_names_on_one_face_ask_who_it_is_first_with_those_names(tmp_path):
+    from facedist.facedb import FaceDB
+
+    # person 5 is "Bea" in facedist; one face of person 2 is tagged both "Ana" and "Bea"
+    out, people = tagged_output(tmp_path, {2: ["Ana", "Bea"]}, names={5: "Bea"})
+    db = FaceDB(out)
+    assert {r["outcome"] for r in db.tags()} == {"conflict"}
+    first = db.review_questions(5)[0]
+    assert (first.id, first.kind) == (f"who:{people[2]}", "who")
+    assert first.names == ["Ana", "Bea"] and '"Ana" and "Bea"' in first.reason
+    assert [s[:2] for s in first.suggestions] == [(people[5], "Bea")]
+    code, listed, err = facedist_main("people", out, "review", "-n", "1", "--json")
+    assert code == 0 and json.loads(listed)[0]["question"] == first.id, err
+    assert "Ana" in json.loads(listed)[0]["reason"]
+    from facedist.review_server import ReviewApp
+
+    app = ReviewApp(out)  # the page shows why, the names, and the face they are on first
+    try:
+        shown = app.state(1)["questions"][0]
+    finally:
+        app.close()
+    assert shown["names"] == ["Ana", "Bea"] and shown["reason"] == first.reason
+    assert shown["left"]["show"][0] == first.face
+    code, _, err = facedist_main("people", out, "answer", first.id, "name=Ana")
+    assert code == 0, err
+    assert {p.name: p.faces for p in db.people() if p.name} == {"Ana": 3, "Bea": 3}
+    assert first.id not in [q.id for q in db.review_questions(50)]
+    db.close()
+    # answered yes: the suggestion, the person named Bea, takes them
+    out2, people = tagged_output(tmp_path / "2", {2: ["Ana", "Bea"]}, names={5: "Bea"})
+    db = FaceDB(out2)
+    db.answer(f"who:{people[2]}", "yes")
+    assert {p.name: p.faces for p in db.people() if p.name} == {"Bea": 6}
+    assert not any(q.reason for q in db.review_questions(50))
+    db.close()

@@ -373,10 +373,10 @@ def cmd_people(args) -> int:
     elif act == "review":
         rows = [[q.id, q.kind, round(q.value, 4), q.a, "" if q.b is None else q.b,
                  "" if q.face is None else q.face, round(q.distance, 4),
-                 " ".join(f"{p}:{shown(n)}" for p, n, _ in q.suggestions)]
+                 " ".join(f"{p}:{shown(n)}" for p, n, _ in q.suggestions), shown(q.reason)]
                 for q in db.review_questions(args.n)]
         _results(args, ["question", "kind", "value", "person", "other", "face_id", "distance",
-                        "suggestions"], rows)
+                        "suggestions", "reason"], rows)
         return 0
     elif act == "answer":
         reply = v[1]

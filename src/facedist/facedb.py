@@ -250,7 +250,7 @@ class FaceDB:
         run, and following every change of the people made since (here, by the command line,
         by another tab)."""
         from .models import get_spec
-        from .review import ReviewQueue
+        from .review import ReviewQueue, tag_hints
 
         t = self.faces()  # follows a newer run (a new queue then)
         version = self._data_version()
@@ -263,8 +263,11 @@ class FaceDB:
             return self._review
         person, pinned, names, ignored = self._people_now(self.store, t)
         cut = self.settings.people_threshold or get_spec(self.settings.model).people_threshold
+        # the names in the photos' XMP a run did not apply: asked first (review.TagHint)
+        tags = tag_hints((r[2], r[7], r[9]) for r in self.store.tag_regions(self.pipeline_key,
+                                                                            self.run_id))
         self._review = ReviewQueue(t.face_ids, t.embeddings, person, names, cut, pinned,
-                                   self.store.settled(self.pipeline_key), ignored)
+                                   self.store.settled(self.pipeline_key), ignored, tags)
         self._review_version = version
         return self._review
 
@@ -366,7 +369,7 @@ class FaceDB:
         """The face regions read from the photos' XMP by the runs (xmp.read_tags): path,
         source, name, area (x, y centre, w, h, normalised), face_id, person, outcome (named,
         agrees, unmatched, conflict, apart, ignored, refused) and note; disagreements first.
-        Those disagreeing are what a review question about names would ask."""
+        The review asks about those disagreeing first (review.tag_hints)."""
         self._follow_runs()
         keys = ["path", "source", "name", "x", "y", "w", "h", "face_id", "person", "outcome",
                 "note"]

@@ -20,6 +20,12 @@ the largest unnamed people come after the unsure merges that are worth more. The
 correct the odds per kind (ReviewQueue.learn): a kind whose answers change less than its odds
 said is asked less.
 
+Names the photos already carry (XMP face regions, xmp.read_tags) that facedist could not apply
+come first, whatever the distances say: a name the user gave in another program is the
+strongest evidence there is. One name on faces of people facedist keeps apart asks "same
+person?" about them; two names on one face of an unnamed person ask "who is this?" with those
+names (TagHint; each asked while it is open: its people still differ, or still unnamed).
+
 Settled questions (answered, skipped, or about pinned faces) never come back. An answer updates
 the queue where it touches (the people it changed, and the people whose nearest list held
 them): no clustering is redone.
@@ -35,6 +41,7 @@ them): no clustering is redone.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,12 +69,40 @@ class Question:
     distance: float = 0.0
     suggestions: list[tuple[int, str, float]] = field(default_factory=list)
     chance: float = 0.5  # the chance that the answer changes the people, from the distances
+    reason: str = ""  # why it is asked, when not for the distances alone (the photos' tags)
+    names: list[str] = field(default_factory=list)  # who: the names the photos' tags give
 
     def as_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "value": round(self.value, 4), "a": self.a,
                 "b": self.b, "face": self.face, "distance": round(self.distance, 4),
                 "suggestions": [{"person": p, "name": n, "distance": round(d, 4)}
-                                for p, n, d in self.suggestions]}
+                                for p, n, d in self.suggestions],
+                "reason": self.reason, "names": list(self.names)}
+
+
+@dataclass(frozen=True)
+class TagHint:
+    """What the photos' XMP face regions say and a run did not apply (xmp.read_tags): one
+    name on `faces` that facedist keeps in different people (outcome "apart"), or several
+    `names` on one face (outcome "conflict")."""
+
+    names: tuple[str, ...]
+    faces: tuple[int, ...]
+
+
+def tag_hints(regions) -> list[TagHint]:
+    """The TagHints of the regions a run read, given as (name, face id, outcome) each."""
+    apart: dict[str, set[int]] = {}
+    on_face: dict[int, set[str]] = {}
+    for name, face, outcome in regions:
+        if face is None:
+            continue
+        if outcome == "apart":
+            apart.setdefault(name, set()).add(int(face))
+        elif outcome == "conflict":
+            on_face.setdefault(int(face), set()).add(name)
+    return ([TagHint((n,), tuple(sorted(f))) for n, f in sorted(apart.items())]
+            + [TagHint(tuple(sorted(n)), (f,)) for f, n in sorted(on_face.items()) if len(n) > 1])
 
 
 def chance_same(d, cut: float, kind: str = "same") -> np.ndarray:
@@ -112,10 +147,10 @@ class ReviewQueue:
 
     `face_ids`, `x` (embeddings, unit length or raw), `person` (person id per face, -1: none), `names`
     (person id -> name), `pinned` (per face), `cut` (the people threshold), `settled` (question
-    ids never to ask again), `ignored` (per face: left out)."""
+    ids never to ask again), `ignored` (per face: left out), `tags` (TagHints: asked first)."""
 
     def __init__(self, face_ids, x, person, names: dict[int, str], cut: float,
-                 pinned=None, settled=(), ignored=None) -> None:
+                 pinned=None, settled=(), ignored=None, tags=()) -> None:
         self.face_ids = np.asarray(face_ids, np.int64)
         self.x = np.ascontiguousarray(x, np.float64)
         n = len(self.face_ids)
@@ -125,6 +160,7 @@ class ReviewQueue:
         self.cut = float(cut)
         self.names = {int(k): v for k, v in names.items() if v}
         self.settled = set(settled)
+        self.tags = list(tags)
         # what the answers so far say of the distances' odds, per kind: answers that changed
         # something, and how many the odds expected (learn)
         self.changed = {"same": 0.0, "face": 0.0, "who": 0.0}
@@ -260,10 +296,63 @@ class ReviewQueue:
 
     # -- questions ------------------------------------------------------------------------
     def questions(self, n: int = 10) -> list[Question]:
-        """The n questions worth most, best first."""
-        out = self._same() + self._faces() + self._who()
+        """The n questions worth most, best first: those the photos' tags raise, then by value."""
+        tagged = self._tagged()
+        asked = {q.id for q in tagged}
+        out = [q for q in self._same() + self._faces() + self._who() if q.id not in asked]
         out.sort(key=lambda q: (-q.value, q.id))
-        return out[:max(0, n)]
+        return (tagged + out)[:max(0, n)]
+
+    def _tagged(self) -> list[Question]:
+        """The open questions of the TagHints: "same person?" for each two people holding a
+        face tagged with one name or named so now (unless named apart since, or settled);
+        "who is this?" for the unnamed person of a face tagged with several names, suggesting
+        the people who carry those names (a named person keeps its name: `people OUT tags`
+        lists the disagreement)."""
+        same, who, seen = [], [], set()
+        for hint in self.tags:
+            rows = [self.row[f] for f in hint.faces
+                    if f in self.row and not self.ignored[self.row[f]]]
+            held = {self.pid[self.of[r]] for r in rows if self.of[r] >= 0}
+            if len(hint.names) == 1:
+                [name] = hint.names
+                held |= {p for p, n in self.names.items() if n == name and self.size_of(p)}
+                for a, b in itertools.combinations(sorted(held), 2):
+                    na, nb = self.names.get(a), self.names.get(b)
+                    qid = f"same:{a}:{b}"
+                    if (na and nb and na != nb) or qid in self.settled or qid in seen:
+                        continue
+                    seen.add(qid)
+                    q = self._pair(qid, a, b)
+                    q.reason = f'both tagged "{name}" in your photos'
+                    same.append(q)
+                continue
+            for p in sorted(held):
+                qid = f"who:{p}"
+                if p in self.names or qid in self.settled or qid in seen:
+                    continue
+                seen.add(qid)
+                holders = [h for h, n in self.names.items() if n in hint.names and self.size_of(h)]
+                sugg = []
+                if holders:
+                    d = self._rms(np.array([self.index[p]]), self._means())[0]
+                    sugg = sorted(((h, self.names[h], float(d[self.index[h]])) for h in holders),
+                                  key=lambda s: (s[2], s[0]))
+                who.append(Question(
+                    qid, "who", NAME_WEIGHT * self.size_of(p) * self.trust("who"), p,
+                    face=hint.faces[0], distance=sugg[0][2] if sugg else 0.0,
+                    suggestions=sugg, chance=1.0, names=list(hint.names),
+                    reason="one face tagged " + " and ".join(f'"{n}"' for n in hint.names)
+                    + " in your photos"))
+        return same + who
+
+    def _pair(self, qid: str, a: int, b: int) -> Question:
+        """"Same person?" about people a and b as they stand now."""
+        i, j = self.index[a], self.index[b]
+        d = float(self._rms(np.array([i]), self._means())[0, j])
+        u = float(unsure(d, self.cut))
+        v = float(involved(self.size[i], self.size[j])) * u * self.trust("same")
+        return Question(qid, "same", v, a, b, distance=d, chance=u / 2)
 
     def _same(self, limit: int = 400, closest: bool = False) -> list[Question]:
         P = len(self.pid)
@@ -370,16 +459,14 @@ class ReviewQueue:
         kind, nums = parse_id(qid)
         if qid in self.settled:
             raise ValueError(f"question {qid} is answered already")
-        m = self._means()
+        for q in self._tagged() if self.tags else ():
+            if q.id == qid:
+                return q
         if kind == "same":
             a, b = nums
             if a == b or self.size_of(a) == 0 or self.size_of(b) == 0:
                 raise ValueError(f"question {qid}: its people have changed")
-            i, j = self.index[a], self.index[b]
-            d = float(self._rms(np.array([i]), m)[0, j])
-            u = float(unsure(d, self.cut))
-            v = float(involved(self.size[i], self.size[j])) * u * self.trust("same")
-            return Question(qid, "same", v, a, b, distance=d, chance=u / 2)
+            return self._pair(qid, a, b)
         if kind == "who":
             [p] = nums
             if self.size_of(p) == 0:

@@ -121,6 +121,9 @@ class ReviewApp:
             out["right"] = self._side(queue, q.b, self._mean(queue, q.a))
         elif q.kind == "who":
             out["left"] = self._side(queue, q.a, None)
+            if q.face is not None:  # the face the photos' tags name: shown first
+                show = [f for f in out["left"]["show"] if f != q.face]
+                out["left"]["show"] = [q.face] + show[:SHOW - 1]
             out["options"] = [self._side(queue, p, self._mean(queue, q.a)) | {"distance": round(d, 4)}
                               for p, _, d in q.suggestions]
         else:

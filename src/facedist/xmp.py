@@ -13,7 +13,9 @@ each with a `Type` (Face) and a `Name`; older Windows tools wrote Microsoft's `M
   sidecars beside it, and a region that matches a detected face names that face's person
   through the write path (people.Move, people.Name), in the run's transaction. A region that
   matches no face, and names that disagree with facedist or with one another, are stored
-  (store: tag_regions) and listed (`facedist people OUT tags`), never applied silently.
+  (store: tag_regions) and listed (`facedist people OUT tags`), never applied silently;
+  one name on people kept apart, and two names on one face, are asked in the review first
+  (review.TagHint).
 
 Standard library XML (xml.etree) with the XMP namespaces: no native dependency, and the
 embedded packet comes from Pillow, which facedist decodes with already. Expat resolves no

@@ -48,12 +48,15 @@
     const q = current;
     box.dataset.question = q.id;
     const pair = el("div", "pair");
+    const reason = q.reason ? el("p", "reason", "Asked because " + q.reason + ".") : null;
     if (q.kind === "same") {
       box.appendChild(el("h2", null, "Same person?"));
+      if (reason) box.appendChild(reason);
       pair.appendChild(side(q.left, "This person"));
       pair.appendChild(side(q.right, "and this one"));
     } else if (q.kind === "who") {
       box.appendChild(el("h2", null, "Who is this?"));
+      if (reason) box.appendChild(reason);
       pair.appendChild(side(q.left, "This person"));
       const opts = el("div", "side card");
       opts.appendChild(el("h3", null, q.options.length ? "One of them? (Yes: the first)" : "Give a name"));
@@ -63,6 +66,13 @@
         b.addEventListener("click", () => send({person: o.person}));
         opts.appendChild(b);
         opts.appendChild(faces(o.show.slice(0, 3)));
+      }
+      for (const n of q.names || []) {  // the names the photos' tags give, unless a person's above
+        if (q.options.some((o) => o.name === n)) continue;
+        const b = el("button", "suggestion", n);
+        b.type = "button";
+        b.addEventListener("click", () => send({name: n}));
+        opts.appendChild(b);
       }
       const form = el("form", "name");
       const input = el("input"); input.name = "name"; input.placeholder = "a name"; input.id = "name";
