@@ -161,7 +161,10 @@ def test_who_is_this_suggests_the_nearest_named():
                  names={20: "Ana", 30: "Bo"})
     who = q.question("who:10")
     assert [s[1] for s in who.suggestions] == ["Ana", "Bo"]
-    assert plan(q, "who:10", "yes") == [Merge(20, 10)]
+    # Ana is 0.45 away, far past the cut (0.34) and its margin: yes never takes her
+    assert not who.near and "yes" not in who.answers and "person=ID" in who.answers
+    with pytest.raises(ValueError, match="too far to take with yes.*person=20"):
+        plan(q, "who:10", "yes")
     assert plan(q, "who:10", {"name": "Bo"}) == [Merge(30, 10)]  # a name taken: that person
     assert plan(q, "who:10", {"name": " Cy "}) == [Name(10, "Cy")]
     assert plan(q, "who:10", {"person": 30}) == [Merge(30, 10)]
@@ -169,6 +172,45 @@ def test_who_is_this_suggests_the_nearest_named():
     for bad in ({"name": "  "}, {"name": "x" * 201}, {"person": 2 ** 64}, {"person": "x"}):
         with pytest.raises(ValueError):
             plan(q, "who:10", bad)
+
+
+def test_who_yes_takes_a_near_suggestion_only():
+    """`yes` merges into the first suggestion only within the cut and WHO_MARGIN; beyond, and
+    with nobody named, it is refused (ValueError, one line) and the question stays."""
+    from facedist.review import WHO_MARGIN
+
+    near = (1 + WHO_MARGIN) * CUT * 0.99
+    q = queue_of([(at(0, 0), 5), (at(chord(near), 0), 4)], names={20: "Ana"})
+    who = q.question("who:10")
+    assert who.near and who.answers[0] == "yes"
+    assert plan(q, "who:10", "yes") == [Merge(20, 10)]
+    far = (1 + WHO_MARGIN) * CUT * 1.02
+    q = queue_of([(at(0, 0), 5), (at(chord(far), 0), 4)], names={20: "Ana"})
+    assert not q.question("who:10").near
+    with pytest.raises(ValueError, match="too far") as err:
+        plan(q, "who:10", "yes")
+    assert "\n" not in str(err.value)
+    assert plan(q, "who:10", {"person": 20}) == [Merge(20, 10)]  # chosen: taken
+    q = queue_of([(at(0, 0), 5), (at(0, 1), 4)])  # nobody named
+    assert "yes" not in q.question("who:10").answers
+    with pytest.raises(ValueError, match="nobody is named yet"):
+        plan(q, "who:10", "yes")
+    assert "who:10" in [x.id for x in q.questions(10)]
+
+
+def test_questions_the_queue_does_not_ask_are_refused():
+    # 10 and 20 near each other, 30 far from both; 10's faces: one at its edge
+    x = [at(0, 0)] * 4 + [at(chord(CUT * 1.1), 0)] + [at(chord(CUT), 0)] * 3 + [at(0, 1)] * 3
+    q = ReviewQueue(np.arange(11) + 1, unit(np.array(x)), np.array([10] * 5 + [20] * 3 + [30] * 3),
+                    {}, CUT)
+    asked = {x.id for x in q.questions(50)}
+    assert "same:10:20" in asked and "face:5:10" in asked
+    q.question("same:10:20")
+    assert "same:10:30" not in asked and "same:20:30" not in asked
+    for bad in ("face:5:20", "face:6:30", "face:999:10", "same:10:30", "same:10:10", "nope",
+                "same:10:99", "face:1:2:3", "who:99"):
+        with pytest.raises(ValueError):
+            plan(q, bad, "no")
 
 
 def test_face_at_the_edge_and_a_loose_face(tmp_path):
@@ -518,3 +560,143 @@ def test_distances_are_the_groups_own_whatever_the_vectors_length(rng, tmp_path)
                         q.names, 1.9, q.pinned, q.settled, q.ignored)
     assert ([(y.id, round(y.value, 6)) for y in q.questions(50)]
             == [(y.id, round(y.value, 6)) for y in fresh.questions(50)])
+
+
+def _state(o: Path):
+    """What an answer may change: people.csv and the settled questions."""
+    import sqlite3
+
+    db = sqlite3.connect(o / "facedist.sqlite")
+    try:
+        settled = {r[0] for r in db.execute("SELECT question FROM review_settled")}
+    finally:
+        db.close()
+    return (o / "people.csv").read_text(), settled
+
+
+def test_cli_review_json_lists_people_faces_and_answers(out):
+    o, people = out
+    listed = cli("people", str(o), "review", "-n", "50", "--json")
+    assert listed.returncode == 0, listed.stderr
+    qs = {q["question"]: q for q in json.loads(listed.stdout)}
+    for q in qs.values():
+        assert q["kind"] in ("same", "who", "face") and q["people"][0] == q["person"]
+        assert q["faces"]["left"] and all(isinstance(f, int) for f in q["faces"]["left"])
+        assert {"skip", "ignore"} <= set(q["answers"])
+    same = next(q for q in qs.values() if q["kind"] == "same")
+    assert same["answers"] == ["yes", "no", "skip", "ignore"]
+    assert same["people"] == [same["person"], same["other"]] and same["faces"]["right"]
+    # people[4] is Zed's pair, the cut away: near; the others are far from Zed
+    near, far = qs[f"who:{people[4]}"], qs[f"who:{people[0]}"]
+    assert near["answers"][0] == "yes" and near["suggestions"][0]["near"]
+    assert near["suggestions"][0]["name"] == "Zed" and near["suggestions"][0]["faces"]
+    assert "yes" not in far["answers"] and {"name=NAME", "person=ID"} <= set(far["answers"])
+    before = _state(o)
+    bad = cli("people", str(o), "answer", far["question"], "yes")
+    assert bad.returncode == 2 and "too far" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    assert _state(o) == before
+    zed = far["suggestions"][0]["person"]
+    assert cli("people", str(o), "answer", far["question"], f"person={zed}").returncode == 0
+    assert len(people_csv(o)) == len(people) - 1  # chosen explicitly: joined
+
+
+def test_cli_yes_with_nobody_named(tmp_path):
+    o = tmp_path / "out"
+    review_output(o, tmp_path / "photos", pairs=1, faces=3)
+    qs = json.loads(cli("people", str(o), "review", "-n", "50", "--json").stdout)
+    who = next(q for q in qs if q["kind"] == "who")
+    assert "yes" not in who["answers"] and who["suggestions"] == []
+    before = _state(o)
+    bad = cli("people", str(o), "answer", who["question"], "yes")
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
+    assert "nobody is named yet" in bad.stderr and "Traceback" not in bad.stderr
+    assert _state(o) == before
+
+
+def test_cli_malformed_answers_are_refused_and_change_nothing(out):
+    o, people = out
+    qs = json.loads(cli("people", str(o), "review", "-n", "50", "--json").stdout)
+    same = next(q for q in qs if q["kind"] == "same")
+    who = next(q for q in qs if q["kind"] == "who")
+    assert cli("people", str(o), "answer", same["question"], "no").returncode == 0
+    other = next(q for q in qs if q["kind"] == "same" and q["question"] != same["question"])
+    # a face that was not shown: a face of another person, against this one
+    stranger_face = other["faces"]["right"][0]
+    before = _state(o)
+    for question, answer in [("same:1:999999", "yes"), ("bogus", "yes"), ("who:999999", "no"),
+                             (same["question"], "yes"),  # settled
+                             (f"face:{stranger_face}:{other['person']}", "yes"),
+                             (who["question"], "name="), (who["question"], "name=   "),
+                             (who["question"], "name=" + "x" * 201),
+                             (who["question"], "person=abc"), (who["question"], "person=999999"),
+                             (other["question"], "maybe"), (other["question"], "name=Ana")]:
+        r = cli("people", str(o), "answer", question, answer)
+        assert r.returncode == 2, (question, answer, r.stdout)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert _state(o) == before, (question, answer)
+
+
+def test_undo_brings_the_undone_question_back_first(out):
+    from facedist.facedb import FaceDB
+
+    o, people = out
+    listed = [q["question"] for q in
+              json.loads(cli("people", str(o), "review", "-n", "3", "--json").stdout)]
+    second = listed[1]  # not the first: only undo can bring it to the front
+    assert cli("people", str(o), "answer", second, "no").returncode == 0
+    undone = cli("people", str(o), "undo", "--json")
+    assert undone.returncode == 0 and json.loads(undone.stdout)["question"] == second
+    top = json.loads(cli("people", str(o), "review", "-n", "1", "--json").stdout)
+    assert [q["question"] for q in top] == [second]
+    db = FaceDB(o)
+    try:
+        assert db.review_questions(1)[0].id == second  # a new reader too
+        db.answer(listed[0], "skip")  # another question answered: the undone one still first
+        assert db.review_questions(1)[0].id == second
+        done = db.answer(second, "yes")
+        assert done["said"] == "Same person: joined"
+        assert db.review_questions(1)[0].id != second  # answered: the ranking's order again
+        assert db.undo()["said"] == "Same person: joined"
+        assert db.review_questions(1)[0].id == second
+    finally:
+        db.close()
+
+
+def test_page_refuses_malformed_answers_with_400(out):
+    from facedist.review_server import ReviewServer
+
+    o, people = out
+    server = ReviewServer(o).start()
+    try:
+        state = json.load(urllib.request.urlopen(server.url + "api/questions?n=50"))
+        qs = state["questions"]
+        same = next(q for q in qs if q["kind"] == "same")
+        far = next(q for q in qs if q["kind"] == "who" and not q["near"])
+
+        def post(question, answer):
+            req = urllib.request.Request(
+                server.url + "api/answer", json.dumps({"question": question, "answer": answer}).encode(),
+                {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req) as r:
+                    return r.status, json.load(r)
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.load(exc)
+
+        assert post(same["id"], "no")[0] == 200
+        before = _state(o)
+        face = next(q for q in qs if q["kind"] == "same" and q["id"] != same["id"])
+        for question, answer in [("same:1:999999", "yes"), ("bogus", "yes"),
+                                 (same["id"], "yes"),  # settled
+                                 (f"face:{face['right']['show'][0]}:{face['a']}", "yes"),
+                                 (far["id"], "yes"),  # far: never by a bare yes
+                                 (far["id"], {"name": ""}), (far["id"], {"name": "  "}),
+                                 (far["id"], {"name": "x" * 201}), (far["id"], {"person": -1}),
+                                 (far["id"], {"person": 999999}), (far["id"], "maybe")]:
+            code, body = post(question, answer)
+            assert code == 400, (question, answer, body)
+            assert body["error"] and "\n" not in body["error"]
+            assert _state(o) == before, (question, answer)
+        assert "too far" in post(far["id"], "yes")[1]["error"]
+    finally:
+        server.stop()

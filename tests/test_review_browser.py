@@ -6,6 +6,7 @@ another origin are refused and change nothing."""
 from __future__ import annotations
 
 import csv
+import json
 import signal
 import sqlite3
 import subprocess
@@ -191,5 +192,101 @@ def test_no_token_or_foreign_origin_refused(browser, out):
         assert people(out) == n and settled(out) == before
         assert page.request.post(server.url + "api/answer", data=data).status == 200
         assert people(out) == n - 1
+    finally:
+        server.kill()
+
+
+def cli(o: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "facedist.cli", "people", str(o), *args],
+                          capture_output=True, text=True)
+
+
+def plain(text: str) -> None:
+    """No internal ids, scores or JSON in what the page says."""
+    import re
+
+    assert not re.search(r"\b(same|who|face):\d|worth|distance|person \d|\{|\}|\d\.\d{2}", text), text
+
+
+def test_a_far_suggestion_is_not_taken_by_y(browser, out):
+
+    # skip to "who is this?" for a person far from the one named (HOSTILE_PERSON, person 0):
+    # only its own pair (person 1) is near
+    for _ in range(10):
+        q = json.loads(cli(out, "review", "-n", "1", "--json").stdout)[0]
+        if q["kind"] == "who" and "yes" not in q["answers"]:
+            break
+        assert cli(out, "answer", q["question"], "skip").returncode == 0
+    far = q["question"]
+    server = Server(out)
+    try:
+        page, seen = open_review(browser, server.url)
+        assert question(page) == far
+        assert page.is_hidden("#yes")
+        body = page.inner_text("#question")
+        assert "Nobody named looks close" in body and "y key does nothing" in body
+        plain(page.inner_text("body"))
+        n, before = people(out), settled(out)
+        page.keyboard.press("y")
+        page.wait_for_timeout(700)
+        assert question(page) == far and people(out) == n and settled(out) == before
+        assert page.is_hidden("#error")
+        page.click("button.suggestion")  # chosen explicitly: joined
+        next_question(page, far)
+        assert people(out) == n - 1 and far in settled(out)
+        assert page.inner_text("#last") == "Joined " + HOSTILE_PERSON
+        assert not seen["errors"]
+    finally:
+        server.kill()
+
+
+def test_nobody_named_yet_y_is_inert(browser, tmp_path):
+    o = tmp_path / "out"
+    review_output(o, tmp_path / "photos", pairs=1, faces=3)
+    q = json.loads(cli(o, "review", "-n", "1", "--json").stdout)[0]
+    assert cli(o, "answer", q["question"], "skip").returncode == 0  # the "same person?"
+    server = Server(o)
+    try:
+        page, seen = open_review(browser, server.url)
+        who = question(page)
+        assert who.startswith("who:") and page.is_hidden("#yes")
+        assert "Nobody is named yet" in page.inner_text("#question")
+        page.keyboard.press("y")
+        page.wait_for_timeout(700)
+        assert question(page) == who and page.is_hidden("#error") and not seen["errors"]
+        page.fill("#name", "Ana")
+        page.press("#name", "Enter")
+        next_question(page, who)
+        assert page.inner_text("#last") == "Named Ana"
+    finally:
+        server.kill()
+
+
+def test_undo_brings_the_question_back_and_the_page_speaks_plain_words(browser, out):
+
+    listed = [q["question"] for q in json.loads(cli(out, "review", "-n", "3", "--json").stdout)]
+    # the second question answered elsewhere (the command line): undo on the page takes it
+    # back, and it is the question shown next, ahead of the first
+    assert cli(out, "answer", listed[1], "no").returncode == 0
+    server = Server(out)
+    try:
+        page, seen = open_review(browser, server.url)
+        assert question(page) == listed[0]
+        plain(page.inner_text("body"))
+        assert "Same person?" in page.inner_text("#question")
+        page.screenshot(path=str(out / "review-page.png"), full_page=True)
+        page.keyboard.press("u")
+        assert next_question(page, listed[0]) == listed[1]
+        assert page.inner_text("#last") == "Undone: Kept apart (asked again)"
+        page.keyboard.press("n")
+        assert next_question(page, listed[1]) == listed[0]
+        assert page.inner_text("#last") == "Kept apart"
+        page.keyboard.press("s")
+        next_question(page, listed[0])
+        assert page.inner_text("#last") == "Skipped"
+        plain(page.inner_text("body"))
+        # the ids stay in data attributes, for scripts and tests
+        assert page.get_attribute("#question", "data-kind") in ("same", "who", "face")
+        assert not seen["errors"]
     finally:
         server.kill()

@@ -340,6 +340,38 @@ def _ids(values: list[str], kind: str) -> list[int]:
     return [checked_id(v, kind) for v in values]
 
 
+def _review_rows(args, db) -> None:
+    """`people OUT review`: the questions worth most, each with the people and the faces it
+    shows (ids, per side, as the page shows them) and the answers it takes. CSV: a row a
+    question, faces and answers space-separated; --json: faces as {"left": [...], "right":
+    [...]} and each suggestion with its faces."""
+    from .display import shown
+
+    queue = db.review_queue()
+    questions = db.review_questions(args.n)
+    header = ["question", "kind", "value", "person", "other", "face_id", "distance",
+              "suggestions", "people", "faces", "answers"]
+    rows = []
+    for q in questions:
+        faces = queue.shown(q)
+        people = [q.a] + ([q.b] if q.b is not None else [])
+        sides = {k: v for k, v in faces.items() if k != "suggestions"}
+        if args.json:
+            sugg = [{"person": p, "name": shown(n), "distance": round(d, 4),
+                     "near": i == 0 and q.near, "faces": faces["suggestions"][p]}
+                    for i, (p, n, d) in enumerate(q.suggestions)]
+            rows.append([q.id, q.kind, round(q.value, 4), q.a, q.b, q.face, round(q.distance, 4),
+                         sugg, people, sides, q.answers])
+        else:
+            rows.append([q.id, q.kind, round(q.value, 4), q.a, "" if q.b is None else q.b,
+                         "" if q.face is None else q.face, round(q.distance, 4),
+                         " ".join(f"{p}:{shown(n)}" for p, n, _ in q.suggestions),
+                         " ".join(map(str, people)),
+                         " ".join(f"{k}:{','.join(map(str, v))}" for k, v in sides.items()),
+                         " ".join(q.answers)])
+    _results(args, header, rows)
+
+
 def cmd_people(args) -> int:
     from .api import open_db
     from .display import shown
@@ -371,12 +403,7 @@ def cmd_people(args) -> int:
         db.apart(a, b)
         said, done = f"persons {a} and {b} will stay apart", {"apart": [a, b]}
     elif act == "review":
-        rows = [[q.id, q.kind, round(q.value, 4), q.a, "" if q.b is None else q.b,
-                 "" if q.face is None else q.face, round(q.distance, 4),
-                 " ".join(f"{p}:{shown(n)}" for p, n, _ in q.suggestions), shown(q.reason)]
-                for q in db.review_questions(args.n)]
-        _results(args, ["question", "kind", "value", "person", "other", "face_id", "distance",
-                        "suggestions", "reason"], rows)
+        _review_rows(args, db)
         return 0
     elif act == "answer":
         reply = v[1]

@@ -183,7 +183,8 @@ class FaceDB:
         t = self.faces()
         person, pinned, names, ignored = self._people_now(store, t)
         if self._review is not None:
-            self._review.sync(person, pinned, ignored, names, store.settled(self.pipeline_key))
+            self._review.sync(person, pinned, ignored, names, store.settled(self.pipeline_key),
+                              store.reopened(self.pipeline_key))
             self._review_version = self._data_version()
         write_people(self.out, t, person, names, self.min_quality, ignored)
 
@@ -258,7 +259,8 @@ class FaceDB:
             if self._review_version != version:
                 person, pinned, names, ignored = self._people_now(self.store, t)
                 self._review.sync(person, pinned, ignored, names,
-                                  self.store.settled(self.pipeline_key))
+                                  self.store.settled(self.pipeline_key),
+                                  self.store.reopened(self.pipeline_key))
                 self._review_version = version
             return self._review
         person, pinned, names, ignored = self._people_now(self.store, t)
@@ -267,7 +269,8 @@ class FaceDB:
         tags = tag_hints((r[2], r[7], r[9]) for r in self.store.tag_regions(self.pipeline_key,
                                                                             self.run_id))
         self._review = ReviewQueue(t.face_ids, t.embeddings, person, names, cut, pinned,
-                                   self.store.settled(self.pipeline_key), ignored, tags)
+                                   self.store.settled(self.pipeline_key), ignored, tags,
+                                   self.store.reopened(self.pipeline_key))
         self._review_version = version
         return self._review
 
@@ -289,11 +292,12 @@ class FaceDB:
         written in one transaction, holding the output folder (errors.Busy while a run holds
         it), and the question is settled. The question is judged on the people as stored at
         that moment (another tab or a run may have changed them).
-        Returns {"question", "answer", "done": [[action, *values, result], ...]}."""
+        Returns {"question", "answer", "done": [[action, *values, result], ...], "said": the
+        answer in plain words}."""
         import dataclasses
         import json
 
-        from .review import changes, plan
+        from .review import changes, in_words, plan
 
         with explained(self.out), writing(self.out, "review answer", check=False) as store:
             queue = self.review_queue()  # the folder as it is now that we hold it
@@ -304,6 +308,7 @@ class FaceDB:
                 people += c.touches()[0]
                 faces += c.touches()[1]
             changed = changes(queue, corrections)
+            words = in_words(queue, question_id, answer)
             said = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
             with store.transaction():
                 before = store.people_snapshot(self.pipeline_key, people, faces)
@@ -313,17 +318,22 @@ class FaceDB:
                 store.log_answer(self.pipeline_key, question_id, said, before)
             queue.learn(q, changed)
             self._after_write(store)
-        return {"question": question_id, "answer": answer, "done": done}
+        return {"question": question_id, "answer": answer, "done": done, "said": words}
 
     def undo(self) -> dict | None:
-        """Take back the last review answer (its people as they were, its question open), in
-        one transaction; None when there is none."""
+        """Take back the last review answer (its people as they were, its question open and
+        asked next, until answered), in one transaction; None when there is none. Returns
+        {"question", "answer" (as stored), "said": the answer in plain words}."""
+        from .review import in_words
+
         with explained(self.out), writing(self.out, "review undo", check=False) as store:
-            self.review_queue()
+            queue = self.review_queue()
             undone = store.undo_answer(self.pipeline_key)
-            if undone is not None:
-                self._after_write(store)
-        return None if undone is None else {"question": undone[0], "answer": undone[1]}
+            if undone is None:
+                return None
+            self._after_write(store)
+            words = in_words(queue, undone[0], undone[1])
+        return {"question": undone[0], "answer": undone[1], "said": words}
 
     def export(self, dest: str | Path | None = None) -> list[Path]:
         """embeddings.npy + faces.csv (+ faces.parquet when pyarrow is installed)."""

@@ -5,7 +5,9 @@ Three kinds of question (ids are stable strings, so an answer is stored by its q
 - ``same:A:B``   "same person?" for people A and B (yes: merge; no: apart);
 - ``who:P``      "who is this?" for an unnamed person P, with the nearest named people as
   suggestions (answer a suggestion: merge into it; a new name: name P; an existing person's
-  name: merge into that person);
+  name: merge into that person). `yes` takes the first suggestion only when it is near: within
+  the people cut and WHO_MARGIN (measured on the family albums, bench/who_margin.py); a far
+  one is taken only by choosing it (person=ID), never by a bare key;
 - ``face:F:P``   "is this face one of them?" for face F at the edge of person P, or an unplaced
   face F near P (yes: move F to P, pinned; no: F leaves P for a person of its own).
 
@@ -26,7 +28,9 @@ strongest evidence there is. One name on faces of people facedist keeps apart as
 person?" about them; two names on one face of an unnamed person ask "who is this?" with those
 names (TagHint; each asked while it is open: its people still differ, or still unnamed).
 
-Settled questions (answered, skipped, or about pinned faces) never come back. An answer updates
+Settled questions (answered, skipped, or about pinned faces) never come back; a question whose
+answer was undone comes first until it is answered (`reopened`). A question id the queue does
+not ask (people not near one another, a face not at a person's edge) is refused. An answer updates
 the queue where it touches (the people it changed, and the people whose nearest list held
 them): no clustering is redone.
 
@@ -53,6 +57,12 @@ SUGGEST = 4  # named people suggested for "who is this?"
 NAME_WEIGHT = 0.02  # the value of naming a person, per face
 NAME_MIN_FACES = 3  # "who is this?" is asked for unnamed people of at least this many faces
 ANSWERS = ("yes", "no", "skip", "ignore")
+# "who is this?": `yes` takes the first suggestion only within (1 + WHO_MARGIN) x the people cut.
+# On D1 and D2 (bench/results-review/who-margin.md) 99.6% and 100% of true pairs (the queue's
+# own true suggestions, and 3-8 faces of a family member against the rest) are within 1.05
+# cut, against 0 and 5 of about 2,400 and 4,000 false ones (the nearest other named person);
+# the far merges that did harm were at 1.15-1.8 cut.
+WHO_MARGIN = 0.05
 
 
 @dataclass
@@ -71,13 +81,22 @@ class Question:
     chance: float = 0.5  # the chance that the answer changes the people, from the distances
     reason: str = ""  # why it is asked, when not for the distances alone (the photos' tags)
     names: list[str] = field(default_factory=list)  # who: the names the photos' tags give
+    near: bool = False  # who: the first suggestion is near enough for `yes` to take it
+
+    @property
+    def answers(self) -> list[str]:
+        """The answers this question takes, as the command line writes them."""
+        if self.kind != "who":
+            return list(ANSWERS)
+        return (["yes"] if self.near else []) + ["name=NAME", "person=ID", "no", "skip", "ignore"]
 
     def as_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "value": round(self.value, 4), "a": self.a,
                 "b": self.b, "face": self.face, "distance": round(self.distance, 4),
                 "suggestions": [{"person": p, "name": n, "distance": round(d, 4)}
                                 for p, n, d in self.suggestions],
-                "reason": self.reason, "names": list(self.names)}
+                "reason": self.reason, "names": list(self.names), "near": self.near,
+                "answers": self.answers}
 
 
 @dataclass(frozen=True)
@@ -150,7 +169,7 @@ class ReviewQueue:
     ids never to ask again), `ignored` (per face: left out), `tags` (TagHints: asked first)."""
 
     def __init__(self, face_ids, x, person, names: dict[int, str], cut: float,
-                 pinned=None, settled=(), ignored=None, tags=()) -> None:
+                 pinned=None, settled=(), ignored=None, tags=(), reopened=()) -> None:
         self.face_ids = np.asarray(face_ids, np.int64)
         self.x = np.ascontiguousarray(x, np.float64)
         n = len(self.face_ids)
@@ -161,6 +180,7 @@ class ReviewQueue:
         self.names = {int(k): v for k, v in names.items() if v}
         self.settled = set(settled)
         self.tags = list(tags)
+        self.reopened = list(reopened)  # questions whose answer was undone, latest first
         # what the answers so far say of the distances' odds, per kind: answers that changed
         # something, and how many the odds expected (learn)
         self.changed = {"same": 0.0, "face": 0.0, "who": 0.0}
@@ -250,7 +270,8 @@ class ReviewQueue:
         return int(self.size[i]) if i is not None else 0
 
     # -- following the database --------------------------------------------------------
-    def sync(self, person, pinned, ignored, names: dict[int, str], settled=None) -> None:
+    def sync(self, person, pinned, ignored, names: dict[int, str], settled=None,
+             reopened=None) -> None:
         """Take the people as the database holds them now (after an answer, an undo, another
         tab or the command line): faces whose person changed move between the groups' sums,
         and the nearest lists of the people touched are recomputed. The corrections' rules
@@ -275,6 +296,8 @@ class ReviewQueue:
         self.names = {int(k): v for k, v in names.items() if v}
         if settled is not None:
             self.settled = set(settled)
+        if reopened is not None:
+            self.reopened = list(reopened)
         touched.discard(-1)
         if touched:
             self._touched(touched)
@@ -296,12 +319,21 @@ class ReviewQueue:
 
     # -- questions ------------------------------------------------------------------------
     def questions(self, n: int = 10) -> list[Question]:
-        """The n questions worth most, best first: those the photos' tags raise, then by value."""
-        tagged = self._tagged()
-        asked = {q.id for q in tagged}
+        """The n questions worth most, best first: a question whose answer was undone first of
+        all (the latest undone first) until it is answered, then those the photos' tags raise,
+        then by value."""
+        first = []
+        for qid in self.reopened:
+            try:
+                first.append(self.question(qid))
+            except ValueError:  # its people have changed since: asked as the queue ranks it
+                continue
+        first += self._tagged()
+        asked = {q.id for q in first}
         out = [q for q in self._same() + self._faces() + self._who() if q.id not in asked]
         out.sort(key=lambda q: (-q.value, q.id))
-        return (tagged + out)[:max(0, n)]
+        unique = list({q.id: q for q in first}.values())
+        return (unique + out)[:max(0, n)]
 
     def _tagged(self) -> list[Question]:
         """The open questions of the TagHints: "same person?" for each two people holding a
@@ -342,6 +374,7 @@ class ReviewQueue:
                     qid, "who", NAME_WEIGHT * self.size_of(p) * self.trust("who"), p,
                     face=hint.faces[0], distance=sugg[0][2] if sugg else 0.0,
                     suggestions=sugg, chance=1.0, names=list(hint.names),
+                    near=bool(sugg),  # the person who carries the name the user tagged it with
                     reason="one face tagged " + " and ".join(f'"{n}"' for n in hint.names)
                     + " in your photos"))
         return same + who
@@ -450,12 +483,16 @@ class ReviewQueue:
             value = NAME_WEIGHT * float(self.size[i]) * self.trust("who")
             out.append(Question(qid, "who", value, self.pid[i],
                                 distance=sugg[0][2] if sugg else 0.0, suggestions=sugg,
-                                chance=1.0))
+                                chance=1.0, near=self.near(sugg[0][2]) if sugg else False))
         return out
 
+    def near(self, distance: float) -> bool:
+        """Whether a named suggestion this far is near enough for a bare `yes` (WHO_MARGIN)."""
+        return distance <= (1 + WHO_MARGIN) * self.cut
+
     def question(self, qid: str) -> Question:
-        """The question `qid` as it stands now; ValueError when it is settled or its people or
-        face are gone (answered meanwhile)."""
+        """The question `qid` as it stands now; ValueError when it is settled, its people or
+        face are gone (answered meanwhile), or it is not one the queue asks."""
         kind, nums = parse_id(qid)
         if qid in self.settled:
             raise ValueError(f"question {qid} is answered already")
@@ -466,7 +503,14 @@ class ReviewQueue:
             a, b = nums
             if a == b or self.size_of(a) == 0 or self.size_of(b) == 0:
                 raise ValueError(f"question {qid}: its people have changed")
-            return self._pair(qid, a, b)
+            i, j = self.index[a], self.index[b]
+            na, nb = self.names.get(a), self.names.get(b)
+            if (j not in self._near[i] and i not in self._near[j]) or (na and nb and na != nb):
+                raise ValueError(f"no question {qid}: the review does not ask about these two")
+            q = self._pair(qid, a, b)
+            if q.value <= 1e-6:  # as _same: too far apart (or too close) for the answer to be open
+                raise ValueError(f"no question {qid}: the review does not ask about these two")
+            return q
         if kind == "who":
             [p] = nums
             if self.size_of(p) == 0:
@@ -474,19 +518,63 @@ class ReviewQueue:
             for q in self._who():
                 if q.id == qid:
                     return q
-            return Question(qid, "who", NAME_WEIGHT * self.size_of(p), p, chance=1.0)
+            raise ValueError(f"no question {qid}: person {p} is named or too small to ask about")
         f, p = nums
         if f not in self.row or self.size_of(p) == 0 or self.ignored[self.row[f]]:
             raise ValueError(f"question {qid}: the face or person has gone")
         r, i = self.row[f], self.index[p]
         inside = self.of[r] == i
+        if self.pinned[r] or (self.of[r] >= 0 and not inside) or (inside and self.size[i] < 2) \
+                or (self.of[r] < 0 and i != int(np.argmin(self._face_d2(r)))):
+            raise ValueError(f"no question {qid}: the review does not ask about this face there")
         rest = self.sums[i] - (self.x[r] if inside else 0)
         n = max(self.size[i] - (1 if inside else 0), 1)
         rest_msq = (self.squares[i] - (self.xsq[r] if inside else 0)) / n
         d = float(np.sqrt(max(self.xsq[r] + rest_msq - 2 * self.x[r] @ rest / n, 0)))
         u = float(unsure(d, self.cut, "face"))
-        return Question(qid, "face", float(involved(1, n)) * u * self.trust("face"), p, face=f,
-                        distance=d, chance=u / 2)
+        v = float(involved(1, n)) * u * self.trust("face")
+        if v <= 1e-6:  # as _face_questions
+            raise ValueError(f"no question {qid}: the review does not ask about this face there")
+        return Question(qid, "face", v, p, face=f, distance=d, chance=u / 2)
+
+    def _face_d2(self, r: int) -> np.ndarray:
+        """Squared root-mean-squared distance of face row r to each person (inf: none)."""
+        P = len(self.pid)
+        d2 = self.xsq[r] + self._msq() - 2 * (self._means() @ self.x[r])
+        d2[self.size[:P] == 0] = np.inf
+        return d2
+
+    def faces_toward(self, person: int, toward=None, n: int = 6) -> list[int]:
+        """Up to n face ids of `person`, those most like `toward` (a vector) first."""
+        i = self.index.get(int(person))
+        if i is None:
+            return []
+        rows = np.nonzero(self.of == i)[0]
+        if toward is not None and len(rows):
+            rows = rows[np.argsort(-(self.x[rows] @ np.asarray(toward, np.float64)), kind="stable")]
+        return [int(self.face_ids[r]) for r in rows[:n]]
+
+    def mean_of(self, person: int) -> np.ndarray | None:
+        i = self.index.get(int(person))
+        return None if i is None else self.sums[i] / max(self.size[i], 1)
+
+    def shown(self, q: Question, n: int = 6) -> dict:
+        """The faces a question shows, per side (face ids): "same": left (person a, most like
+        b first), right (b, most like a); "who": left (the person), and per suggested person
+        its 3 faces most like them; "face": left (the face), right (the person, most like it)."""
+        if q.kind == "same":
+            return {"left": self.faces_toward(q.a, self.mean_of(q.b), n),
+                    "right": self.faces_toward(q.b, self.mean_of(q.a), n)}
+        if q.kind == "who":
+            toward = self.mean_of(q.a)
+            left = self.faces_toward(q.a, None, n)
+            if q.face is not None:  # the face the photos' tags name: shown first
+                left = [q.face] + [f for f in left if f != q.face][:n - 1]
+            return {"left": left,
+                    "suggestions": {p: self.faces_toward(p, toward, 3) for p, _, _ in q.suggestions}}
+        x = self.x[self.row[q.face]]
+        return {"left": [q.face],
+                "right": [f for f in self.faces_toward(q.a, x, n + 1) if f != q.face][:n]}
 
     def person_of_face(self, face_id: int) -> int:
         i = int(self.of[self.row[int(face_id)]])
@@ -530,7 +618,16 @@ def plan(queue: ReviewQueue, qid: str, answer) -> list:
     if q.kind == "who":
         if answer == "yes":
             if not q.suggestions:
-                raise ValueError(f"question {qid} has no suggestion to say yes to")
+                raise ValueError(f"question {qid}: nobody is named yet, so there is nothing to "
+                                 f"say yes to: answer name=NAME, no, skip or ignore")
+            if not q.near:
+                from .display import shown
+
+                p, name, d = q.suggestions[0]
+                raise ValueError(
+                    f"question {qid}: the nearest named person, {shown(name)} (person {p}), is "
+                    f"too far to take with yes ({d:.3f}, over {(1 + WHO_MARGIN) * queue.cut:.3f}):"
+                    f" answer person={p} to join them anyway, or name=NAME")
             return [Merge(q.suggestions[0][0], q.a)]
         return {"no": [], "ignore": [IgnorePerson(q.a)]}[answer]
     inside = queue.person_of_face(q.face) == q.a
@@ -551,3 +648,43 @@ def changes(queue: ReviewQueue, corrections: list) -> bool:
             continue  # pins only
         return True
     return False
+
+
+def in_words(queue: ReviewQueue, qid: str, answer) -> str:
+    """An answer to `qid` in plain words, as the page says it ("Kept apart", "Named Ana"): no
+    ids. `answer` as given or as stored (a JSON text for {"name": ...} / {"person": ...}).
+    Names are shown escaped (display.shown)."""
+    import json
+
+    from .display import shown
+
+    if isinstance(answer, str) and answer.startswith("{"):
+        try:
+            answer = json.loads(answer)
+        except ValueError:
+            pass
+    kind = str(qid).partition(":")[0]
+
+    def called(person) -> str:
+        name = queue.names.get(int(person)) if isinstance(person, int) else None
+        return shown(name) if name else "the person shown"
+
+    if answer == "skip":
+        return "Skipped"
+    if isinstance(answer, dict):
+        if "name" in answer:
+            return f"Named {shown(str(answer['name']).strip())}"
+        return f"Joined {called(answer.get('person'))}"
+    if kind == "same":
+        return {"yes": "Same person: joined", "no": "Kept apart",
+                "ignore": "Set aside"}.get(answer, "Answered")
+    if kind == "who":
+        if answer == "yes":
+            try:
+                first = queue.question(qid).suggestions[:1]
+            except ValueError:
+                first = []
+            return f"Joined {shown(first[0][1])}" if first else "Joined the suggested person"
+        return {"no": "Left unnamed", "ignore": "Set aside"}.get(answer, "Answered")
+    return {"yes": "Face placed with them", "no": "Not one of them",
+            "ignore": "Face set aside"}.get(answer, "Answered")

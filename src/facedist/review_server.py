@@ -35,7 +35,6 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-import numpy as np
 
 from .errors import Busy, FacedistError, SettingError
 
@@ -99,41 +98,33 @@ class ReviewApp:
         return self._records[1]
 
     # -- questions ------------------------------------------------------------------------
-    def _side(self, queue, person: int, toward: np.ndarray | None) -> dict:
-        faces = queue.person_faces(person)
-        rows = np.array([self.row[int(f)] for f in faces], np.int64)
-        if toward is not None and len(rows):
-            rows = rows[np.argsort(-(self.table.embeddings[rows] @ toward))]
+    @staticmethod
+    def _side(queue, person: int, show: list[int]) -> dict:
         return {"person": int(person), "name": _name(queue, person),
-                "faces": int(len(faces)), "show": [int(self.table.face_ids[r]) for r in rows[:SHOW]]}
-
-    def _mean(self, queue, person: int) -> np.ndarray | None:
-        i = queue.index.get(int(person))
-        return None if i is None else queue.sums[i] / max(queue.size[i], 1)
+                "faces": queue.size_of(person), "show": show}
 
     def describe(self, q) -> dict:
+        """A question as the page shows it: the faces per side are the queue's (the command
+        line's review --json lists the same)."""
         from .discover import display_path
 
         queue = self.db.review_queue()
         out = q.as_dict()
+        shown = queue.shown(q, SHOW)
         if q.kind == "same":
-            out["left"] = self._side(queue, q.a, self._mean(queue, q.b))
-            out["right"] = self._side(queue, q.b, self._mean(queue, q.a))
+            out["left"] = self._side(queue, q.a, shown["left"])
+            out["right"] = self._side(queue, q.b, shown["right"])
         elif q.kind == "who":
-            out["left"] = self._side(queue, q.a, None)
-            if q.face is not None:  # the face the photos' tags name: shown first
-                show = [f for f in out["left"]["show"] if f != q.face]
-                out["left"]["show"] = [q.face] + show[:SHOW - 1]
-            out["options"] = [self._side(queue, p, self._mean(queue, q.a)) | {"distance": round(d, 4)}
+            out["left"] = self._side(queue, q.a, shown["left"])
+            out["options"] = [self._side(queue, p, shown["suggestions"][p]) | {"distance": round(d, 4)}
                               for p, _, d in q.suggestions]
         else:
             r = self.row[q.face]
             now = queue.person_of_face(q.face)
             out["left"] = {"face": q.face, "path": display_path(self.table.paths[r]),
                            "person": now, "name": _name(queue, now), "inside": now == q.a,
-                           "show": [q.face]}
-            out["right"] = self._side(queue, q.a, self.table.embeddings[r].astype(np.float64))
-            out["right"]["show"] = [f for f in out["right"]["show"] if f != q.face][:SHOW]
+                           "show": shown["left"]}
+            out["right"] = self._side(queue, q.a, shown["right"])
         return out
 
     def state(self, n: int = 1) -> dict:

@@ -76,6 +76,10 @@ CREATE TABLE IF NOT EXISTS review_settled (
 CREATE TABLE IF NOT EXISTS review_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, pipeline_key TEXT NOT NULL, question TEXT NOT NULL,
     answer TEXT, before TEXT, at REAL);
+-- questions whose answer was undone: asked first (the latest undone first) until answered
+CREATE TABLE IF NOT EXISTS review_reopened (
+    pipeline_key TEXT NOT NULL, question TEXT NOT NULL, at REAL,
+    PRIMARY KEY (pipeline_key, question));
 CREATE TABLE IF NOT EXISTS weights (  -- SHA-256 of weights files first used by this database
     filename TEXT PRIMARY KEY, sha256 TEXT NOT NULL, first_used REAL);
 -- names from the photos' XMP face regions (xmp.py): per photo, what its sources were when read
@@ -341,7 +345,8 @@ class FaceStore:
                 self.db.executescript(SCHEMA)
                 self._migrate()
             self.columns = {t: {r[1] for r in self.db.execute(f"PRAGMA table_info({t})")}
-                            for t in ("faces", "ignored_faces", "review_settled", "tag_regions")}
+                            for t in ("faces", "ignored_faces", "review_settled", "review_reopened",
+                                      "tag_regions")}
         except BaseException:
             self.db.close()
             raise
@@ -738,6 +743,7 @@ class FaceStore:
                                 (new_key, question, answer, at))
             self.db.execute("DELETE FROM review_settled WHERE pipeline_key = ?", (old_key,))
             self.db.execute("DELETE FROM review_log WHERE pipeline_key = ?", (old_key,))
+            self.db.execute("DELETE FROM review_reopened WHERE pipeline_key = ?", (old_key,))
             return len(faces)
 
     def has_people(self, key: str) -> bool:
@@ -829,6 +835,18 @@ class FaceStore:
         return {r[0] for r in self.db.execute(
             "SELECT question FROM review_settled WHERE pipeline_key = ?", (key,))}
 
+    def reopened(self, key: str) -> list[str]:
+        """The questions whose answer was undone and that are not answered since, the latest
+        undone first."""
+        if not self.columns["review_reopened"]:
+            self.columns["review_reopened"] = {r[1] for r in self.db.execute(
+                "PRAGMA table_info(review_reopened)")}
+            if not self.columns["review_reopened"]:  # a database from before (read-only)
+                return []
+        return [r[0] for r in self.db.execute(
+            "SELECT question FROM review_reopened WHERE pipeline_key = ? ORDER BY at DESC, "
+            "rowid DESC", (key,))]
+
     def answers(self, key: str) -> int:
         """How many review answers are kept (the ones undo can take back)."""
         if not self._has_review():
@@ -888,6 +906,8 @@ class FaceStore:
         """The row that settles `question` (inside the caller's transaction)."""
         self.db.execute("INSERT OR REPLACE INTO review_settled VALUES (?, ?, ?, ?)",
                         (key, question, answer, time.time()))
+        self.db.execute("DELETE FROM review_reopened WHERE pipeline_key = ? AND question = ?",
+                        (key, question))
 
     def log_answer(self, key: str, question: str, answer: str, before: dict) -> None:
         """Settle `question` with `answer`, keeping `before` (people_snapshot) for undo."""
@@ -909,6 +929,8 @@ class FaceStore:
             self.db.execute("DELETE FROM review_settled WHERE pipeline_key = ? AND question = ?",
                             (key, row[1]))
             self.db.execute("DELETE FROM review_log WHERE seq = ?", (row[0],))
+            self.db.execute("INSERT OR REPLACE INTO review_reopened VALUES (?, ?, ?)",
+                            (key, row[1], time.time()))
         return row[1], row[2]
 
     # -- names from XMP face regions (xmp.py) ----------------------------------------------

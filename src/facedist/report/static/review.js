@@ -1,4 +1,5 @@
-// facedist review: the page of `facedist review OUT`. Names and paths go in as text only.
+// facedist review: the page of `facedist review OUT`. Names and paths go in as text only; the
+// page speaks plain words: ids and scores stay in data attributes, never in the text.
 "use strict";
 (function () {
   const base = location.pathname.replace(/[^/]*$/, "");
@@ -12,15 +13,16 @@
     return e;
   }
   function who(side) {
-    if (side.name) return side.name + " (person " + side.person + ")";
-    return side.person >= 0 ? "person " + side.person + " (unnamed)" : "no person";
+    if (side.name) return side.name;
+    return side.person >= 0 ? "Not named yet" : "In no group";
   }
   function faces(ids) {
     const box = el("div", "thumbs");
     for (const id of ids) {
       const img = el("img");
       img.src = base + "face/" + Number(id) + ".jpg";
-      img.alt = "face " + id;
+      img.alt = "a face";
+      img.dataset.face = String(Number(id));
       img.width = 112; img.height = 112;
       box.appendChild(img);
     }
@@ -28,6 +30,7 @@
   }
   function side(s, title) {
     const d = el("div", "side card");
+    d.dataset.person = String(s.person);
     d.appendChild(el("h3", null, title));
     d.appendChild(el("p", "name", who(s)));
     if (s.faces !== undefined) d.appendChild(el("p", "facts", s.faces + " face" + (s.faces === 1 ? "" : "s")));
@@ -43,10 +46,18 @@
     box.textContent = "";
     current = state.questions[0] || null;
     for (const b of ["yes", "no", "skip", "ignore"]) $(b).disabled = !current || !!state.busy;
+    // "yes" only where the question takes it: never a far suggestion, never nobody named
+    const yes = !!current && current.answers.includes("yes");
+    $("yes").hidden = !yes;
+    $("yes").disabled = $("yes").disabled || !yes;
+    $("yes-label").textContent = current && current.kind === "who" && yes ? "Yes, " + current.options[0].name : "Yes";
     $("undo").disabled = !p.undoable;
     if (!current) { box.appendChild(el("p", null, "Nothing left to ask: the people are as sure as the distances make them.")); return; }
     const q = current;
     box.dataset.question = q.id;
+    box.dataset.kind = q.kind;
+    box.dataset.value = String(q.value);
+    box.dataset.distance = String(q.distance);
     const pair = el("div", "pair");
     const reason = q.reason ? el("p", "reason", "Asked because " + q.reason + ".") : null;
     if (q.kind === "same") {
@@ -59,17 +70,22 @@
       if (reason) box.appendChild(reason);
       pair.appendChild(side(q.left, "This person"));
       const opts = el("div", "side card");
-      opts.appendChild(el("h3", null, q.options.length ? "One of them? (Yes: the first)" : "Give a name"));
-      for (const o of q.options) {
-        const b = el("button", "suggestion", who(o) + " · " + o.distance.toFixed(3));
+      let title = "Nobody is named yet: give a name";
+      if (q.options.length) title = q.near ? "Is this " + q.options[0].name + "?" : "Nobody named looks close: pick one only if you are sure, or give a name";
+      opts.appendChild(el("h3", null, title));
+      if (q.options.length && !q.near) opts.appendChild(el("p", "facts", "The y key does nothing here: none of these looks like this person."));
+      q.options.forEach((o, i) => {
+        const b = el("button", "suggestion", (i === 0 && q.near ? "Yes, it is " : "It is ") + o.name);
         b.type = "button";
+        b.dataset.person = String(o.person);
+        b.dataset.distance = String(o.distance);
         b.addEventListener("click", () => send({person: o.person}));
         opts.appendChild(b);
         opts.appendChild(faces(o.show.slice(0, 3)));
-      }
+      });
       for (const n of q.names || []) {  // the names the photos' tags give, unless a person's above
         if (q.options.some((o) => o.name === n)) continue;
-        const b = el("button", "suggestion", n);
+        const b = el("button", "suggestion", "It is " + n);
         b.type = "button";
         b.addEventListener("click", () => send({name: n}));
         opts.appendChild(b);
@@ -89,7 +105,6 @@
       pair.appendChild(side(q.right, q.left.inside ? "the person it is in" : "this person"));
     }
     box.appendChild(pair);
-    box.appendChild(el("p", "facts", "distance " + q.distance.toFixed(3) + " · worth " + q.value.toFixed(2) + " · " + q.id));
   }
   function fail(msg) { $("error").hidden = !msg; $("error").textContent = msg || ""; }
   async function call(method, path, body) {
@@ -107,7 +122,7 @@
     sending = true;
     try {
       const s = await call("POST", "api/answer", {question: current.id, answer});
-      if (s) { $("last").textContent = "Answered " + s.done.question + ": " + JSON.stringify(s.done.answer); render(s); }
+      if (s) { $("last").textContent = s.done.said; render(s); }
       else if (!$("error").hidden) {
         // answered meanwhile (another tab, the command line): nothing was changed; the
         // question as it stands now replaces it
@@ -122,7 +137,7 @@
     sending = true;
     try {
       const s = await call("POST", "api/undo", {});
-      if (s) { $("last").textContent = s.undone ? "Took back " + s.undone.question : "Nothing to undo"; render(s); }
+      if (s) { $("last").textContent = s.undone ? "Undone: " + s.undone.said + " (asked again)" : "Nothing to undo"; render(s); }
     } finally { sending = false; }
   }
   document.addEventListener("DOMContentLoaded", () => {
@@ -132,7 +147,7 @@
       if (e.target && e.target.tagName === "INPUT") return;
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       const k = {y: "yes", n: "no", s: "skip", i: "ignore"}[e.key];
-      if (k && !$(k).disabled) { e.preventDefault(); send(k); }
+      if (k && !$(k).disabled && !$(k).hidden) { e.preventDefault(); send(k); }
       else if (e.key === "u") { e.preventDefault(); undo(); }
     });
     load();
