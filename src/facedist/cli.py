@@ -350,7 +350,7 @@ def _review_rows(args, db) -> None:
     queue = db.review_queue()
     questions = db.review_questions(args.n)
     header = ["question", "kind", "value", "person", "other", "face_id", "distance",
-              "suggestions", "people", "faces", "answers"]
+              "suggestions", "people", "faces", "answers", "reason"]
     rows = []
     for q in questions:
         faces = queue.shown(q)
@@ -361,14 +361,14 @@ def _review_rows(args, db) -> None:
                      "near": i == 0 and q.near, "faces": faces["suggestions"][p]}
                     for i, (p, n, d) in enumerate(q.suggestions)]
             rows.append([q.id, q.kind, round(q.value, 4), q.a, q.b, q.face, round(q.distance, 4),
-                         sugg, people, sides, q.answers])
+                         sugg, people, sides, q.answers, shown(q.reason)])
         else:
             rows.append([q.id, q.kind, round(q.value, 4), q.a, "" if q.b is None else q.b,
                          "" if q.face is None else q.face, round(q.distance, 4),
                          " ".join(f"{p}:{shown(n)}" for p, n, _ in q.suggestions),
                          " ".join(map(str, people)),
                          " ".join(f"{k}:{','.join(map(str, v))}" for k, v in sides.items()),
-                         " ".join(q.answers)])
+                         " ".join(q.answers), shown(q.reason)])
     _results(args, header, rows)
 
 
