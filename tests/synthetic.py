@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from facedist.config import Settings
+from facedist.models import get_spec
 from facedist.monitor import Monitor
 from facedist.people import assign_people, suggest_threshold
 from facedist.report import write_results, write_threshold
@@ -110,8 +111,10 @@ def synthetic_output(out: Path, photos: Path, n_photos: int, faces_per_photo: in
         person = assign_people(store, KEY, table.face_ids, table.embeddings, 0.6)
         for row, name in (names or {}).items():
             store.name_person(int(person[row]), name)
+        spec = get_spec(settings.model)
         write_results(out, table, result, person, store.person_names(KEY), 0.0,
-                      np.zeros(len(table), bool))
+                      np.zeros(len(table), bool), spec.people_threshold,
+                      spec.people_single_threshold)
         write_threshold(out / "perf", result.neighbor_dist, 0.4,
                         suggest_threshold(result.neighbor_dist))
     time.sleep(0.05)

@@ -11,7 +11,7 @@
                          | review [-n N] | answer QUESTION yes|no|skip|ignore|name=NAME|person=ID
                          | undo | tags]
     facedist review OUT [--open]        a local page to answer the review queue
-    facedist lookalikes OUT [-n 50]
+    facedist lookalikes OUT [-n 50] [--maybe-same]
     facedist report OUT                 → OUT/report/index.html
     facedist eval lfw DIR --out OUT    |    facedist eval people DIR --out OUT
     facedist bench PHOTOS --out OUT [--variants ...] [--limit N]
@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                        parents=[_common(True)])
     p.add_argument("out", type=Path)
     p.add_argument("-n", type=int, default=50, help="pairs to list (default 50)")
+    p.add_argument("--maybe-same", action="store_true",
+                   help="list the pairs of people that are maybe one person instead (the "
+                        "review's \"same person?\" questions)")
     p = sub.add_parser("report", help="offline HTML report: OUT/report/index.html",
                        parents=[_common(True)])
     p.add_argument("out", type=Path, help="output folder of an earlier run")
@@ -471,11 +474,25 @@ def cmd_lookalikes(args) -> int:
 
     from .discover import display_path
 
-    pairs = open_db(args.out).lookalikes(args.n)
+    db = open_db(args.out)
+    if args.maybe_same:
+        pairs = db.maybe_same(args.n)
+        _results(args, ["rank", "chance_same", "rms_distance", "question", "distance", "face_a",
+                        "path_a", "person_a", "face_b", "path_b", "person_b"],
+                 [[m.rank, round(m.chance, 3), round(m.rms, 4), m.question, round(m.distance, 4),
+                   m.face_a, display_path(m.path_a), m.person_a, m.face_b,
+                   display_path(m.path_b), m.person_b] for m in pairs])
+        return 0
+    pairs = db.lookalikes(args.n)
     _results(args, ["rank", "distance", "face_a", "path_a", "person_a", "face_b", "path_b",
                     "person_b"],
              [[m.rank, round(m.distance, 4), m.face_a, display_path(m.path_a), m.person_a,
                m.face_b, display_path(m.path_b), m.person_b] for m in pairs])
+    maybe = len(db.maybe_same(10_000))
+    if maybe:  # on stderr: stdout stays the table (or JSON)
+        log.info(f"{maybe} pair{'s' if maybe != 1 else ''} of people may be one person, not "
+                 f"listed here: `facedist lookalikes {display_path(args.out)} --maybe-same` lists "
+                 f"them; `facedist review` asks them")
     return 0
 
 

@@ -147,6 +147,26 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
         parent = up
 
 
+def linkage_distance(rms, size_a, size_b, cut: float, single_cut: float | None = None):
+    """The distance at which average_linkage weighs two groups of size_a and size_b faces whose
+    faces are `rms` apart (root mean squared over their cross pairs) against `cut`: `rms`
+    itself without a single_cut, else the root of the mean drawn toward 2 cut^2 as _mean_square
+    draws it. Two groups under `cut` by it would merge, unless something keeps them apart (a
+    photo they share, a correction, no edge between them in the graph).
+
+        >>> round(float(linkage_distance(0.33, 1, 1, 0.37, 0.33)), 4)  # one pair: the single cut
+        0.37
+        >>> round(float(linkage_distance(0.33, 1, 1, 0.37)), 4)
+        0.33
+    """
+    rms = np.asarray(rms, np.float64)
+    if single_cut is None:
+        return rms
+    k = max(0.0, (cut * cut - single_cut * single_cut) / (cut * cut))
+    weight = (np.asarray(size_a, np.float64) * np.asarray(size_b, np.float64)) ** SINGLE_CUT_POWER
+    return np.sqrt((weight * rms * rms + k * 2 * cut * cut) / (weight + k))
+
+
 def _photo_siblings(photo: np.ndarray, n: int) -> np.ndarray:
     """Each vector's next vector of the same photo, around a circle; itself when its photo has
     no other vector or is none (negative)."""

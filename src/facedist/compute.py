@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +22,7 @@ from .align import make_aligner
 from .backend import Backend
 from .config import Settings
 from .decode import DecodedImage, DecodeError, decode_image
-from .detect import MtcnnDetector
+from .detect import SECOND_BOX_SHARE, MtcnnDetector, second_boxes
 from .discover import ImageFile, Rejected, classify_file
 from .embed import build_embedder, embed_faces
 from .models import check_environment, get_spec, resolve_weights, resolved_views
@@ -74,6 +74,18 @@ def read_and_decode(work: Work, max_pixels: int, max_side: int | None,
     except OSError as exc:
         work.reason = f"cannot read: {exc.strerror or exc}"
     return work
+
+
+def one_box_per_face(result: ImageResult, pair_threshold: float) -> ImageResult:
+    """`result` without its second boxes over one face (detect.second_boxes: overlapping,
+    embeddings under SECOND_BOX_SHARE of the model's pair threshold apart), the better box of
+    each kept. Faces stay in their order (largest first)."""
+    keep = second_boxes(result.boxes, result.probs, result.embeddings,
+                        SECOND_BOX_SHARE * pair_threshold)
+    if keep.all():
+        return result
+    return replace(result, boxes=result.boxes[keep], probs=result.probs[keep],
+                   landmarks=result.landmarks[keep], embeddings=result.embeddings[keep])
 
 
 class FacePipeline:
@@ -197,12 +209,12 @@ class FacePipeline:
             faces = by_id[id(w)]
             s = w.image.scale  # boxes back to source-image pixels
             width, height = w.image.size
-            results.append(ImageResult(
+            results.append(one_box_per_face(ImageResult(
                 w.image_id, width, height, w.sha256,
                 boxes=np.array([f.box * s for f in faces], np.float32).reshape(-1, 4),
                 probs=np.array([f.prob for f in faces], np.float32),
                 landmarks=np.array([f.landmarks * s for f in faces], np.float32).reshape(-1, 5, 2),
-                embeddings=vectors[at:at + len(faces)]))
+                embeddings=vectors[at:at + len(faces)]), self.spec.default_threshold))
             at += len(faces)
         return results
 

@@ -74,6 +74,57 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "
     return greedy_nms(boxes[:, :4], order, threshold, method == "min", inclusive)
 
 
+# A second box over one face (MTCNN's box across a face and the one behind it, say): two boxes
+# of one photo overlapping at least SECOND_BOX_IOU whose embeddings are under SECOND_BOX_SHARE
+# of the model's pair threshold apart are one face (bench/results-quality/second-boxes.md:
+# dlib 0.24; two faces of two people overlapping that much were 0.35 apart or more).
+SECOND_BOX_IOU = 0.3
+SECOND_BOX_SHARE = 0.6
+
+
+def box_iou(boxes: np.ndarray) -> np.ndarray:
+    """[N, N] intersection over union of boxes (x1, y1, x2, y2)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x1 = np.maximum(b[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(b[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(b[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(b[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area[:, None] + area[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def second_boxes(boxes: np.ndarray, probs: np.ndarray, embeddings: np.ndarray,
+                 distance: float, iou: float = SECOND_BOX_IOU) -> np.ndarray:
+    """Which faces of one photo to keep: a box that overlaps a better one (higher probability,
+    then larger) by at least `iou` and whose embedding is under `distance` from it is a second
+    box over the same face, and goes. Two people's faces overlapping that much are far apart
+    in embedding, and both stay. Returns a keep mask.
+
+        >>> boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [1, 0, 11, 10]], np.float32)
+        >>> x = np.array([[1, 0], [0.99, 0.14], [0, 1]], np.float32)
+        >>> second_boxes(boxes, np.array([0.9, 0.99, 0.95]), x, 0.24).tolist()
+        [False, True, True]
+    """
+    n = len(boxes)
+    keep = np.ones(n, bool)
+    if n < 2:
+        return keep
+    overlap = box_iou(boxes)
+    x = np.asarray(embeddings, np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    for i in np.lexsort((-area, -np.asarray(probs, np.float64))):  # the best first
+        if keep[i]:
+            later = (overlap[i] >= iou) & (dist[i] < distance)
+            later[i] = False
+            keep[later] = False  # (a better one near i would have dropped i already)
+    return keep
+
+
 def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
     """Scales at which P-Net's 12 px window covers faces from min_face_size up to the image."""
     scale = 12.0 / min_face_size

@@ -46,6 +46,26 @@ class Lookalike:
     person_b: int
 
 
+@dataclass
+class MaybeSameRow:
+    """Two people who are maybe one person (FaceDB.maybe_same): the chance, their
+    root-mean-squared distance, the review's question about them, and their closest faces."""
+
+    rank: int
+    chance: float
+    rms: float
+    question: str
+    distance: float
+    face_a: int
+    path_a: str
+    box_a: tuple[float, float, float, float]
+    person_a: int
+    face_b: int
+    path_b: str
+    box_b: tuple[float, float, float, float]
+    person_b: int
+
+
 class FaceDB:
     """Read access to an output folder's database, for the settings of its last run."""
 
@@ -151,19 +171,48 @@ class FaceDB:
         table = self.faces() if table is None else table
         return person_ids(self.store, table.face_ids)[0]
 
-    def lookalikes(self, n: int = 50) -> list[Lookalike]:
-        """The n closest pairs of faces that belong to different people, closest first."""
-        from .report import lookalikes
+    def people_cuts(self) -> tuple[float, float | None]:
+        """The people threshold of the last run (its setting, else the model's) and the
+        model's single-face cut (cluster.average_linkage)."""
+        from .models import get_spec
 
-        if n < 1:
-            raise ValueError("-n takes a positive number of pairs")
+        spec = get_spec(self.settings.model)
+        cut = self.settings.people_threshold
+        return (spec.people_threshold if cut is None else cut), spec.people_single_threshold
+
+    def _split_lookalikes(self):
+        from .report import lookalikes, maybe_same
+
         t = self.faces()
         person = self.person_of(t)
+        return (t, person, *maybe_same(t, person, lookalikes(t, person, None,
+                                                                min_quality=self.min_quality),
+                                       *self.people_cuts(),
+                                       self.store.person_names(self.pipeline_key),
+                                       self.store.settled(self.pipeline_key)))
+
+    def lookalikes(self, n: int = 50) -> list[Lookalike]:
+        """The n closest pairs of people, closest first, each by its closest faces; pairs that
+        are maybe one person are not among them (maybe_same)."""
+        if n < 1:
+            raise ValueError("-n takes a positive number of pairs")
+        t, person, looks, _ = self._split_lookalikes()
         return [Lookalike(r + 1, d, int(t.face_ids[a]), t.paths[a], tuple(map(float, t.boxes[a])),
                           int(person[a]), int(t.face_ids[b]), t.paths[b],
                           tuple(map(float, t.boxes[b])), int(person[b]))
-                for r, (d, a, b) in enumerate(lookalikes(t, person, n,
-                                                         min_quality=self.min_quality))]
+                for r, (d, a, b) in enumerate(looks[:n])]
+
+    def maybe_same(self, n: int = 50) -> list[MaybeSameRow]:
+        """The n pairs of people most likely one person (report.maybe_same): each is the
+        review's "same person?" question `same:A:B`, most likely first."""
+        if n < 1:
+            raise ValueError("-n takes a positive number of pairs")
+        t, person, _, maybe = self._split_lookalikes()
+        return [MaybeSameRow(r + 1, m.chance, m.rms, m.question, m.distance,
+                             int(t.face_ids[m.a]), t.paths[m.a], tuple(map(float, t.boxes[m.a])),
+                             m.person_a, int(t.face_ids[m.b]), t.paths[m.b],
+                             tuple(map(float, t.boxes[m.b])), m.person_b)
+                for r, m in enumerate(maybe[:n])]
 
     def _correct(self, correction):
         """Apply one people.Correction through the write path, then rewrite the CSVs that
@@ -186,7 +235,8 @@ class FaceDB:
             self._review.sync(person, pinned, ignored, names, store.settled(self.pipeline_key),
                               store.reopened(self.pipeline_key))
             self._review_version = self._data_version()
-        write_people(self.out, t, person, names, self.min_quality, ignored)
+        write_people(self.out, t, person, names, self.min_quality, ignored, None,
+                     *self.people_cuts(), store.settled(self.pipeline_key))
 
     def _people_now(self, store: FaceStore, t: FaceTable):
         from .people import person_ids

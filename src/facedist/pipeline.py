@@ -402,7 +402,7 @@ def compare_and_group(settings: Settings, spec, store: FaceStore, key: str, tabl
     with monitor.stage("report"):
         ignored = np.isin(table.face_ids, np.fromiter(store.ignored(key), np.int64))
         report.write_results(out, table, result, person, store.person_names(key), min_quality,
-                             ignored)
+                             ignored, cut, spec.people_single_threshold, store.settled(key))
         report.write_threshold(out / "perf", result.neighbor_dist, threshold,
                                summary.suggested_threshold)
 

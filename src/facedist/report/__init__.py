@@ -2,7 +2,8 @@
 same results: report/html.py).
 
 faces.csv (one row per face, with its person), people.csv (one row per person: faces, photos,
-nearest other people), lookalikes.csv (closest pairs of faces of different people),
+nearest other people), lookalikes.csv (the closest pairs of people, by their closest faces),
+maybe_same.csv (pairs of people that are maybe one person: a question for the review),
 neighbors.parquet and, up to CSV_MAX_FACES faces, neighbors.csv (k nearest of each face),
 pairs.parquet and pairs.csv (pairs under the threshold, closest first, at most --max-pairs)
 and, unless too large, distances.npy (written by compare). The Parquet files name faces by
@@ -13,6 +14,7 @@ leaves a half-written table behind.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -65,11 +67,12 @@ def face_status(person: np.ndarray, ignored: np.ndarray) -> list[str]:
 def lookalikes(table: FaceTable, person: np.ndarray, n: int | None = None,
                neighbors: tuple[np.ndarray, np.ndarray] | None = None,
                min_quality: float = 0.0) -> list[tuple]:
-    """The closest pairs of faces of different people, closest first: (distance, a, b) with
-    row indices a < b of `table`, each pair once; only faces in a person and at or above
-    `min_quality` (shown_faces). With `neighbors` ([N, k] indices and distances), from those
-    only: at scale the closest other-person face is among a face's nearest, or the pair is not
-    among the closest."""
+    """The closest pairs of people, closest first, each pair of people once, by its closest
+    faces: (distance, a, b) with row indices a < b of `table`; only faces in a person and at or
+    above `min_quality` (shown_faces). Each face's nearest face of another person is a
+    candidate (with `neighbors`, [N, k] indices and distances, from those only: at scale the
+    closest other-person face is among a face's nearest, or the pair is not among the
+    closest); a pair of people is listed by its closest candidate. `n`: pairs of people."""
     shown = shown_faces(table, person, min_quality)
     if neighbors is not None:
         near, near_dist = neighbors
@@ -85,15 +88,102 @@ def lookalikes(table: FaceTable, person: np.ndarray, n: int | None = None,
         o, d = nearest_other(table.embeddings[rows], person[rows])
         other[rows] = np.where(o >= 0, rows[o], -1)
         dist[rows] = d
-    pairs = {}
+    pairs: dict[tuple[int, int], tuple[float, int, int]] = {}
     for a in np.argsort(dist, kind="stable"):
         if other[a] < 0:
             break
-        key = (min(int(a), int(other[a])), max(int(a), int(other[a])))
-        pairs.setdefault(key, float(dist[a]))
+        a, b = sorted((int(a), int(other[a])))
+        # the closest candidate of a pair of people comes first (distance order)
+        pairs.setdefault(tuple(sorted((int(person[a]), int(person[b])))), (float(dist[a]), a, b))
         if n is not None and len(pairs) >= n:
             break
-    return sorted((d, a, b) for (a, b), d in pairs.items())
+    return sorted(pairs.values())
+
+
+@dataclass
+class MaybeSame:
+    """Two people who are likely one person (maybe_same): not look-alikes but a question,
+    `same:A:B` in the review. `chance`: review.chance_same of their distance as the clustering
+    weighs it (cluster.linkage_distance of their root-mean-squared distance `rms`); `a`, `b`,
+    `distance`: their closest faces (rows of the table), as in lookalikes."""
+
+    chance: float
+    rms: float
+    distance: float
+    a: int
+    b: int
+    person_a: int
+    person_b: int
+
+    @property
+    def question(self) -> str:
+        return f"same:{min(self.person_a, self.person_b)}:{max(self.person_a, self.person_b)}"
+
+
+MAYBE_SAME_HEADER = ["rank", "chance_same", "rms_distance", "question", "distance",
+                     "face_a", "path_a", "x1_a", "y1_a", "x2_a", "y2_a", "person_a", "name_a",
+                     "face_b", "path_b", "x1_b", "y1_b", "x2_b", "y2_b", "person_b", "name_b"]
+MAYBE_SAME = 0.5  # the chance of one person from which a pair of people is "maybe one person"
+
+
+def people_rms(table: FaceTable, person: np.ndarray, a: np.ndarray, b: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The root-mean-squared distance over all cross pairs of faces of people a[i] and b[i]
+    (their faces: those of `person`), as cluster.py and review.py measure two groups:
+    msq(A) + msq(B) - 2 mean(A).mean(B), from each person's sums; and their numbers of faces."""
+    placed = person >= 0
+    ids, inverse = np.unique(person[placed], return_inverse=True)
+    if len(a) == 0 or len(ids) == 0:
+        return np.zeros(len(a)), np.zeros(len(a)), np.zeros(len(a))
+    x = table.embeddings[placed].astype(np.float64)
+    sums = np.zeros((len(ids), x.shape[1]))
+    np.add.at(sums, inverse, x)
+    size = np.bincount(inverse, minlength=len(ids)).astype(np.float64)
+    msq = np.bincount(inverse, weights=np.einsum("ij,ij->i", x, x), minlength=len(ids)) / size
+    mean = sums / size[:, None]
+    i, j = np.searchsorted(ids, a), np.searchsorted(ids, b)
+    d2 = msq[i] + msq[j] - 2 * np.einsum("ij,ij->i", mean[i], mean[j])
+    return np.sqrt(np.maximum(d2, 0)), size[i], size[j]
+
+
+def maybe_same(table: FaceTable, person: np.ndarray, pairs: list[tuple], cut: float | None,
+               single_cut: float | None = None, names: dict[int, str] | None = None,
+               settled: Iterable[str] = ()) -> tuple[list[tuple], list[MaybeSame]]:
+    """Split lookalikes' `pairs` into the look-alikes (two people) and the pairs of people
+    that are maybe one person: review.chance_same of their distance as the clustering weighs
+    it (cluster.linkage_distance: the root-mean-squared distance of their faces, and the
+    people `cut` and `single_cut`) at least MAYBE_SAME, unless they share a photo (two faces
+    of one photo are two people) or the user already said who they are (named differently,
+    or their "same person?" settled: answered, skipped or `people apart`). Measured on the
+    albums, lfw-dev and celeba: bench/results-quality/lookalikes.md. Without a cut every pair
+    is a look-alike. The maybe pairs come most likely first."""
+    from ..cluster import linkage_distance
+    from ..review import chance_same
+
+    if cut is None or not pairs:
+        return list(pairs), []
+    names = names or {}
+    settled = set(settled)
+    pa = np.array([int(person[a]) for _, a, _ in pairs], np.int64)
+    pb = np.array([int(person[b]) for _, _, b in pairs], np.int64)
+    rms, na, nb = people_rms(table, person, pa, pb)
+    chance = chance_same(linkage_distance(rms, na, nb, cut, single_cut), cut)
+    candidates = {int(p) for k in np.nonzero(chance >= MAYBE_SAME)[0] for p in (pa[k], pb[k])}
+    photos: dict[int, set[str]] = {p: set() for p in candidates}
+    for i in np.nonzero(np.isin(person, list(candidates)))[0]:
+        photos[int(person[i])].add(table.paths[i])
+    looks, maybe = [], []
+    for k, (d, a, b) in enumerate(pairs):
+        p, q = sorted((int(pa[k]), int(pb[k])))
+        na_, nb_ = names.get(p), names.get(q)
+        told = f"same:{p}:{q}" in settled or bool(na_ and nb_ and na_ != nb_)
+        if chance[k] >= MAYBE_SAME and not told and not photos[p] & photos[q]:
+            maybe.append(MaybeSame(float(chance[k]), float(rms[k]), d, a, b,
+                                   int(person[a]), int(person[b])))
+        else:
+            looks.append((d, a, b))
+    maybe.sort(key=lambda m: (-m.chance, m.distance, m.a, m.b))
+    return looks, maybe
 
 
 def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3,
@@ -120,10 +210,15 @@ def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3,
 
 def write_people(out: Path, table: FaceTable, person: np.ndarray, names: dict[int, str],
                  min_quality: float, ignored: np.ndarray,
-                 neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """faces.csv, people.csv and lookalikes.csv: what changes when people change. Look-alikes
-    come from `neighbors` when given, else (at scale) from neighbors.parquet. Faces without a
-    person (unclear, ignored) are in faces.csv only, with their status."""
+                 neighbors: tuple[np.ndarray, np.ndarray] | None = None,
+                 cut: float | None = None, single_cut: float | None = None,
+                 settled: Iterable[str] = ()) -> None:
+    """faces.csv, people.csv, lookalikes.csv and maybe_same.csv: what changes when people
+    change. Look-alikes come from `neighbors` when given, else (at scale) from
+    neighbors.parquet; the pairs of people that are maybe one person (maybe_same: the people
+    `cut` and `single_cut`, the review's `settled` questions) are in maybe_same.csv, not in
+    lookalikes.csv. Faces without a person (unclear, ignored) are in faces.csv only, with their
+    status."""
     if neighbors is None and len(table) >= APPROX_FROM:
         neighbors = read_neighbors(out, table)
     def name(p) -> str:
@@ -150,19 +245,29 @@ def write_people(out: Path, table: FaceTable, person: np.ndarray, names: dict[in
               ((p, name(p), len(faces_of[p]), len({table.paths[i] for i in faces_of[p]}),
                 " ".join(f"{q}:{d:.4f}" for q, d in near.get(p, [])))
                for p in order))
+    pairs = lookalikes(table, person, None, neighbors, min_quality)
+    looks, maybe = maybe_same(table, person, pairs, cut, single_cut, names, settled)
     write_csv(out / "lookalikes.csv",
               ["rank", "distance", "face_a", "path_a", "x1_a", "y1_a", "x2_a", "y2_a", "person_a",
                "face_b", "path_b", "x1_b", "y1_b", "x2_b", "y2_b", "person_b"],
               ((r + 1, f"{d:.4f}", int(table.face_ids[a]), table.paths[a], *box(a), int(person[a]),
                 int(table.face_ids[b]), table.paths[b], *box(b), int(person[b]))
-               for r, (d, a, b) in enumerate(lookalikes(table, person, LOOKALIKES_MAX, neighbors,
-                                                        min_quality))))
+               for r, (d, a, b) in enumerate(looks[:LOOKALIKES_MAX])))
+    write_csv(out / "maybe_same.csv", MAYBE_SAME_HEADER,
+              ((r + 1, f"{m.chance:.3f}", f"{m.rms:.4f}", m.question, f"{m.distance:.4f}",
+                int(table.face_ids[m.a]), table.paths[m.a], *box(m.a), m.person_a,
+                name(m.person_a), int(table.face_ids[m.b]), table.paths[m.b], *box(m.b),
+                m.person_b, name(m.person_b))
+               for r, m in enumerate(maybe[:LOOKALIKES_MAX])))
 
 
 def write_results(out: Path, table: FaceTable, result: Comparison, person: np.ndarray,
-                  names: dict[int, str], min_quality: float, ignored: np.ndarray) -> None:
+                  names: dict[int, str], min_quality: float, ignored: np.ndarray,
+                  cut: float | None = None, single_cut: float | None = None,
+                  settled: Iterable[str] = ()) -> None:
     neighbors = (result.neighbors, result.neighbor_dist) if result.approximate else None
-    write_people(out, table, person, names, min_quality, ignored, neighbors)
+    write_people(out, table, person, names, min_quality, ignored, neighbors, cut, single_cut,
+                 settled)
     write_parquet(out, table, result)
     if len(table) > CSV_MAX_FACES:
         for name in ("neighbors.csv", "pairs.csv"):  # those of a smaller earlier run would mislead
@@ -250,7 +355,7 @@ def summary_dict(s) -> dict:
     d = dataclasses.asdict(s)
     d["out"] = display_path(s.out)
     d["files"] = {name: display_path(s.out / name) for name in (
-        "faces.csv", "people.csv", "lookalikes.csv", "neighbors.csv", "pairs.csv",
+        "faces.csv", "people.csv", "lookalikes.csv", "maybe_same.csv", "neighbors.csv", "pairs.csv",
         "neighbors.parquet", "pairs.parquet", "distances.npy", "facedist.sqlite",
         "report/index.html") if (s.out / name).exists()}
     return d
@@ -284,7 +389,7 @@ def format_summary(s) -> str:
         lines.append(f"  pair threshold {s.threshold:g}; suggested from these photos: {suggested} "
                      f"(perf/threshold.json)")
     csv = ", neighbors.csv, pairs.csv" if (s.out / "neighbors.csv").exists() else ""
-    lines.append(f"  results in {s.out}/ (faces.csv, people.csv, lookalikes.csv{csv}, "
+    lines.append(f"  results in {s.out}/ (faces.csv, people.csv, lookalikes.csv, maybe_same.csv{csv}, "
                  f"neighbors.parquet, pairs.parquet"
                  + (", distances.npy" if (s.out / "distances.npy").exists() else "") + ", perf/)")
     if s.report is not None:

@@ -9,7 +9,8 @@ page costs the same at 100 faces or 1,000,000.
     index.html           summary, first people, look-alikes, neighbours, threshold, skipped, performance
     people[-N].html      one card per person (named first, then largest)
     person-ID[-N].html   a person's faces; each links to its photo and to its neighbours
-    lookalikes[-N].html  closest faces of different people, side by side
+    lookalikes[-N].html  the closest pairs of people (by their closest faces), side by side; the
+                         pairs that are maybe one person are on index.html, apart
     skipped[-N].html     files skipped, each with its reason
     face.html#ID         a face's k nearest faces (data/neighbours-C.js, CHUNK faces a file)
     thumbs/              face thumbnails, cut once (thumbs.py)
@@ -43,7 +44,7 @@ from ..discover import display_path
 from ..display import shown
 from ..atomic import replaced, replacing
 from ..errors import SettingError
-from . import lookalikes, read_neighbors
+from . import lookalikes, maybe_same, read_neighbors
 from .thumbs import THUMB_NAME, ThumbJob, cut_thumbnails, stale, thumb_name
 
 log = logging.getLogger("facedist")
@@ -197,9 +198,15 @@ class ReportWriter:
         self.skipped = [(display_path(p), r) for p, r in
                         db.store.skipped(db.pipeline_key, seen_run=db.run_id)]
         pairs = run_lookalikes(db.out / "lookalikes.csv", t, self.person_of)
-        if pairs is None:  # no table of these faces and people: computed (N x N distances)
-            pairs = lookalikes(t, self.person_of, LOOKALIKES_SHOWN, min_quality=self.min_quality)
+        maybe = run_lookalikes(db.out / "maybe_same.csv", t, self.person_of)
+        if pairs is None or maybe is None:  # no tables of these faces and people: computed
+            pairs, found = maybe_same(t, self.person_of,
+                                      lookalikes(t, self.person_of, None, min_quality=self.min_quality),
+                                      *db.people_cuts(), names,
+                                      db.store.settled(db.pipeline_key))
+            maybe = [(m.distance, m.a, m.b) for m in found]
         self.pairs = [(d, self.faces[a], self.faces[b]) for d, a, b in pairs[:LOOKALIKES_SHOWN]]
+        self.maybe = [(d, self.faces[a], self.faces[b]) for d, a, b in maybe[:LOOKALIKES_SHOWN]]
         perf = db.out / "perf"
         self.perf = _read_json(perf / "summary.json")
         self.threshold = _read_json(perf / "threshold.json")
@@ -330,6 +337,7 @@ class ReportWriter:
                      unclear=self.unclear[:ON_INDEX["unclear"]],
                      people=self.people[:ON_INDEX["people"]], people_pages=len(people_pages),
                      pairs=self.pairs[:ON_INDEX["pairs"]], pair_pages=len(pair_pages),
+                     maybe=self.maybe, out_arg=display_path(self.db.out),
                      total_pairs=len(self.pairs), skipped=self.skipped[:ON_INDEX["skipped"]],
                      total_skipped=len(self.skipped), thumbs_failed=thumbs_failed,
                      histogram=self.histogram(), perf=self.perf, timeline=self.timeline,
@@ -344,7 +352,8 @@ class ReportWriter:
                              faces=page, n=n, pages=len(pages))
         for n, page in enumerate(pair_pages, 1):
             self._render(page_name("lookalikes", n), "lookalikes.html", **common, pairs=page, n=n,
-                         pages=len(pair_pages), first_rank=(n - 1) * PAIRS_PER_PAGE + 1)
+                         pages=len(pair_pages), first_rank=(n - 1) * PAIRS_PER_PAGE + 1,
+                         total_maybe=len(self.maybe))
         for n, page in enumerate(unclear_pages, 1):
             self._render(page_name("unclear", n), "unclear.html", **common, faces=page, n=n,
                          pages=len(unclear_pages))
@@ -514,8 +523,8 @@ def _is_facedist_index(path: Path) -> bool:
 
 
 def run_lookalikes(path: Path, table, person: np.ndarray) -> list[tuple] | None:
-    """(distance, a, b) rows of lookalikes.csv (rewritten by each run and correction), if every
-    face in it is one of `table`'s with the same person; else None."""
+    """(distance, a, b) rows of lookalikes.csv or maybe_same.csv (rewritten by each run and
+    correction), if every face in it is one of `table`'s with the same person; else None."""
     import csv
 
     row_of = {int(f): i for i, f in enumerate(table.face_ids)}
