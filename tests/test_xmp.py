@@ -159,6 +159,22 @@ def run(photos: Path, out: Path):
     return facedist_run(photos, out, model="dlib-resnet", device="cpu", progress=False)
 
 
+def names_after_a_fresh_run(photos: Path, sidecars: Path, tmp_path: Path):
+    """A fresh run over a copy of `photos` with the `sidecars` beside them: ({(path under the
+    copy, face index): name} of every named face, its FaceDB)."""
+    from facedist.api import open_db
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(photos, fresh)
+    shutil.copytree(sidecars, fresh, dirs_exist_ok=True)
+    run(fresh, tmp_path / "out2")
+    db = open_db(tmp_path / "out2")
+    t = db.faces()
+    person, names = db.person_of(t), db.store.person_names(db.pipeline_key)
+    return ({(str(Path(t.paths[i]).relative_to(fresh)), int(t.face_index[i])): names[int(person[i])]
+             for i in range(len(t)) if int(person[i]) in names}, db)
+
+
 @pytest.mark.slow
 def test_names_go_out_to_sidecars_and_come_back_in_a_fresh_run(tmp_path):
     from facedist.api import open_db
@@ -201,15 +217,7 @@ def test_names_go_out_to_sidecars_and_come_back_in_a_fresh_run(tmp_path):
 
     # a fresh run over a copy of the photos with those sidecars beside them: the same names,
     # and not one correction given by hand
-    fresh = tmp_path / "fresh"
-    shutil.copytree(photos, fresh)
-    shutil.copytree(tmp_path / "xmp", fresh, dirs_exist_ok=True)
-    run(fresh, tmp_path / "out2")
-    db2 = open_db(tmp_path / "out2")
-    t2 = db2.faces()
-    person2, names2 = db2.person_of(t2), db2.store.person_names(db2.pipeline_key)
-    got = {(str(Path(t2.paths[i]).relative_to(fresh)), int(t2.face_index[i])):
-           names2.get(int(person2[i])) for i in range(len(t2)) if person2[i] >= 0}
+    got, db2 = names_after_a_fresh_run(photos, tmp_path / "xmp", tmp_path)
     assert got == want
     assert db2.store.answers(db2.pipeline_key) == 0
     assert {r["outcome"] for r in db2.tags()} <= {"named", "agrees"}
@@ -275,15 +283,7 @@ def test_an_albums_names_go_out_and_come_back(tmp_path):
     read = {(Path(s["SourceFile"]).name[:-len(".xmp")], r["Name"])
             for s in read_with_exiftool(tmp_path / "xmp") for r in s["RegionInfo"]["RegionList"]}
     assert read == {(f, n) for (f, _), n in want.items()}
-    fresh = tmp_path / "fresh"
-    shutil.copytree(photos, fresh)
-    shutil.copytree(tmp_path / "xmp", fresh, dirs_exist_ok=True)
-    run(fresh, tmp_path / "out2")
-    db2 = open_db(tmp_path / "out2")
-    t2 = db2.faces()
-    person2, names2 = db2.person_of(t2), db2.store.person_names(db2.pipeline_key)
-    got = {(Path(t2.paths[i]).name, int(t2.face_index[i])): names2[int(person2[i])]
-           for i in range(len(t2)) if int(person2[i]) in names2}
+    got, db2 = names_after_a_fresh_run(photos, tmp_path / "xmp", tmp_path)
     assert got == want and db2.store.answers(db2.pipeline_key) == 0
 
 

@@ -47,23 +47,13 @@ class Lookalike:
 
 
 @dataclass
-class MaybeSameRow:
-    """Two people who are maybe one person (FaceDB.maybe_same): the chance, their
-    root-mean-squared distance, the review's question about them, and their closest faces."""
+class MaybeSameRow(Lookalike):
+    """Two people who are maybe one person (FaceDB.maybe_same), by their closest faces: the
+    chance, their root-mean-squared distance and the review's question about them."""
 
-    rank: int
-    chance: float
-    rms: float
-    question: str
-    distance: float
-    face_a: int
-    path_a: str
-    box_a: tuple[float, float, float, float]
-    person_a: int
-    face_b: int
-    path_b: str
-    box_b: tuple[float, float, float, float]
-    person_b: int
+    chance: float = 0.0
+    rms: float = 0.0
+    question: str = ""
 
 
 class FaceDB:
@@ -208,10 +198,10 @@ class FaceDB:
         if n < 1:
             raise ValueError("-n takes a positive number of pairs")
         t, person, _, maybe = self._split_lookalikes()
-        return [MaybeSameRow(r + 1, m.chance, m.rms, m.question, m.distance,
-                             int(t.face_ids[m.a]), t.paths[m.a], tuple(map(float, t.boxes[m.a])),
-                             m.person_a, int(t.face_ids[m.b]), t.paths[m.b],
-                             tuple(map(float, t.boxes[m.b])), m.person_b)
+        return [MaybeSameRow(r + 1, m.distance, int(t.face_ids[m.a]), t.paths[m.a],
+                             tuple(map(float, t.boxes[m.a])), m.person_a, int(t.face_ids[m.b]),
+                             t.paths[m.b], tuple(map(float, t.boxes[m.b])), m.person_b,
+                             chance=m.chance, rms=m.rms, question=m.question)
                 for r, m in enumerate(maybe[:n])]
 
     def _correct(self, correction):
