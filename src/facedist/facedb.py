@@ -221,12 +221,13 @@ class FaceDB:
 
         t = self.faces()
         person, pinned, names, ignored = self._people_now(store, t)
+        settled = store.settled(self.pipeline_key)
         if self._review is not None:
-            self._review.sync(person, pinned, ignored, names, store.settled(self.pipeline_key),
+            self._review.sync(person, pinned, ignored, names, settled,
                               store.reopened(self.pipeline_key))
             self._review_version = self._data_version()
         write_people(self.out, t, person, names, self.min_quality, ignored, None,
-                     *self.people_cuts(), store.settled(self.pipeline_key))
+                     *self.people_cuts(), settled)
 
     def _people_now(self, store: FaceStore, t: FaceTable):
         from .people import person_ids
@@ -290,7 +291,6 @@ class FaceDB:
         """The review queue (review.ReviewQueue) of the people as stored now: built once per
         run, and following every change of the people made since (here, by the command line,
         by another tab)."""
-        from .models import get_spec
         from .review import ReviewQueue, tag_hints
 
         t = self.faces()  # follows a newer run (a new queue then)
@@ -304,7 +304,7 @@ class FaceDB:
                 self._review_version = version
             return self._review
         person, pinned, names, ignored = self._people_now(self.store, t)
-        cut = self.settings.people_threshold or get_spec(self.settings.model).people_threshold
+        cut = self.people_cuts()[0]
         # the names in the photos' XMP a run did not apply: asked first (review.TagHint)
         tags = tag_hints((r[2], r[7], r[9]) for r in self.store.tag_regions(self.pipeline_key,
                                                                             self.run_id))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cluster import Graph, average_linkage
+from .config import checked_id
 from .compare import distance_block
 from .store import FaceStore
 
@@ -227,16 +228,11 @@ def list_people(store: FaceStore, key: str, seen_run: int | None = None) -> list
 
 
 MAX_NAME = 200  # characters in a name: a name, not a document (a 1 MB one made a 25 MB report)
-def check_id(value, what: str = "person") -> int:
-    """`value` as the id of a person or face (config.checked_id), else one-line ValueError."""
-    from .config import checked_id
-
-    return checked_id(value, what)
 
 
 def check_name(name) -> str:
     """A name as stored: as given (outer spaces trimmed), with a visible character and at most
-    MAX_NAME characters; ValueError else. Shown escaped everywhere (discover.shown)."""
+    MAX_NAME characters; ValueError else. Shown escaped everywhere (display.shown)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError("a name needs at least one visible character")
     name = name.strip()
@@ -281,7 +277,7 @@ class Name(Correction):
     verb = "name"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "person", check_id(self.person))
+        object.__setattr__(self, "person", checked_id(self.person, "person"))
         object.__setattr__(self, "name", check_name(self.name))
 
     def apply(self, store: FaceStore, key: str) -> None:
@@ -302,8 +298,8 @@ class Merge(Correction):
     verb = "merge"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "into", check_id(self.into))
-        object.__setattr__(self, "other", check_id(self.other))
+        object.__setattr__(self, "into", checked_id(self.into, "person"))
+        object.__setattr__(self, "other", checked_id(self.other, "person"))
         if self.into == self.other:
             raise ValueError("merge takes two different people")
 
@@ -325,9 +321,9 @@ class Move(Correction):
     verb = "move"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "face", check_id(self.face, "face"))
+        object.__setattr__(self, "face", checked_id(self.face, "face"))
         if self.person is not None:
-            object.__setattr__(self, "person", check_id(self.person))
+            object.__setattr__(self, "person", checked_id(self.person, "person"))
 
     def apply(self, store: FaceStore, key: str) -> int:
         self._face(store, key, self.face)
@@ -349,8 +345,8 @@ class Apart(Correction):
     verb = "apart"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "a", check_id(self.a))
-        object.__setattr__(self, "b", check_id(self.b))
+        object.__setattr__(self, "a", checked_id(self.a, "person"))
+        object.__setattr__(self, "b", checked_id(self.b, "person"))
         if self.a == self.b:
             raise ValueError("apart takes two different people")
 
@@ -372,7 +368,7 @@ class IgnoreFace(Correction):
     verb = "ignore face"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "face", check_id(self.face, "face"))
+        object.__setattr__(self, "face", checked_id(self.face, "face"))
 
     def apply(self, store: FaceStore, key: str) -> None:
         self._face(store, key, self.face)
@@ -390,7 +386,7 @@ class IgnorePerson(Correction):
     verb = "ignore person"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "person", check_id(self.person))
+        object.__setattr__(self, "person", checked_id(self.person, "person"))
 
     def apply(self, store: FaceStore, key: str) -> int:
         self._person(store, key, self.person)
@@ -410,7 +406,7 @@ class UnignoreFace(Correction):
     verb = "unignore face"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "face", check_id(self.face, "face"))
+        object.__setattr__(self, "face", checked_id(self.face, "face"))
 
     def apply(self, store: FaceStore, key: str) -> None:
         if self.face not in store.ignored(key):
@@ -430,7 +426,7 @@ class UnignorePerson(Correction):
     verb = "unignore person"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "person", check_id(self.person))
+        object.__setattr__(self, "person", checked_id(self.person, "person"))
 
     def apply(self, store: FaceStore, key: str) -> int:
         faces = store.ignored_of_person(self.person)

@@ -591,14 +591,15 @@ def plan(queue: ReviewQueue, qid: str, answer) -> list:
     "skip" or "ignore"; for "who is this?" also {"person": ID} (one of them) or {"name": NAME}
     (a new name; an existing person's name merges into them). ValueError for an answer that
     does not fit the question."""
-    from .people import IgnoreFace, IgnorePerson, Merge, Move, Name, Apart, check_id, check_name
+    from .config import checked_id
+    from .people import IgnoreFace, IgnorePerson, Merge, Move, Name, Apart, check_name
 
     q = queue.question(qid)
     if isinstance(answer, dict):
         if q.kind != "who":
             raise ValueError(f"question {qid} takes yes, no, skip or ignore")
         if "person" in answer:
-            other = check_id(answer["person"])
+            other = checked_id(answer["person"], "person")
             if other == q.a or queue.size_of(other) == 0:
                 raise ValueError(f"no person {other} to join")
             return [Merge(other, q.a)]
