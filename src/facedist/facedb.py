@@ -68,6 +68,7 @@ class FaceDB:
         self._compute = None  # the run's models, built on the first `near` and kept
         self._review = None  # review.ReviewQueue of the run it was built for
         self._table = None  # the faces of run_id, read once
+        self._lookalikes = None  # (run and data version, _split_lookalikes' answer)
         self.run_id = None
         self._follow_runs()
 
@@ -171,15 +172,19 @@ class FaceDB:
         return (spec.people_threshold if cut is None else cut), spec.people_single_threshold
 
     def _split_lookalikes(self):
+        """(faces, person per face, look-alikes, maybe one person), computed once for the
+        folder as it is (`lookalikes` after `maybe_same` reuses it)."""
         from .report import lookalikes, maybe_same
 
         t = self.faces()
-        person = self.person_of(t)
-        return (t, person, *maybe_same(t, person, lookalikes(t, person, None,
-                                                                min_quality=self.min_quality),
-                                       *self.people_cuts(),
-                                       self.store.person_names(self.pipeline_key),
-                                       self.store.settled(self.pipeline_key)))
+        version = (self.run_id, self._data_version())
+        if self._lookalikes is None or self._lookalikes[0] != version:
+            person = self.person_of(t)
+            self._lookalikes = (version, (t, person, *maybe_same(
+                t, person, lookalikes(t, person, None, min_quality=self.min_quality),
+                *self.people_cuts(), self.store.person_names(self.pipeline_key),
+                self.store.settled(self.pipeline_key))))
+        return self._lookalikes[1]
 
     def lookalikes(self, n: int = 50) -> list[Lookalike]:
         """The n closest pairs of people, closest first, each by its closest faces; pairs that

@@ -423,13 +423,15 @@ def make_handler(app: ReviewApp, token: str, port_of):
 def well_formed(answer) -> bool:
     """Whether `answer` has an answer's shape: a short text, {"person": ID} or {"name": NAME}
     (whether it fits the question is review.plan's to say)."""
+    from .config import MAX_ID
+
     if isinstance(answer, str):
         return 0 < len(answer) <= MAX_TEXT
     if not isinstance(answer, dict) or len(answer) != 1:
         return False
     (key, value), = answer.items()
     if key == "person":
-        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 63
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
     return key == "name" and isinstance(value, str) and len(value) <= MAX_TEXT
 
 
