@@ -158,3 +158,34 @@ def review_output(out: Path, photos: Path, pairs: int = 3, faces: int = 3,
             db.execute("UPDATE people SET name = ? WHERE id = ?", (name, people[g]))
     db.close()
     return {**made, "people": people}
+
+
+def review_album(out: Path, photos: Path) -> dict:
+    """A small album for the review's whole course (test_review_browser.py): person A, 6 faces
+    alike; person B, 3 faces of which one is someone else's (1.3 people cuts from the other
+    two: a mixed small group); 4 one-face strangers far from everyone. Returns {"A", "B",
+    "odd" (the face that is not B), "strangers" (their face ids)}."""
+    import sqlite3
+
+    from facedist.models import get_spec
+
+    synthetic_output(out, photos, n_photos=13, faces_per_photo=1, n_people=6)
+    cut = get_spec(Settings().model).people_threshold
+    db = sqlite3.connect(out / "facedist.sqlite")
+    faces = [f for (f,) in db.execute("SELECT id FROM faces ORDER BY id")]
+    people = sorted({p for (p,) in db.execute("SELECT person_id FROM face_people")})
+    theta = 2 * np.arcsin(1.3 * cut / 2)
+
+    def axis(k: int, angle: float = 0.0) -> bytes:
+        v = np.zeros(128, np.float32)
+        v[2 * k], v[2 * k + 1] = np.cos(angle), np.sin(angle)
+        return v.tobytes()
+
+    plan = ([(people[0], axis(0))] * 6 + [(people[1], axis(1))] * 2
+            + [(people[1], axis(1, theta))] + [(people[2 + k], axis(2 + k)) for k in range(4)])
+    with db:
+        for face, (person, vector) in zip(faces, plan):
+            db.execute("UPDATE faces SET embedding = ? WHERE id = ?", (vector, face))
+            db.execute("UPDATE face_people SET person_id = ? WHERE face_id = ?", (person, face))
+    db.close()
+    return {"A": people[0], "B": people[1], "odd": faces[8], "strangers": faces[9:]}

@@ -111,3 +111,46 @@ def test_the_people_bench_compares_other_methods():
     g = Graph(5, np.array([0, 1, 3]), np.array([1, 2, 4]), np.array([0.1, 0.1, 0.1], np.float32))
     assert chinese_whispers(g).tolist() == [0, 0, 0, 1, 1]
     assert core_points(g, 0.5, min_faces=3).tolist() == [0, 0, 0, 1, 2]
+
+
+@pytest.mark.slow
+def test_the_album_review_bench_on_a_small_album(tmp_path):
+    """bench/review_album.py on a slice of D1 (two family people with all their photos, eight
+    strangers): ../shared/tools/album.py answers the queue through the command line as the
+    owner would; the review reaches "done", no answer lowers F, and it ends no lower than it
+    began, with its curves, table and plot written."""
+    import csv
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import SHARED
+
+    source = SHARED / "data" / "albums" / "D1"
+    with open(source / "truth.csv", newline="") as fh:
+        truth = list(csv.DictReader(fh))
+    family = sorted({r["person"] for r in truth if r["role"] == "family"})[:2]
+    strangers = sorted(r["file"] for r in truth if r["role"] == "stranger")[:8]
+    keep = [r for r in truth if r["person"] in family or r["file"] in strangers]
+    album = tmp_path / "album"
+    (album / "photos").mkdir(parents=True)
+    for r in keep:
+        shutil.copyfile(source / "photos" / r["file"], album / "photos" / r["file"])
+    with open(album / "truth.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(truth[0]))
+        writer.writeheader()
+        writer.writerows(keep)
+    assert main(["run", str(album / "photos"), "--out", str(tmp_path / "out")]) == 0
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(root / "bench" / "review_album.py"), str(album),
+                           str(tmp_path / "out"), "-n", "30", "--results", str(tmp_path / "r")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "r" / "albums.json").read_text())["results"]["album"]
+    queue, plain = result["queue"], result["plain"]
+    assert queue["done_at"] is not None and queue["done_at"] <= 30
+    assert queue["worst_drop"] <= 0.001
+    assert queue["curve"][-1] >= queue["curve"][0] and len(plain["curve"]) > 1
+    assert "| album | queue |" in (tmp_path / "r" / "albums.md").read_text()
+    assert (tmp_path / "r" / "albums.png").stat().st_size > 0

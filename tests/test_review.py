@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from facedist.people import IgnorePerson, Merge, Move, Name, Apart, person_ids
-from facedist.review import ReviewQueue, chance_same, involved, plan, unsure
+from facedist.review import (DONE_FLOOR, ReviewQueue, bystanders, chance_odd, chance_one,
+                             chance_same, involved, plan)
+from facedist.people import IgnoreFace
 from facedist.store import FaceStore
 from synthetic import review_output
 
@@ -79,22 +81,63 @@ def queue_of(groups: list[tuple[np.ndarray, int]], names=None, rng=None, noise=0
     return ReviewQueue(np.arange(len(x)) + 100, x, np.array(person), names or {}, CUT)
 
 
-def test_ranking_faces_times_unsure():
-    # two pairs of people, both exactly the cut apart: the larger pair first; a far pair never
+def test_ranking_is_the_expected_gain():
+    # two people of 6 faces at the cut: likely one person in an album, 6 faces put right;
+    # two one-face people at the cut: in an album almost never one person (strangers)
     q = queue_of([(at(0, 0), 6), (at(chord(CUT), 0), 6),
-                  (at(0, 1), 2), (at(chord(CUT), 1), 2),
+                  (at(0, 1), 1), (at(chord(CUT), 1), 1),
                   (at(0, 2), 3), (at(chord(1.0), 2), 3)])
     qs = q.questions(10)
-    ids = [x.id for x in qs if x.kind == "same"]
-    assert ids[:2] == ["same:10:20", "same:30:40"]
-    assert "same:50:60" not in ids
     top = qs[0]
-    assert top.value == pytest.approx(involved(6, 6) * unsure(CUT, CUT)) == pytest.approx(6)
+    assert top.id == "same:10:20"
+    assert top.value == pytest.approx(involved(6, 6) * chance_one(CUT, CUT, 6, 6))
     assert top.distance == pytest.approx(CUT, abs=1e-6)
-    # unsure is 1 at even odds and falls off both ways
-    assert unsure(CUT, CUT) == pytest.approx(1.0)
-    assert unsure(0.2, CUT) < 0.01 and unsure(0.5, CUT) < 0.01
+    ids = [x.id for x in qs]
+    assert "same:30:40" not in ids and "same:50:60" not in ids
+    # below the floor: asked only past done
+    assert "same:30:40" in [x.id for x in q.questions(50, past_done=True)]
+    assert chance_one(CUT, CUT, 1, 1) < 0.01 < chance_one(CUT, CUT, 1, 6) < chance_one(CUT, CUT, 6, 6)
+    assert chance_one(1.2 * CUT, CUT, 6, 6) < 0.01
     assert chance_same(0.3, CUT) > 0.9 > 0.1 > chance_same(0.4, CUT)
+    # a face far from the rest of a small group is likely someone else's; of a large one, less
+    assert chance_odd(0.9 * CUT, CUT, 2) > 0.8 > 0.2 > chance_odd(0.9 * CUT, CUT, 20)
+
+
+def test_the_review_ends_when_nothing_left_is_worth_asking(tmp_path):
+    # one person split in two (a merge worth asking), and strangers far from everyone
+    groups = [(at(0, 0), 6), (at(chord(CUT), 0), 6)] + [(at(0, k), 1) for k in range(1, 6)]
+    q = queue_of(groups, names={10: "Ana"})
+    assert not q.done()
+    first = q.questions(1)[0]
+    assert first.id == "same:10:20"
+    Stored(tmp_path, q).apply(plan(q, first.id, "yes"))
+    assert q.done() and q.questions(5) == []
+    # past done: the five strangers, to hide in one answer
+    rest = q.questions(5, past_done=True)
+    assert rest[0].kind == "strangers" and rest[0].value < DONE_FLOOR
+    assert sorted(q.shown(rest[0])["left"]) == sorted(rest[0].faces) == list(range(112, 117))
+    assert plan(q, rest[0].id, "yes") == [IgnoreFace(f) for f in range(112, 117)]
+    assert plan(q, rest[0].id, "no") == []
+    with pytest.raises(ValueError):
+        plan(q, rest[0].id, {"not": [112]})
+    with pytest.raises(ValueError):  # a batch the queue does not offer
+        plan(q, "strangers:112,113", "yes")
+
+
+def test_bystanders_count_little():
+    # a photo's small second face is a bystander
+    assert bystanders(["a", "a", "b"], [[0, 0, 100, 100], [0, 0, 30, 30], [0, 0, 10, 10]]).tolist() \
+        == [False, True, False]
+    # as large, but at the edge of a photo whose middle holds a face; a group of equals is not
+    sizes = {"p": (400, 400), "g": (400, 400)}
+    boxes = [[150, 150, 250, 250], [330, 150, 400, 250], [0, 150, 100, 250], [220, 150, 320, 250]]
+    assert bystanders(["p", "p", "g", "g"], boxes, sizes).tolist() == [False, True, False, False]
+    # the same two groups, one of them all bystanders: asked about far less
+    x = unit(np.array([at(0, 0)] * 6 + [at(chord(CUT), 0)] * 6))
+    person = np.array([10] * 6 + [20] * 6)
+    plain = ReviewQueue(np.arange(12), x, person, {}, CUT)
+    by = ReviewQueue(np.arange(12), x, person, {}, CUT, bystander=np.arange(12) >= 6)
+    assert by.question("same:10:20").value < 0.2 * plain.question("same:10:20").value
 
 
 def test_answers_settle_and_update_like_a_fresh_queue(rng, tmp_path):
@@ -204,28 +247,41 @@ def test_questions_the_queue_does_not_ask_are_refused():
     q = ReviewQueue(np.arange(11) + 1, unit(np.array(x)), np.array([10] * 5 + [20] * 3 + [30] * 3),
                     {}, CUT)
     asked = {x.id for x in q.questions(50)}
-    assert "same:10:20" in asked and "face:5:10" in asked
+    assert "same:10:20" in asked and "split:10" in asked
     q.question("same:10:20")
     assert "same:10:30" not in asked and "same:20:30" not in asked
-    for bad in ("face:5:20", "face:6:30", "face:999:10", "same:10:30", "same:10:10", "nope",
-                "same:10:99", "face:1:2:3", "who:99"):
+    for bad in ("face:5:20", "face:5:10", "face:6:30", "face:999:10", "same:10:30", "same:10:10",
+                "nope", "same:10:99", "face:1:2:3", "who:99", "split:30", "split:99",
+                "strangers:1,1", "strangers:", "split:1:2"):
         with pytest.raises(ValueError):
             plan(q, bad, "no")
 
 
-def test_face_at_the_edge_and_a_loose_face(tmp_path):
-    # person 10: four faces together and one at the cut from them
+def test_split_a_mixed_person_and_place_a_loose_face(tmp_path):
+    # person 10: four faces together and one far from them (a small group: likely two people)
     x = [at(0, 0)] * 4 + [at(chord(CUT * 1.25), 0)] + [at(0, 1)] * 3 + [at(chord(CUT), 1)]
     person = [10] * 5 + [20] * 3 + [-1]
     q = ReviewQueue(np.arange(9) + 1, unit(np.array(x)), np.array(person), {}, CUT)
     ids = [x.id for x in q.questions(20)]
-    assert "face:5:10" in ids and "face:9:20" in ids
-    assert plan(q, "face:5:10", "no") == [Move(5, None)]
+    assert "split:10" in ids and "face:9:20" in ids
+    split = q.question("split:10")
+    assert q.shown(split)["left"][-1] == 5  # the odd face last, after the typical ones
+    assert split.answers == ["not=ID,ID", "none", "skip", "ignore"]
+    assert plan(q, "split:10", {"not": [5]}) == [Move(5, None)]
+    assert plan(q, "split:10", "none") == []
+    for bad in ({"not": [9]}, {"not": [5, 5]}, {"not": [1, 2, 3, 4, 5]}, {"not": []}, "yes",
+                {"person": 20}):
+        with pytest.raises(ValueError):
+            plan(q, "split:10", bad)
     assert plan(q, "face:9:20", "yes") == [Move(9, 20)]
     assert plan(q, "face:9:20", "no") == []
-    Stored(tmp_path, q).apply([Move(9, 20)])
+    stored = Stored(tmp_path, q)
+    stored.apply([Move(9, 20)])
     assert q.person_of_face(9) == 20 and q.pinned[8]
     assert not [i for i in (x.id for x in q.questions(20)) if i.startswith("face:9:")]
+    stored.apply(plan(q, "split:10", {"not": [5]}))
+    assert q.person_of_face(5) not in (10, -1) and q.size_of(10) == 4
+    assert "split:10" not in [x.id for x in q.questions(20)]
 
 
 @pytest.fixture
@@ -360,16 +416,6 @@ def test_report_says_how_to_review(out):
     assert len(pages) >= 2
     for page in pages:
         assert "facedist review" in page.read_text(), page.name
-
-
-def test_learning_asks_less_of_a_kind_whose_answers_change_nothing():
-    q = queue_of([(at(0, 0), 3), (at(chord(CUT), 0), 3), (at(0, 1), 3), (at(chord(CUT), 1), 3)])
-    first = q.questions(1)[0]
-    before = q.question(q.questions(2)[1].id).value
-    q.learn(first, changed=False)
-    q.settle(first.id)
-    assert q.trust("same") < 1
-    assert q.questions(1)[0].value < before
 
 
 def test_server_refuses_requests_not_from_the_loopback():
@@ -576,11 +622,13 @@ def _state(o: Path):
 
 def test_cli_review_json_lists_people_faces_and_answers(out):
     o, people = out
-    listed = cli("people", str(o), "review", "-n", "50", "--json")
+    # the people have 3 faces each: naming them is worth less than the floor, so --all
+    listed = cli("people", str(o), "review", "-n", "50", "--json", "--all")
     assert listed.returncode == 0, listed.stderr
     qs = {q["question"]: q for q in json.loads(listed.stdout)}
     for q in qs.values():
-        assert q["kind"] in ("same", "who", "face") and q["people"][0] == q["person"]
+        assert q["kind"] in ("same", "who", "face", "split", "strangers")
+        assert q["people"][0] == q["person"]
         assert q["faces"]["left"] and all(isinstance(f, int) for f in q["faces"]["left"])
         assert {"skip", "ignore"} <= set(q["answers"])
     same = next(q for q in qs.values() if q["kind"] == "same")
@@ -603,7 +651,7 @@ def test_cli_review_json_lists_people_faces_and_answers(out):
 def test_cli_yes_with_nobody_named(tmp_path):
     o = tmp_path / "out"
     review_output(o, tmp_path / "photos", pairs=1, faces=3)
-    qs = json.loads(cli("people", str(o), "review", "-n", "50", "--json").stdout)
+    qs = json.loads(cli("people", str(o), "review", "-n", "50", "--json", "--all").stdout)
     who = next(q for q in qs if q["kind"] == "who")
     assert "yes" not in who["answers"] and who["suggestions"] == []
     before = _state(o)
@@ -615,7 +663,7 @@ def test_cli_yes_with_nobody_named(tmp_path):
 
 def test_cli_malformed_answers_are_refused_and_change_nothing(out):
     o, people = out
-    qs = json.loads(cli("people", str(o), "review", "-n", "50", "--json").stdout)
+    qs = json.loads(cli("people", str(o), "review", "-n", "50", "--json", "--all").stdout)
     same = next(q for q in qs if q["kind"] == "same")
     who = next(q for q in qs if q["kind"] == "who")
     assert cli("people", str(o), "answer", same["question"], "no").returncode == 0
@@ -668,7 +716,7 @@ def test_page_refuses_malformed_answers_with_400(out):
     o, people = out
     server = ReviewServer(o).start()
     try:
-        state = json.load(urllib.request.urlopen(server.url + "api/questions?n=50"))
+        state = json.load(urllib.request.urlopen(server.url + "api/questions?n=50&all=1"))
         qs = state["questions"]
         same = next(q for q in qs if q["kind"] == "same")
         far = next(q for q in qs if q["kind"] == "who" and not q["near"])
@@ -700,3 +748,29 @@ def test_page_refuses_malformed_answers_with_400(out):
         assert "too far" in post(far["id"], "yes")[1]["error"]
     finally:
         server.stop()
+
+
+def test_cli_split_and_the_report_that_follows(tmp_path):
+    """`people OUT review --json` lists the split with the faces it shows; `answer ... not=ID`
+    sets the odd face apart (a face it did not show is refused); with a report in OUT, the
+    command line's answers rewrite it at once."""
+    from synthetic import review_album
+
+    o = tmp_path / "out"
+    made = review_album(o, tmp_path / "photos")
+    assert cli("report", str(o)).returncode == 0
+    q = json.loads(cli("people", str(o), "review", "--json", "-n", "1").stdout)[0]
+    assert q["question"] == f"split:{made['B']}" and q["kind"] == "split"
+    assert q["faces"]["left"][-1] == made["odd"] and "not=ID,ID" in q["answers"]
+    bad = cli("people", str(o), "answer", q["question"], f"not={made['strangers'][0]}")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert cli("people", str(o), "answer", q["question"], f"not={made['odd']}").returncode == 0
+    assert people_csv(o)[made["B"]] == 2
+    who = json.loads(cli("people", str(o), "review", "--json", "-n", "1").stdout)[0]
+    assert who["question"] == f"who:{made['A']}"
+    assert cli("people", str(o), "answer", who["question"], "name=Ana Lima").returncode == 0
+    assert "Ana Lima" in (o / "report" / "people.html").read_text(encoding="utf-8")
+    # done: nothing listed, unless the rest is asked for
+    assert json.loads(cli("people", str(o), "review", "--json").stdout) == []
+    rest = json.loads(cli("people", str(o), "review", "--json", "--all").stdout)
+    assert rest[0]["kind"] == "strangers" and made["odd"] in rest[0]["faces"]["left"]

@@ -51,7 +51,7 @@ class Server:
 @pytest.fixture
 def out(tmp_path):
     o = tmp_path / "out"
-    review_output(o, tmp_path / "photos", pairs=3, faces=3, names={0: HOSTILE_PERSON})
+    review_output(o, tmp_path / "photos", pairs=3, faces=6, names={0: HOSTILE_PERSON})
     return o
 
 
@@ -60,12 +60,17 @@ def people(o: Path) -> int:
         return sum(1 for _ in csv.DictReader(fh))
 
 
-def settled(o: Path) -> set[str]:
+def column(o: Path, sql: str) -> set:
+    """The first column of a query on OUT's database, as a set."""
     db = sqlite3.connect(o / "facedist.sqlite")
     try:
-        return {r[0] for r in db.execute("SELECT question FROM review_settled")}
+        return {r[0] for r in db.execute(sql)}
     finally:
         db.close()
+
+
+def settled(o: Path) -> set[str]:
+    return column(o, "SELECT question FROM review_settled")
 
 
 def open_review(browser, url: str):
@@ -242,7 +247,7 @@ def test_a_far_suggestion_is_not_taken_by_y(browser, out):
 
 def test_nobody_named_yet_y_is_inert(browser, tmp_path):
     o = tmp_path / "out"
-    review_output(o, tmp_path / "photos", pairs=1, faces=3)
+    review_output(o, tmp_path / "photos", pairs=1, faces=6)
     q = json.loads(cli(o, "review", "-n", "1", "--json").stdout)[0]
     assert cli(o, "answer", q["question"], "skip").returncode == 0  # the "same person?"
     server = Server(o)
@@ -290,3 +295,90 @@ def test_undo_brings_the_question_back_and_the_page_speaks_plain_words(browser, 
         assert not seen["errors"]
     finally:
         server.kill()
+
+
+@pytest.fixture
+def album(tmp_path):
+    """review_album's people, with a report written beside them."""
+    from synthetic import review_album
+
+    o = tmp_path / "out"
+    made = review_album(o, tmp_path / "photos")
+    assert subprocess.run([sys.executable, "-m", "facedist.cli", "report", str(o)],
+                          capture_output=True, text=True).returncode == 0
+    return o, made
+
+
+def ignored(o: Path) -> set[int]:
+    return column(o, "SELECT face_id FROM ignored_faces")
+
+
+def test_a_whole_review_as_a_person_does_it(browser, album):
+    """Split a mixed person by picking its odd face, name the largest from the field (it
+    completes the names there are), reach "done", keep going to hide the strangers in bulk,
+    undo that; the report opened after the answers shows them."""
+    import time
+
+    o, made = album
+    server = Server(o)
+    try:
+        page, seen = open_review(browser, server.url)
+        # the mixed person first: its odd face is shown last; picking it sets it apart
+        assert question(page) == f"split:{made['B']}"
+        body = page.inner_text("#question")
+        assert "Which of these are not this person?" in body
+        plain(body)
+        assert page.is_hidden("#yes") and page.is_hidden("#no")
+        apart = page.locator("#question button.apart")
+        assert apart.is_disabled()
+        shown = [int(v) for v in page.eval_on_selector_all(
+            "#question .pick button", "bs => bs.map(b => b.dataset.face)")]
+        assert shown[-1] == made["odd"] and len(shown) == 3
+        page.click(f"#question .pick button[data-face='{made['odd']}']")
+        assert page.get_attribute(f"#question .pick button[data-face='{made['odd']}']",
+                                  "aria-pressed") == "true"
+        apart.click()
+        second = next_question(page, f"split:{made['B']}")
+        assert "1 face set apart" in page.inner_text("#last")
+        # the largest person: named from the field, which offers the names there are
+        assert second == f"who:{made['A']}"
+        assert page.get_attribute("#name", "list") == "names"  # completes from #names
+        page.fill("#name", "Ana Lima")
+        page.press("#name", "Enter")
+        page.wait_for_selector("#question h2:text('The people are done')")
+        assert page.eval_on_selector_all("#names option", "os => os.map(o => o.value)") == ["Ana Lima"]
+        text = page.inner_text("#question")
+        assert "unlikely to change anything" in text and "1 of them named" in text
+        assert "done" in page.inner_text("#progress")
+        plain(text)
+        # past done: the strangers, in one question; hidden, then brought back by undo
+        page.click("#question button.more")
+        page.wait_for_selector("#question[data-kind='strangers']")
+        assert "Hide these strangers?" in page.inner_text("#question")
+        strangers = [int(v) for v in page.eval_on_selector_all(
+            "#question img", "imgs => imgs.map(i => i.dataset.face)")]
+        assert set(made["strangers"]) <= set(strangers) and made["odd"] in strangers
+        old = question(page)
+        page.click("#question button.hide")
+        page.wait_for_function("() => document.querySelector('#last').textContent"
+                               ".includes('Hidden as strangers')")
+        assert ignored(o) == set(strangers)
+        page.click("#undo")
+        page.wait_for_selector(f"#question[data-question='{old}']")
+        assert ignored(o) == set()
+        assert not seen["errors"] and not seen["dialogs"]
+        # the report follows the answers once they pause
+        report = o / "report" / "people.html"
+        for _ in range(100):
+            if "Ana Lima" in report.read_text(encoding="utf-8"):
+                break
+            time.sleep(0.1)
+        shown_report = browser.new_page()
+        shown_report.goto(report.as_uri(), wait_until="load")
+        assert "Ana Lima" in shown_report.inner_text("body")
+        shown_report.close()
+    finally:
+        server.kill()
+    with open(o / "people.csv", newline="") as fh:
+        rows = {int(r["person"]): r for r in csv.DictReader(fh)}
+    assert rows[made["A"]]["name"] == "Ana Lima" and int(rows[made["B"]]["faces"]) == 2

@@ -175,10 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("values", nargs="*", help="name ID NAME | merge INTO OTHER | "
                    "move FACE_ID PERSON_ID|new | apart ID ID | ignore face FACE_ID | "
                    "ignore person ID | unignore face FACE_ID | unignore person ID | "
-                   "review (the questions worth most) | answer QUESTION "
-                   "yes|no|skip|ignore|name=NAME|person=ID | undo (the last answer) | "
+                   "review (the questions worth most; none when done) | answer QUESTION "
+                   "yes|no|skip|ignore|name=NAME|person=ID|not=FACE_ID,FACE_ID|none | "
+                   "undo (the last answer) | "
                    "tags (face regions read from the photos' XMP, disagreements first)")
     p.add_argument("-n", type=int, default=10, help="review: questions to list (default 10)")
+    p.add_argument("--all", action="store_true",
+                   help="review: also the questions past done (strangers to hide first)")
     p = sub.add_parser("review", help="a local page to answer the review queue (who is who)",
                        parents=[_common(False)])
     p.add_argument("out", type=Path, help="output folder of an earlier run")
@@ -351,7 +354,7 @@ def _review_rows(args, db) -> None:
     from .display import shown
 
     queue = db.review_queue()
-    questions = db.review_questions(args.n)
+    questions = db.review_questions(args.n, past_done=args.all)
     header = ["question", "kind", "value", "person", "other", "face_id", "distance",
               "suggestions", "people", "faces", "answers", "reason"]
     rows = []
@@ -414,6 +417,8 @@ def cmd_people(args) -> int:
             reply = {"name": reply[5:]}
         elif reply.startswith("person="):
             reply = {"person": _ids([reply[7:]], "person")[0]}
+        elif reply.startswith("not="):
+            reply = {"not": _ids(reply[4:].split(","), "face")}
         result = db.answer(v[0], reply)
         # what the user typed (a name) as shown, here as everywhere
         done = {**result, "question": shown(v[0]),

@@ -69,6 +69,9 @@ class FaceDB:
         self._review = None  # review.ReviewQueue of the run it was built for
         self._table = None  # the faces of run_id, read once
         self._lookalikes = None  # (run and data version, _split_lookalikes' answer)
+        # rewrite OUT/report (when there is one) with every change of the people; the review
+        # page turns this off and rewrites it once the answers pause (review_server.py)
+        self.report_follows = True
         self.run_id = None
         self._follow_runs()
 
@@ -233,6 +236,16 @@ class FaceDB:
             self._review_version = self._data_version()
         write_people(self.out, t, person, names, self.min_quality, ignored, None,
                      *self.people_cuts(), settled)
+        if self.report_follows and self.has_report():
+            from .report.html import write_report
+
+            write_report(self, None, 2, False, store)
+
+    def has_report(self) -> bool:
+        """Whether OUT/report holds a report facedist wrote (its manifest)."""
+        from .report.html import MANIFEST
+
+        return (self.out / "report" / MANIFEST).is_file()
 
     def _people_now(self, store: FaceStore, t: FaceTable):
         from .people import person_ids
@@ -296,7 +309,7 @@ class FaceDB:
         """The review queue (review.ReviewQueue) of the people as stored now: built once per
         run, and following every change of the people made since (here, by the command line,
         by another tab)."""
-        from .review import ReviewQueue, tag_hints
+        from .review import ReviewQueue, bystanders, tag_hints
 
         t = self.faces()  # follows a newer run (a new queue then)
         version = self._data_version()
@@ -315,20 +328,25 @@ class FaceDB:
                                                                             self.run_id))
         self._review = ReviewQueue(t.face_ids, t.embeddings, person, names, cut, pinned,
                                    self.store.settled(self.pipeline_key), ignored, tags,
-                                   self.store.reopened(self.pipeline_key))
+                                   self.store.reopened(self.pipeline_key),
+                                   bystanders(t.paths, t.boxes, self.store.image_sizes()))
         self._review_version = version
         return self._review
 
-    def review_questions(self, n: int = 10) -> list:
-        """The n review questions worth most now (review.Question), best first."""
+    def review_questions(self, n: int = 10, past_done: bool = False) -> list:
+        """The n review questions worth most now (review.Question), best first; none once the
+        review is done, unless `past_done`."""
         if n < 0:
             raise ValueError("-n takes a number of questions, 0 or more")
-        return self.review_queue().questions(n)
+        return self.review_queue().questions(n, past_done)
 
     def review_progress(self) -> dict:
-        """answered: questions settled so far; left: questions worth asking now."""
+        """answered: questions settled so far; left: questions worth asking now; done: none
+        is; rest: the questions past done (strangers to hide among them), when done."""
         queue = self.review_queue()
-        return {"answered": len(queue.settled), "left": len(queue.questions(10 ** 9)),
+        left = len(queue.questions(10 ** 9))
+        return {"answered": len(queue.settled), "left": left, "done": left == 0,
+                "rest": len(queue.questions(10 ** 9, past_done=True)) if left == 0 else None,
                 "undoable": self.store.answers(self.pipeline_key)}
 
     def answer(self, question_id: str, answer) -> dict:
@@ -342,7 +360,7 @@ class FaceDB:
         import dataclasses
         import json
 
-        from .review import changes, in_words, plan
+        from .review import in_words, plan
 
         with explained(self.out), writing(self.out, "review answer", check=False) as store:
             queue = self.review_queue()  # the folder as it is now that we hold it
@@ -352,7 +370,6 @@ class FaceDB:
             for c in corrections:
                 people += c.touches()[0]
                 faces += c.touches()[1]
-            changed = changes(queue, corrections)
             words = in_words(queue, question_id, answer)
             said = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
             with store.transaction():
@@ -361,7 +378,6 @@ class FaceDB:
                         for c in corrections]
                 fault_points.get("answer", lambda: None)()
                 store.log_answer(self.pipeline_key, question_id, said, before)
-            queue.learn(q, changed)
             self._after_write(store)
         return {"question": question_id, "answer": answer, "done": done, "said": words}
 

@@ -13,6 +13,11 @@ killing the server loses nothing.
 The page uses the report's stylesheet (report/static) and thumbnails cut as the report cuts
 them (report/thumbs.py, into OUT/report/thumbs where the report keeps them); nothing is fetched
 from outside.
+
+The report follows the answers: where OUT/report holds one, it is rewritten once the answers
+pause for REPORT_PAUSE seconds, and when the server stops (the command line's corrections
+rewrite it at once: FaceDB.report_follows). Rewriting it after every answer would make each
+answer wait a second or two; serving its pages live would be a second report writer.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from .errors import Busy, FacedistError, SettingError
 log = logging.getLogger("facedist")
 
 SHOW = 6  # faces shown per side
+REPORT_PAUSE = 2.0  # seconds without answers before OUT/report is rewritten
 STATIC = {"report.css": "text/css", "favicon.svg": "image/svg+xml",
           "review.js": "text/javascript", "missing.svg": "image/svg+xml"}
 
@@ -65,6 +71,8 @@ class ReviewApp:
         # thread of its own, one request at a time
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="facedist-review-db")
         self.pool.submit(self._open).result()
+        self._report_timer = None  # the pending rewrite of OUT/report (threading.Timer)
+        self._report_lock = threading.Lock()
 
     def _on_db(self, fn, *args):
         return self.pool.submit(fn, *args).result()
@@ -73,6 +81,7 @@ class ReviewApp:
         from .facedb import FaceDB
 
         self.db = FaceDB(self.out)
+        self.db.report_follows = False  # rewritten once the answers pause (_report_later)
         self._rows = (None, {})  # (the faces table it indexes, face id -> row)
         self._records = (None, {})  # (the run it is of, path -> (SHA-256, size, mtime))
         report = self.out / "report"
@@ -118,6 +127,11 @@ class ReviewApp:
             out["left"] = self._side(queue, q.a, shown["left"])
             out["options"] = [self._side(queue, p, shown["suggestions"][p]) | {"distance": round(d, 4)}
                               for p, _, d in q.suggestions]
+        elif q.kind == "split":
+            out["left"] = self._side(queue, q.a, shown["left"])
+        elif q.kind == "strangers":
+            out["left"] = {"person": -1, "name": None, "faces": len(q.faces),
+                           "show": shown["left"]}
         else:
             r = self.row[q.face]
             now = queue.person_of_face(q.face)
@@ -127,12 +141,22 @@ class ReviewApp:
             out["right"] = self._side(queue, q.a, shown["right"])
         return out
 
-    def state(self, n: int = 1) -> dict:
-        return self._on_db(self._state, n)
+    def state(self, n: int = 1, past_done: bool = False) -> dict:
+        return self._on_db(self._state, n, past_done)
 
-    def _state(self, n: int) -> dict:
-        questions = [self.describe(q) for q in self.db.review_questions(n)]
-        return {"questions": questions, "progress": self.db.review_progress(),
+    def _state(self, n: int, past_done: bool) -> dict:
+        from .display import shown
+
+        questions = [self.describe(q) for q in self.db.review_questions(n, past_done)]
+        progress = self.db.review_progress()
+        queue = self.db.review_queue()
+        names = sorted({shown(n) for p, n in queue.names.items() if queue.size_of(p)})
+        if progress["done"]:
+            people = [p for p in queue.pid if queue.size_of(p) >= 2]
+            progress["summary"] = {"people": len(people),
+                                   "named": sum(p in queue.names for p in people),
+                                   "faces": int(sum(queue.size_of(p) for p in people))}
+        return {"questions": questions, "progress": progress, "names": names,
                 "busy": self.busy()}
 
     def busy(self) -> str | None:
@@ -145,10 +169,43 @@ class ReviewApp:
                                             f"folder; answers wait for it to end")
 
     def answer(self, question: str, answer) -> dict:
-        return self._on_db(self.db.answer, question, answer)
+        done = self._on_db(self.db.answer, question, answer)
+        self._report_later()
+        return done
 
     def undo(self) -> dict | None:
-        return self._on_db(self.db.undo)
+        undone = self._on_db(self.db.undo)
+        self._report_later()
+        return undone
+
+    # -- the report follows ---------------------------------------------------------------
+    def _report_later(self) -> None:
+        """Rewrite OUT/report (if there is one) once no answer has come for REPORT_PAUSE s."""
+        if not self.db.has_report():
+            return
+        with self._report_lock:
+            if self._report_timer is not None:
+                self._report_timer.cancel()
+            self._report_timer = threading.Timer(REPORT_PAUSE, self.rewrite_report)
+            self._report_timer.daemon = True
+            self._report_timer.start()
+
+    def rewrite_report(self) -> bool:
+        """Rewrite OUT/report now if a rewrite is pending; True when one was written."""
+        with self._report_lock:
+            if self._report_timer is None:
+                return False
+            self._report_timer.cancel()
+            self._report_timer = None
+        try:
+            self._on_db(self.db.report)
+        except Busy as exc:  # a run holds the folder: it writes the report itself
+            log.info(f"report not rewritten: {exc}")
+            return False
+        except FacedistError as exc:
+            log.warning(f"facedist: the report was not rewritten: {str(exc).splitlines()[0]}")
+            return False
+        return True
 
     # -- thumbnails -----------------------------------------------------------------------
     def thumbnail(self, face_id: int) -> Path | None:
@@ -177,6 +234,7 @@ class ReviewApp:
             self.db.settings.max_pixels
 
     def close(self) -> None:
+        self.rewrite_report()  # the answers since the last rewrite
         self._on_db(self.db.close)
         self.pool.shutdown()
 
@@ -327,7 +385,7 @@ def make_handler(app: ReviewApp, token: str, port_of):
                 n = self._count()
                 if n is None:
                     return self._error(400, "n is a number of questions, 1 to 50")
-                return self._json(200, app.state(n))
+                return self._json(200, app.state(n, self._flag("all")))
             if rest.startswith("static/") and rest[7:] in STATIC:
                 body = resources.files("facedist.report").joinpath("static", rest[7:]).read_bytes()
                 return self._send(200, body, STATIC[rest[7:]], cache=True)
@@ -354,6 +412,14 @@ def make_handler(app: ReviewApp, token: str, port_of):
             if not re.fullmatch(r"[0-9]{1,6}", given[-1]):
                 return None
             return max(1, min(int(given[-1]), 50))
+
+        def _flag(self, name: str) -> bool:
+            """Whether the query sets `name` to 1."""
+            try:
+                query = parse_qsl(urlsplit(self.path).query, max_num_fields=10)
+            except ValueError:
+                return False
+            return ("1" in [v for k, v in query if k == name])
 
         def _body(self) -> dict | None:
             """The request's body, a JSON object of at most MAX_BODY bytes; None when an error
@@ -396,12 +462,12 @@ def make_handler(app: ReviewApp, token: str, port_of):
                     if not (isinstance(question, str) and 0 < len(question) <= MAX_TEXT):
                         return self._error(400, "question is the id of a question")
                     if not well_formed(answer):
-                        return self._error(400, "an answer is yes, no, skip, ignore, "
-                                           '{"person": ID} or {"name": NAME}')
+                        return self._error(400, "an answer is yes, no, skip, ignore, none, "
+                                           '{"person": ID}, {"name": NAME} or {"not": [ID]}')
                     done = app.answer(question, answer)
-                    return self._json(200, {"done": done, **app.state(1)})
+                    return self._json(200, {"done": done, **app.state(1, self._flag("all"))})
                 undone = app.undo()
-                return self._json(200, {"undone": undone, **app.state(1)})
+                return self._json(200, {"undone": undone, **app.state(1, self._flag("all"))})
             except Busy as exc:
                 return self._json(409, {"busy": str(exc)})
             except ValueError as exc:  # facedist's own word on an answer that does not fit
@@ -421,9 +487,12 @@ def make_handler(app: ReviewApp, token: str, port_of):
 
 
 def well_formed(answer) -> bool:
-    """Whether `answer` has an answer's shape: a short text, {"person": ID} or {"name": NAME}
-    (whether it fits the question is review.plan's to say)."""
+    """Whether `answer` has an answer's shape: a short text, {"person": ID}, {"name": NAME} or
+    {"not": [face ids]} (whether it fits the question is review.plan's to say)."""
     from .config import MAX_ID
+
+    def an_id(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
 
     if isinstance(answer, str):
         return 0 < len(answer) <= MAX_TEXT
@@ -431,7 +500,9 @@ def well_formed(answer) -> bool:
         return False
     (key, value), = answer.items()
     if key == "person":
-        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
+        return an_id(value)
+    if key == "not":
+        return isinstance(value, list) and 0 < len(value) <= 50 and all(map(an_id, value))
     return key == "name" and isinstance(value, str) and len(value) <= MAX_TEXT
 
 

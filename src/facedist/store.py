@@ -854,6 +854,11 @@ class FaceStore:
         return self.db.execute("SELECT COUNT(*) FROM review_log WHERE pipeline_key = ?",
                                (key,)).fetchone()[0]
 
+    def image_sizes(self) -> dict[str, tuple[int, int]]:
+        """path -> (width, height) of every photo decoded so far."""
+        return {p: (w, h) for p, w, h in self.db.execute(
+            "SELECT path, width, height FROM images WHERE width IS NOT NULL")}
+
     def people_snapshot(self, key: str, people: list[int], faces: list[int]) -> dict:
         """What an answer may change: the rows of `people` (names), and the person, pin and
         ignored state of their faces and of `faces`."""

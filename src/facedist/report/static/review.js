@@ -3,7 +3,7 @@
 "use strict";
 (function () {
   const base = location.pathname.replace(/[^/]*$/, "");
-  let current = null, sending = false;
+  let current = null, sending = false, pastDone = false;
   const $ = (id) => document.getElementById(id);
 
   function el(tag, cls, text) {
@@ -28,6 +28,36 @@
     }
     return box;
   }
+  // "which of these are not this person?": each face a toggle
+  function pickable(ids, onChange) {
+    const box = el("div", "thumbs pick");
+    for (const id of ids) {
+      const b = el("button", "face");
+      b.type = "button";
+      b.dataset.face = String(Number(id));
+      b.setAttribute("aria-pressed", "false");
+      const img = el("img");
+      img.src = base + "face/" + Number(id) + ".jpg";
+      img.alt = "a face"; img.width = 112; img.height = 112;
+      b.appendChild(img);
+      b.addEventListener("click", () => {
+        b.setAttribute("aria-pressed", b.getAttribute("aria-pressed") === "true" ? "false" : "true");
+        onChange();
+      });
+      box.appendChild(b);
+    }
+    return box;
+  }
+  function picked() {
+    return Array.from(document.querySelectorAll("#question .pick button[aria-pressed=true]"))
+      .map((b) => Number(b.dataset.face));
+  }
+  function action(text, cls, onClick) {
+    const b = el("button", cls, text);
+    b.type = "button";
+    b.addEventListener("click", onClick);
+    return b;
+  }
   function side(s, title) {
     const d = el("div", "side card");
     d.dataset.person = String(s.person);
@@ -37,9 +67,25 @@
     d.appendChild(faces(s.show || []));
     return d;
   }
+  function names(list) {
+    const d = $("names");
+    d.textContent = "";
+    for (const n of list || []) { const o = el("option"); o.value = n; d.appendChild(o); }
+  }
+  function done(p, box) {
+    const s = p.summary || {};
+    box.appendChild(el("h2", null, "The people are done"));
+    box.appendChild(el("p", null, "The rest of the questions are unlikely to change anything."));
+    if (s.people !== undefined)
+      box.appendChild(el("p", "facts", s.people + " people with two or more faces (" + s.faces + " faces), " + s.named + " of them named, after " + p.answered + " answers."));
+    for (const b of ["yes", "no", "skip", "ignore"]) $(b).hidden = true;
+    if (p.rest) box.appendChild(action("Keep going (" + p.rest + " more question" + (p.rest === 1 ? "" : "s") + ", strangers to hide first)", "more", () => { pastDone = true; load(); }));
+  }
   function render(state) {
     const p = state.progress;
-    $("progress").textContent = p.answered + " answered · " + p.left + " to go";
+    names(state.names);
+    $("progress").textContent = p.done && !pastDone ? p.answered + " answered · done"
+      : p.answered + " answered · " + (p.done ? p.rest + " more, past done" : p.left + " to go");
     $("busy").hidden = !state.busy;
     $("busy").textContent = state.busy ? "Busy: " + state.busy + " — answers wait until it ends." : "";
     const box = $("question");
@@ -52,7 +98,15 @@
     $("yes").disabled = $("yes").disabled || !yes;
     $("yes-label").textContent = current && current.kind === "who" && yes ? "Yes, " + current.options[0].name : "Yes";
     $("undo").disabled = !p.undoable;
+    if (!current && p.done && !pastDone) { done(p, box); return; }
     if (!current) { box.appendChild(el("p", null, "Nothing left to ask: the people are as sure as the distances make them.")); return; }
+    // the yes/no keys fit "same person?", "who is this?" and "is this face one of them?";
+    // "which are not this person?" and "hide these strangers?" have their own buttons
+    const own = current.kind === "split" || current.kind === "strangers";
+    $("no").hidden = own;
+    $("skip").hidden = $("ignore").hidden = false;
+    if (own) $("yes").hidden = true;
+    if (current.kind === "strangers") $("ignore").hidden = true;
     const q = current;
     box.dataset.question = q.id;
     box.dataset.kind = q.kind;
@@ -92,11 +146,37 @@
       }
       const form = el("form", "name");
       const input = el("input"); input.name = "name"; input.placeholder = "a name"; input.id = "name";
+      input.setAttribute("list", "names"); input.autocomplete = "off";
       const save = el("button", null, "Name"); save.type = "submit";
       form.appendChild(input); form.appendChild(save);
       form.addEventListener("submit", (e) => { e.preventDefault(); if (input.value.trim()) send({name: input.value}); });
       opts.appendChild(form);
       pair.appendChild(opts);
+    } else if (q.kind === "split") {
+      box.appendChild(el("h2", null, "Which of these are not this person?"));
+      box.appendChild(el("p", "facts", "Pick the faces of someone else: each becomes a person of its own."));
+      const d = el("div", "side card wide");
+      d.dataset.person = String(q.left.person);
+      d.appendChild(el("p", "name", who(q.left)));
+      d.appendChild(el("p", "facts", q.left.faces + " faces; the ones shown first are the most typical"));
+      const apart = action("Set the picked faces apart", "apart", () => send({not: picked()}));
+      apart.disabled = true;
+      d.appendChild(pickable(q.left.show, () => { apart.disabled = picked().length === 0; }));
+      const row = el("p", "buttons");
+      row.appendChild(apart);
+      row.appendChild(action("They are all this person", "none", () => send("none")));
+      d.appendChild(row);
+      pair.appendChild(d);
+    } else if (q.kind === "strangers") {
+      box.appendChild(el("h2", null, "Hide these strangers?"));
+      box.appendChild(el("p", null, "These " + q.left.faces + " faces appear once and look like no one else. Hidden faces leave the people and the look-alikes; undo brings them back."));
+      const d = el("div", "side card wide");
+      d.appendChild(faces(q.left.show));
+      const row = el("p", "buttons");
+      row.appendChild(action("Hide them", "hide", () => send("yes")));
+      row.appendChild(action("Keep them", "keep", () => send("no")));
+      d.appendChild(row);
+      pair.appendChild(d);
     } else {
       box.appendChild(el("h2", null, "Is this face one of them?"));
       const f = side(q.left, "This face");
@@ -116,12 +196,13 @@
     fail(null);
     return data;
   }
-  async function load() { const s = await call("GET", "api/questions?n=1"); if (s) render(s); }
+  const query = () => pastDone ? "?all=1" : "";
+  async function load() { const s = await call("GET", "api/questions?n=1" + (pastDone ? "&all=1" : "")); if (s) render(s); }
   async function send(answer) {
     if (!current || sending) return;
     sending = true;
     try {
-      const s = await call("POST", "api/answer", {question: current.id, answer});
+      const s = await call("POST", "api/answer" + query(), {question: current.id, answer});
       if (s) { $("last").textContent = s.done.said; render(s); }
       else if (!$("error").hidden) {
         // answered meanwhile (another tab, the command line): nothing was changed; the
@@ -136,7 +217,7 @@
     if (sending) return;
     sending = true;
     try {
-      const s = await call("POST", "api/undo", {});
+      const s = await call("POST", "api/undo" + query(), {});
       if (s) { $("last").textContent = s.undone ? "Undone: " + s.undone.said + " (asked again)" : "Nothing to undo"; render(s); }
     } finally { sending = false; }
   }
