@@ -203,6 +203,7 @@ def single_fix_bound(data, steps: list[int]) -> dict:
 def write_summary(results: Path) -> None:
     runs = {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))
             if p.stem != "review"}
+    runs = {k: r for k, r in runs.items() if "orders" in r}  # this bench's (not review_album's)
     (results / "review.json").write_text(json.dumps(runs, indent=1) + "\n")
     lines = ["# Review queue: BCubed F after N answers (simulated person)", "",
              "Made by `bench/review_sim.py` (commands below); machine: 2 cores (shared).", ""]

@@ -71,6 +71,7 @@ ANSWERS = ("yes", "no", "skip", "ignore")
 # people at 0.95-1.05 cut from a larger one, 1 in 6), falling off past SAME_MIDDLE x cut ...
 SAME_BASE = {"one-one": 0.002, "one-many": 0.3, "many-many": 0.9}
 SAME_MIDDLE, SAME_WIDTH = 1.04, 0.02
+FAR = 1.5  # two people further apart than FAR x cut are never asked about (none was one person)
 # A face and a larger person: the distance to its nearest face there tells more than the
 # root-mean-squared one (the plain list's lever): one person in 2 under 0.85 cut, 1 in 30 at
 # 0.9-0.95, 1 in 70 at 0.95-1.0 (chance at most, middle, width as shares of the cut).
@@ -502,6 +503,8 @@ class ReviewQueue:
         for k in order:
             if len(out) >= limit or (not closest and value[k] <= 1e-6):
                 break
+            if d[k] > FAR * self.cut:
+                continue
             a, b = sorted((self.pid[lo[k]], self.pid[hi[k]]))
             na, nb = self.names.get(a), self.names.get(b)
             if na and nb and na != nb:
@@ -656,7 +659,7 @@ class ReviewQueue:
             if (j not in self._near[i] and i not in self._near[j]) or (na and nb and na != nb):
                 raise ValueError(f"no question {qid}: the review does not ask about these two")
             q = self._pair(qid, a, b)
-            if q.value <= 1e-6:  # as _same: too far apart (or too close) for the answer to be open
+            if q.distance > FAR * self.cut:  # as _same
                 raise ValueError(f"no question {qid}: the review does not ask about these two")
             return q
         if kind == "who":
