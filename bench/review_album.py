@@ -74,7 +74,8 @@ def plot(results: dict, path: Path) -> None:
     for ax, (name, r) in zip(axes[0], results.items()):
         for kind, style in (("queue", "-"), ("plain", "--")):
             c = r[kind]["curve"]
-            ax.plot(range(len(c)), c, style, label=f"{kind} list" if kind == "plain" else "review queue")
+            label = "plain list" if kind == "plain" else "review queue"
+            ax.plot(range(len(c)), c, style, label=label)
         done = r["queue"]["done_at"]
         if done is not None:
             ax.axvline(done, color="grey", lw=0.8)

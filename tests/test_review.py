@@ -96,7 +96,8 @@ def test_ranking_is_the_expected_gain():
     assert "same:30:40" not in ids and "same:50:60" not in ids
     # below the floor: asked only past done
     assert "same:30:40" in [x.id for x in q.questions(50, past_done=True)]
-    assert chance_one(CUT, CUT, 1, 1) < 0.01 < chance_one(CUT, CUT, 1, 6) < chance_one(CUT, CUT, 6, 6)
+    assert chance_one(CUT, CUT, 1, 1) < 0.01 < chance_one(CUT, CUT, 1, 6) \
+        < chance_one(CUT, CUT, 6, 6)
     assert chance_one(1.2 * CUT, CUT, 6, 6) < 0.01
     assert chance_same(0.3, CUT) > 0.9 > 0.1 > chance_same(0.4, CUT)
     # a face far from the rest of a small group is likely someone else's; of a large one, less

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PAIR_CURVE = (1.0, 0.04)  # chance_same of two people on lfw-dev: (middle, width) as shares of the cut
+PAIR_CURVE = (1.0, 0.04)  # chance_same on lfw-dev: (middle, width) as shares of the cut
 NEAR = 6  # each person's nearest people considered for "same person?"
 SUGGEST = 4  # named people suggested for "who is this?"
 NAME_WEIGHT = 0.02  # the value of naming a person, per face
@@ -259,6 +259,7 @@ class ReviewQueue:
         self.settled = set(settled)
         self.tags = list(tags)
         self.reopened = list(reopened)  # questions whose answer was undone, latest first
+        self._version, self._lists = 0, (-1, {})  # the questions of each kind, per state (_memo)
         person = np.asarray(person, np.int64)
         ids = np.unique(person[person >= 0])
         self.pid = list(int(p) for p in ids)  # person index -> id
@@ -379,9 +380,20 @@ class ReviewQueue:
         touched.discard(-1)
         if touched:
             self._touched(touched)
+        self._version += 1
 
     def settle(self, qid: str) -> None:
         self.settled.add(qid)
+        self._version += 1
+
+    def _memo(self, kind: str, make) -> list[Question]:
+        """The questions of one kind (make()), computed once per state of the people: the page
+        asks for the next question, the progress and an answer's question in turn."""
+        if self._lists[0] != self._version:
+            self._lists = (self._version, {})
+        if kind not in self._lists[1]:
+            self._lists[1][kind] = make()
+        return self._lists[1][kind]
 
     # -- questions ------------------------------------------------------------------------
     def questions(self, n: int = 10, past_done: bool = False) -> list[Question]:
@@ -397,13 +409,15 @@ class ReviewQueue:
                 continue
         first += self._tagged()
         asked = {q.id for q in first}
-        out = [q for q in self._same() + self._split() + self._faces() + self._who()
-               if q.id not in asked]
+        out = [q for kind, make in (("same", self._same), ("split", self._split),
+                                    ("face", self._faces), ("who", self._who))
+               for q in self._memo(kind, make) if q.id not in asked]
         out.sort(key=lambda q: (-q.value, q.id))
         unique = list({q.id: q for q in first}.values())
         useful = [q for q in out if q.value >= DONE_FLOOR]
         if past_done:
-            useful += self._strangers() + [q for q in out if q.value < DONE_FLOOR]
+            useful += (self._memo("strangers", self._strangers)
+                       + [q for q in out if q.value < DONE_FLOOR])
         return (unique + useful)[:max(0, n)]
 
     def done(self) -> bool:
@@ -666,22 +680,22 @@ class ReviewQueue:
             [p] = nums
             if self.size_of(p) == 0:
                 raise ValueError(f"question {qid}: person {p} has gone")
-            return _listed(self._who(), qid, f"no question {qid}: person {p} is named or too "
-                                              f"small to ask about")
+            return _listed(self._memo("who", self._who), qid,
+                           f"no question {qid}: person {p} is named or too small to ask about")
         if kind == "split":
             [p] = nums
             if self.size_of(p) < 2:
                 raise ValueError(f"question {qid}: person {p} has changed")
-            return _listed(self._split(), qid,
+            return _listed(self._memo("split", self._split), qid,
                            f"no question {qid}: the review does not ask to split this person")
         if kind == "strangers":
-            return _listed(self._strangers(), qid, f"question {qid}: these faces are no longer "
-                                                   f"strangers to hide together (the people "
-                                                   f"changed)")
+            return _listed(self._memo("strangers", self._strangers), qid,
+                           f"question {qid}: these faces are no longer strangers to hide "
+                           f"together (the people changed)")
         f, p = nums
         if f not in self.row or self.size_of(p) == 0 or self.ignored[self.row[f]]:
             raise ValueError(f"question {qid}: the face or person has gone")
-        return _listed(self._faces(), qid,
+        return _listed(self._memo("face", self._faces), qid,
                        f"no question {qid}: the review does not ask about this face there")
 
     def faces_toward(self, person: int, toward=None, n: int = 6) -> list[int]:
