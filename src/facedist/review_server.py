@@ -399,14 +399,21 @@ def make_handler(app: ReviewApp, token: str, port_of):
                 return self._send(200, thumb.read_bytes(), "image/jpeg", cache=True)
             return self._error(404, "not found")
 
-        def _count(self) -> int | None:
-            """The query's n (1 when absent), clamped to 1..50; None when it is not a number."""
+        def _query(self, name: str) -> list[str] | None:
+            """The query's values of `name`; None when the query is malformed (over 10
+            fields)."""
             try:
                 query = parse_qsl(urlsplit(self.path).query, keep_blank_values=True,
                                   max_num_fields=10)
             except ValueError:
                 return None
-            given = [v for k, v in query if k == "n"]
+            return [v for k, v in query if k == name]
+
+        def _count(self) -> int | None:
+            """The query's n (1 when absent), clamped to 1..50; None when it is not a number."""
+            given = self._query("n")
+            if given is None:
+                return None
             if not given:
                 return 1
             if not re.fullmatch(r"[0-9]{1,6}", given[-1]):
@@ -415,11 +422,7 @@ def make_handler(app: ReviewApp, token: str, port_of):
 
         def _flag(self, name: str) -> bool:
             """Whether the query sets `name` to 1."""
-            try:
-                query = parse_qsl(urlsplit(self.path).query, max_num_fields=10)
-            except ValueError:
-                return False
-            return ("1" in [v for k, v in query if k == name])
+            return "1" in (self._query(name) or [])
 
         def _body(self) -> dict | None:
             """The request's body, a JSON object of at most MAX_BODY bytes; None when an error

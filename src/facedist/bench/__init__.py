@@ -250,11 +250,10 @@ def _tidy(out: Path, variants: list[str]) -> None:
 # -- agreement with the product ----------------------------------------------------------------
 
 def _iou(a, b) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    """Intersection over union of two boxes (x1, y1, x2, y2): detect.box_iou's."""
+    from ..detect import box_iou
+
+    return float(box_iou(np.array([a, b], np.float64))[0, 1])
 
 
 def _largest(faces):
