@@ -20,7 +20,6 @@ Per held-out fold: accuracy at the threshold best on the other folds (evaluate.f
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -29,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from identity_vs_dlib import CHIP, dlib_chip, load_image, machine, setup  # noqa: E402
+from identity_vs_dlib import (CHIP, dlib_chip, lfw_parser, load_image, machine,  # noqa: E402
+                             port_raw, setup)
 
 VIEWS = {1: ("fd",), 2: ("fd", "fd-m"), 4: ("fd", "fd-m", "mt", "mt-m")}
 PRE_REGISTERED = "raw-mean"
@@ -82,29 +82,15 @@ def facedist_chips(s: dict, work: Path) -> float:
     return time.time() - t0
 
 
-_PORT = {}
-
-
 def raw_port_embed(work: Path, view: str) -> tuple[np.ndarray, float]:
     """The port's raw descriptors of one view ("fd", "fd-m", "mt", "mt-m"), cached; seconds."""
     cache = work / f"emb-port-raw-{view}.npy"
     if cache.exists():
         return np.load(cache), 0.0
-    from facedist.embed import build_embedder
-    from facedist.models import get_spec
-
-    if "port" not in _PORT:
-        _PORT["port"] = build_embedder(get_spec("dlib-resnet"), None, "cpu")
     name, mirror = view.split("-")[0], view.endswith("-m")
     c = np.load(work / f"chips-{name}.npy", mmap_mode="r")
     t0 = time.time()
-    parts = []
-    for i in range(0, len(c), 64):
-        x = np.asarray(c[i:i + 64])
-        if mirror:
-            x = np.ascontiguousarray(x[:, :, ::-1])
-        parts.append(_PORT["port"].embed_batch(x))
-    e = np.concatenate(parts).astype(np.float32)
+    e = port_raw(c, mirror)
     seconds = time.time() - t0
     print(f"port raw {view}: {len(c)} chips {seconds:.0f}s", flush=True)
     np.save(cache, e)
@@ -140,13 +126,7 @@ def stats(v: np.ndarray) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("root", type=Path, help="lfw-dev: pairs.txt + lfw/")
-    ap.add_argument("--run", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True, help="report path without suffix")
-    ap.add_argument("--first-fold", type=int, default=4)
+    ap = lfw_parser(__doc__)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--native-fold", type=int, default=0,
                     help="fold (0-based) whose fd chips dlib's native ResNet also embeds, to check "

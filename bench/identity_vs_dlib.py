@@ -157,27 +157,32 @@ def chips_of(work: Path, name: str) -> np.ndarray:
 _EMB = {}
 
 
+def port_raw(chips: np.ndarray, mirror: bool = False) -> np.ndarray:
+    """facedist's torch port on chips [N, 150, 150, 3] (their mirror images with `mirror`): its
+    raw descriptors, 64 chips a batch, the port built once."""
+    from facedist.embed import build_embedder
+    from facedist.models import get_spec
+
+    if "port" not in _EMB:
+        _EMB["port"] = build_embedder(get_spec("dlib-resnet"), None, "cpu")
+    parts = []
+    for i in range(0, len(chips), 64):
+        x = np.asarray(chips[i:i + 64])
+        if mirror:
+            x = np.ascontiguousarray(x[:, :, ::-1])
+        parts.append(_EMB["port"].embed_batch(x))
+    return np.concatenate(parts).astype(np.float32)
+
+
 def port_embed(work: Path, name: str, mirror: bool = False) -> np.ndarray:
     """facedist's torch port on a chip set (unit length), cached."""
     key = f"{name}{'-mirror' if mirror else ''}"
     cache = work / f"emb-port-{key}.npy"
     if cache.exists():
         return np.load(cache)
-    from facedist.embed import build_embedder
-    from facedist.models import get_spec
-
-    if "port" not in _EMB:
-        _EMB["port"] = build_embedder(get_spec("dlib-resnet"), None, "cpu")
-    emb = _EMB["port"]
     c = chips_of(work, name)
     t0 = time.time()
-    parts = []
-    for i in range(0, len(c), 64):
-        x = np.asarray(c[i:i + 64])
-        if mirror:
-            x = np.ascontiguousarray(x[:, :, ::-1])
-        parts.append(emb.embed_batch(x))
-    e = np.concatenate(parts).astype(np.float32)
+    e = port_raw(c, mirror)
     e /= np.linalg.norm(e, axis=1, keepdims=True)
     print(f"port {key}: {len(c)} chips {time.time() - t0:.0f}s", flush=True)
     np.save(cache, e)
@@ -315,8 +320,10 @@ def parity(s: dict, p: dict, work: Path, count: int = 200) -> dict:
             "decode_facedist_vs_dlib_load_rgb_image_max_abs_grey": int(np.max(decode))}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
+def lfw_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments this bench and identity_raw.py share: lfw-dev, the run, a work folder, the
+    report and LFW's number of the first fold."""
+    ap = argparse.ArgumentParser(description=doc,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("root", type=Path, help="lfw-dev: pairs.txt + lfw/")
     ap.add_argument("--run", type=Path, required=True)
@@ -324,6 +331,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True, help="report path without suffix")
     ap.add_argument("--first-fold", type=int, default=4,
                     help="LFW's number of the first fold in pairs.txt (lfw-dev: 4)")
+    return ap
+
+
+def main() -> int:
+    ap = lfw_parser(__doc__)
     ap.add_argument("--native-folds", default="all",
                     help="folds (0-based, comma-separated) to embed with dlib's native ResNet")
     ap.add_argument("--stage", default="all", choices=("prep", "embed", "all"))

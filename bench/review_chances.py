@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -26,14 +24,8 @@ import numpy as np
 from facedist.facedb import FaceDB
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("FACEDIST_SHARED", ROOT.parent / "shared"))
-
-
-def album_tool():
-    spec = importlib.util.spec_from_file_location("album", SHARED / "tools" / "album.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(ROOT / "bench"))
+from who_margin import album_tool  # noqa: E402  (../shared/tools/album.py, loaded once)
 
 
 def measure(album: Path, out: Path, A) -> dict:
