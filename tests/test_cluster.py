@@ -107,10 +107,13 @@ def test_relabel_and_bcubed():
     assert bcubed(np.zeros(4), np.array(list("abcd")))[0] == 0.25  # one chained group
 
 
-def heap_linkage(x, graph, cut):
-    """The same algorithm in plain Python (one merge at a time from a heap, neighbours as sets):
-    the compiled loop must give exactly its groups."""
+def heap_linkage(x, graph, cut, single_cut=None):
+    """The same algorithm in plain Python (one merge at a time from a heap, neighbours as sets,
+    every pair of the new group pushed after each merge): the compiled loop must give exactly
+    its groups."""
     import heapq
+
+    k = 0.0 if single_cut is None else (cut * cut - single_cut * single_cut) / (cut * cut)
 
     n = len(x)
     sums, squares, size = x.astype(np.float64).copy(), (x.astype(np.float64) ** 2).sum(1), np.ones(n)
@@ -122,7 +125,9 @@ def heap_linkage(x, graph, cut):
             adj[b].add(a)
 
     def ms(a, b):
-        return squares[a] / size[a] + squares[b] / size[b] - 2 * sums[a] @ sums[b] / (size[a] * size[b])
+        mean = squares[a] / size[a] + squares[b] / size[b] - 2 * sums[a] @ sums[b] / (size[a] * size[b])
+        weight = np.sqrt(size[a] * size[b])
+        return (weight * mean + k * 2 * cut * cut) / (weight + k)
 
     version = [0] * n
     heap = [(ms(a, b), a, b, 0, 0) for a in range(n) for b in adj[a] if a < b]
@@ -320,3 +325,74 @@ def test_linkage_with_a_single_cut_matches_its_definition(rng):
         cut = float(np.median(np.linalg.norm(x[:, None] - x[None], axis=-1))) / 2
         ours = average_linkage(x, full_graph(x.astype(np.float32)), cut, single_cut=0.8 * cut)
         assert bcubed(ours, reference_linkage(x, cut, 0.8 * cut)) == (1.0, 1.0, 1.0)
+
+
+def linkage_by_matrix(x, cut, single_cut=None):
+    """reference_linkage for hundreds of vectors: every pair of groups' mean squared distance
+    from their sums at each merge (numpy), the smallest (ties: the lowest pair) merging."""
+    k = 0.0 if single_cut is None else (cut * cut - single_cut * single_cut) / (cut * cut)
+    x = x.astype(np.float64)
+    sums, squares, size = x.copy(), (x * x).sum(1), np.ones(len(x))
+    members = [[i] for i in range(len(x))]
+    while len(members) > 1:
+        mean = (squares / size)[:, None] + (squares / size)[None] - 2 * (sums @ sums.T) / np.outer(size, size)
+        weight = np.sqrt(np.outer(size, size))
+        drawn = (weight * mean + k * 2 * cut * cut) / (weight + k)
+        np.fill_diagonal(drawn, np.inf)
+        a, b = np.unravel_index(np.argmin(drawn), drawn.shape)
+        if drawn[a, b] >= cut * cut:
+            break
+        a, b = min(a, b), max(a, b)
+        sums[a] += sums[b]
+        squares[a] += squares[b]
+        size[a] += size[b]
+        members[a] += members.pop(b)
+        sums, squares, size = np.delete(sums, b, 0), np.delete(squares, b), np.delete(size, b)
+    labels = np.zeros(len(x), np.int64)
+    for g, faces in enumerate(members):
+        labels[faces] = g
+    return relabel(labels)
+
+
+def test_large_groups_weigh_their_candidates_and_the_rest_by_a_floor(rng):
+    """Groups with cluster.LARGE neighbours or more keep candidates (and a floor under the
+    rest) instead of walking their list after each merge. Six people of 400 faces, each face
+    linked to its 12 nearest: under a single cut the people grow large first and then take in
+    their single faces one by one (hundreds of merges by candidates), and the groups are
+    heap_linkage's, which weighs every neighbour after every merge."""
+    x = np.repeat(rng.normal(size=(6, 8)), 400, 0) + rng.normal(scale=0.4, size=(2400, 8))
+    g = knn_graph(x, 12)
+    for cut, single_cut in ((2.0, 1.8), (1.5, 1.35), (2.0, None)):
+        ours = average_linkage(x, g, cut, single_cut=single_cut)
+        assert 6 <= len(set(ours.tolist())) < 200
+        assert np.array_equal(ours, heap_linkage(x, g, cut, single_cut)), (cut, single_cut)
+
+
+def test_large_groups_on_a_complete_graph_are_the_definition(rng):
+    """A complete graph on 400 vectors: every list is over cluster.LARGE from the start, more
+    groups than there are candidate slots for (those walk their lists), and the groups are
+    those of the definition, with and without a single cut."""
+    from facedist import cluster
+
+    x = np.repeat(rng.normal(size=(12, 8)), 34, 0)[:400] + rng.normal(scale=0.35, size=(400, 8))
+    assert len(x) - 1 > cluster.LARGE
+    g = full_graph(x.astype(np.float32))
+    for cut, single_cut in ((1.5, None), (1.6, 1.4), (2.0, 1.8)):
+        ours = average_linkage(x, g, cut, single_cut=single_cut)
+        assert 12 <= len(set(ours.tolist())) < 100
+        assert np.array_equal(ours, linkage_by_matrix(x, cut, single_cut)), (cut, single_cut)
+
+
+def test_group_sums_are_those_of_every_member_whatever_the_blocks(rng):
+    from facedist.cluster import group_sums
+
+    x = rng.normal(size=(500, 6)).astype(np.float32)
+    rows = rng.permutation(500)[:400]
+    group = rng.integers(0, 37, 400)
+    sums, squares, size = group_sums(x, rows, group, 40, block=64)  # groups across blocks
+    want = np.zeros((40, 6))
+    np.add.at(want, group, x[rows].astype(np.float64))
+    assert np.allclose(sums, want, rtol=0, atol=1e-9)
+    assert np.allclose(squares, np.bincount(group, weights=(x[rows].astype(np.float64) ** 2).sum(1),
+                                            minlength=40), rtol=0, atol=1e-9)
+    assert size.tolist() == np.bincount(group, minlength=40).tolist() and size[37:].sum() == 0

@@ -44,6 +44,31 @@ class Graph:
     d: np.ndarray
 
 
+def group_sums(x: np.ndarray, rows: np.ndarray, group: np.ndarray, groups: int,
+               block: int = 1 << 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group 0..groups-1, the float64 sum of the vectors x[rows[i]] of its members
+    (group[i]), the sum of their squared norms and their number: what the mean squared distance
+    between two groups is made of. A block of rows at a time, so no float64 copy of x is made
+    (a million 128-d faces: 1 GB).
+
+        >>> sums, squares, size = group_sums(np.array([[1.0, 0], [0, 2], [3, 0]]),
+        ...                                  np.array([0, 1, 2]), np.array([1, 0, 1]), 2)
+        >>> sums.tolist(), squares.tolist(), size.tolist()
+        ([[0.0, 2.0], [4.0, 0.0]], [4.0, 10.0], [1.0, 2.0])
+    """
+    order = np.argsort(group, kind="stable")
+    rows, group = np.asarray(rows)[order], np.asarray(group)[order]
+    sums = np.zeros((groups, x.shape[1]))
+    squares = np.zeros(groups)
+    for start in range(0, len(rows), block):
+        g = group[start:start + block]
+        first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])  # each group's run in the block
+        v = x[rows[start:start + block]].astype(np.float64)
+        sums[g[first]] += np.add.reduceat(v, first, axis=0)
+        squares[g[first]] += np.add.reduceat(np.einsum("ij,ij->i", v, v), first)
+    return sums, squares, np.bincount(group, minlength=groups).astype(np.float64)
+
+
 def relabel(labels: np.ndarray) -> np.ndarray:
     """Labels renumbered 0..G-1 in order of each group's first member (deterministic)."""
     _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
@@ -81,13 +106,11 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
 
     The merge loop is compiled (numba): a heap of each group's closest neighbouring group
     (_merge says why one entry per group is enough), each group's neighbours a linked list that
-    merges in O(1) and is compacted as it is walked. A million faces with their 10 nearest
-    each: bench/results-scale."""
+    merges in O(1) and is compacted as it is walked; a large group weighs its closest
+    candidates again after a merge, not its whole list (LARGE). A million faces with their 10
+    nearest each: bench/results-scale."""
     n = len(x)
     seed_of = np.full(n, -1, np.int64) if seeds is None else np.asarray(seeds, np.int64)
-    sums = np.asarray(x, np.float64).copy()  # per group (its root): sum of vectors,
-    squares = np.einsum("ij,ij->i", sums, sums)  # sum of squared norms, size, seed
-    size = np.ones(n)
     group_seed = seed_of.copy()
     parent = np.arange(n)
     seeded = np.nonzero(seed_of >= 0)[0]
@@ -95,11 +118,6 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
         _, first, inverse = np.unique(seed_of[seeded], return_index=True, return_inverse=True)
         roots = seeded[first]
         parent[seeded] = roots[inverse]
-        group_sums = np.zeros((len(roots), sums.shape[1]))
-        np.add.at(group_sums, inverse, sums[seeded])
-        sums[roots] = group_sums
-        squares[roots] = np.bincount(inverse, weights=squares[seeded])
-        size[roots] = np.bincount(inverse)
     constrained = photo is not None
     if constrained:
         sibling = _photo_siblings(np.asarray(photo, np.int64), n)
@@ -133,6 +151,17 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
     degree = np.bincount(src, minlength=n).astype(np.int64)
     del src, first_of, last
     del a, b
+    # per group (its root): sum of vectors, sum of squared norms, size; made after the lists,
+    # whose making needs as much again (a million faces: 1 GB here, 0.7 GB there)
+    sums = np.array(x, np.float64)
+    squares = np.einsum("ij,ij->i", sums, sums)
+    size = np.ones(n)
+    if len(seeded):
+        group_sums = np.zeros((len(roots), sums.shape[1]))
+        np.add.at(group_sums, inverse, sums[seeded])
+        sums[roots] = group_sums
+        squares[roots] = np.bincount(inverse, weights=squares[seeded])
+        size[roots] = np.bincount(inverse)
     # single_cut: two single faces merge under it, groups nearer `cut`: the mean squared
     # distance over P cross pairs, weighed sqrt(P), drawn toward 2 cut^2 weighed k (k solved so
     # that one pair meets single_cut)
@@ -214,15 +243,23 @@ def _sibling_lists(sibling: np.ndarray, parent: np.ndarray):
 
 
 @compiled
-def _mean_square(sums, squares, size, a, b, shrink):
-    """The mean squared distance over the cross pairs of groups a and b, weighed by their
-    number to the power shrink[2], drawn toward shrink[1] weighed shrink[0] (average_linkage's
-    `single_cut`; shrink[0] = 0: the plain mean)."""
+def _mean_square(sums, squares, size, a, b):
+    """The mean squared distance over the cross pairs of groups a and b."""
     dot = 0.0
     for t in range(sums.shape[1]):
         dot += sums[a, t] * sums[b, t]
-    mean = squares[a] / size[a] + squares[b] / size[b] - 2.0 * dot / (size[a] * size[b])
-    weight = (size[a] * size[b]) ** shrink[2]
+    return squares[a] / size[a] + squares[b] / size[b] - 2.0 * dot / (size[a] * size[b])
+
+
+@compiled
+def _drawn(mean, pairs, shrink):
+    """A mean squared distance over `pairs` cross pairs, weighed by their number to the power
+    shrink[2] and drawn toward shrink[1] weighed shrink[0] (average_linkage's `single_cut`;
+    shrink[0] = 0: the mean itself): the value merges follow. A weighed mean of the two, so
+    never under min(mean, shrink[1])."""
+    if shrink[0] == 0.0:
+        return mean
+    weight = np.sqrt(pairs) if shrink[2] == 0.5 else pairs ** shrink[2]  # sqrt: far cheaper
     return (weight * mean + shrink[0] * shrink[1]) / (weight + shrink[0])
 
 
@@ -251,27 +288,76 @@ def _share_photo(a, b, parent, sibling, sib_head, sib_next, sib_count):
     return False
 
 
+# A group with LARGE neighbouring groups or more keeps the CANDIDATES closest of them (by the
+# drawn mean, _drawn) and a floor under the rest. When it absorbs a small group, or its closest merges
+# elsewhere, it weighs those and the small group's neighbours again, not its whole list: a
+# large person takes in its faces one by one, each a walk of thousands of entries before
+# (bench/results-scale: the people of a million faces).
+LARGE = 128
+CANDIDATES = 64
+
+
+@compiled
+def _hold(ids, means, held, node, mean):
+    """Keep (node, mean) among the CANDIDATES least means of one row (ids, means; `held`
+    filled). Returns the new count and the mean that left the row or never entered it (inf:
+    none), for the floor under the others."""
+    if held < CANDIDATES:
+        ids[held] = node
+        means[held] = mean
+        return held + 1, np.inf
+    worst = 0
+    for t in range(1, held):
+        if means[t] > means[worst]:
+            worst = t
+    if mean >= means[worst]:
+        return held, mean
+    out = means[worst]
+    ids[worst] = node
+    means[worst] = mean
+    return held, out
+
+
+@compiled
+def _apart(g, r, group_seed):
+    """Groups that hold two different seeds never merge."""
+    return group_seed[g] >= 0 and group_seed[r] >= 0 and group_seed[g] != group_seed[r]
+
+
+@compiled
+def _release(g, slot, free):
+    """Group g's candidate slot back to the free ones."""
+    if slot[g] >= 0:
+        free[free[0] + 1] = slot[g]
+        free[0] += 1
+        slot[g] = -1
+
+
 @compiled
 def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, stamp, tick,
           best, best_version, version, constrained, sibling, sib_head, sib_next, sib_count,
-          shrink):
+          shrink, slot, cand_id, cand_mean, cand_count, cand_version, floor, free):
     """Walk group g's neighbour list once: each entry to its group's root; duplicates, g itself
     and groups g may never join unlinked (another seed; another face of a photo g holds, looked
     for only in a group that would be g's closest), since merges only add to what keeps two
-    groups apart; g's closest group it may join into best[g] (with that group's version).
-    Returns the mean squared distance to it (inf: none)."""
+    groups apart; g's closest group it may join into best[g] (with that group's version). A
+    list of LARGE groups or more leaves its candidates in a slot (see LARGE).
+    Returns the drawn mean squared distance to the closest (inf: none)."""
     stamp[g] = tick
     g_shares = constrained and sib_count[g] > 0  # else g holds no face of a shared photo
+    collect = degree[g] >= LARGE  # degree: before the walk, at least its count after
+    scratch = len(cand_count)  # cand_id/cand_mean's last row: candidates while walking
+    held, low = 0, np.inf
     closest, partner = np.inf, -1
     prev, e, count = -1, head[g], 0
     while e >= 0:
         r = _root(parent, val[e])
         following = nxt[e]
-        drop = stamp[r] == tick or (group_seed[g] >= 0 and group_seed[r] >= 0
-                                    and group_seed[g] != group_seed[r])
+        drop = stamp[r] == tick or _apart(g, r, group_seed)
         if not drop:
             stamp[r] = tick
-            m = _mean_square(sums, squares, size, min(g, r), max(g, r), shrink)
+            m = _drawn(_mean_square(sums, squares, size, min(g, r), max(g, r)),
+                       size[g] * size[r], shrink)
             closer = m < closest or (m == closest and r < partner)
             # photos only for a group that would be g's closest: the walk costs more than the
             # mean, and a group it would refuse further away does no harm in the list
@@ -284,6 +370,9 @@ def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degr
                 count += 1
                 if closer:
                     closest, partner = m, r
+                if collect:
+                    held, out = _hold(cand_id[scratch], cand_mean[scratch], held, r, m)
+                    low = min(low, out)
         if drop:
             if prev < 0:
                 head[g] = following
@@ -296,7 +385,123 @@ def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degr
     degree[g] = count
     best[g] = partner
     best_version[g] = version[partner] if partner >= 0 else 0
+    s = slot[g]
+    if collect and count >= LARGE and (s >= 0 or free[0] > 0):  # none free: g walks its list
+        if s < 0:
+            free[0] -= 1
+            s = free[free[0] + 1]
+            slot[g] = s
+        cand_id[s, :held] = cand_id[scratch, :held]
+        cand_mean[s, :held] = cand_mean[scratch, :held]
+        cand_count[s] = held
+        floor[s] = low
+        cand_version[s] = version[g]
+    elif s >= 0:
+        _release(g, slot, free)
     return closest
+
+
+@compiled
+def _reweigh(g, s, tick, sums, squares, size, group_seed, parent, stamp, cand_id, cand_mean,
+             cand_count, shrink):
+    """Slot s's candidates (group g's) weighed again, each to its root: g itself, repeats and
+    groups g may never join leave the row. Stamps them with `tick`."""
+    stamp[g] = tick
+    held = 0
+    for t in range(cand_count[s]):
+        r = _root(parent, cand_id[s, t])
+        if stamp[r] == tick or _apart(g, r, group_seed):
+            continue
+        stamp[r] = tick
+        cand_id[s, held] = r
+        cand_mean[s, held] = _drawn(_mean_square(sums, squares, size, min(g, r), max(g, r)),
+                                    size[g] * size[r], shrink)
+        held += 1
+    cand_count[s] = held
+
+
+@compiled
+def _choose(g, s, size, parent, best, best_version, version, constrained, sibling, sib_head,
+            sib_next, sib_count, shrink, cand_id, cand_mean, cand_count, floor):
+    """Group g's closest from its candidates (slot s), when none of its other neighbours can be
+    closer (their floor): best[g] as _scan leaves it. Else best[g] = -1, and the least its
+    closest can be is returned: the merge loop walks g's whole list when that comes out."""
+    g_shares = constrained and sib_count[g] > 0
+    while True:
+        closest, partner, at = np.inf, -1, -1
+        for t in range(cand_count[s]):
+            r = cand_id[s, t]
+            m = cand_mean[s, t]
+            if m < closest or (m == closest and r < partner):
+                closest, partner, at = m, r, t
+        if partner < 0 or not (g_shares and sib_count[partner] > 0 and _share_photo(
+                g, partner, parent, sibling, sib_head, sib_next, sib_count)):
+            break
+        last = cand_count[s] - 1  # a photo keeps them apart for good: out of the row
+        cand_id[s, at] = cand_id[s, last]
+        cand_mean[s, at] = cand_mean[s, last]
+        cand_count[s] = last
+    if partner >= 0 and closest <= floor[s]:
+        best[g] = partner
+        best_version[g] = version[partner]
+        return closest
+    best[g] = -1
+    return min(closest, floor[s])
+
+
+@compiled
+def _absorbed(keep, s, e, prev, tick, sums, squares, size, group_seed, parent, head, tail, nxt,
+              val, degree, stamp, best, best_version, version, constrained, sibling, sib_head,
+              sib_next, sib_count, shrink, cand_id, cand_mean, cand_count, cand_version, floor):
+    """Group keep (slot s) has just absorbed a small group, whose neighbour list starts at
+    entry e after keep's own (ending at prev): its candidates weighed again, the small group's
+    entries walked (repeats and groups keep may never join unlinked) and held or under the
+    floor. Returns what _choose returns."""
+    _reweigh(keep, s, tick, sums, squares, size, group_seed, parent, stamp, cand_id, cand_mean,
+             cand_count, shrink)
+    held = cand_count[s]
+    while e >= 0:
+        r = _root(parent, val[e])
+        following = nxt[e]
+        if stamp[r] == tick or _apart(keep, r, group_seed):
+            if prev < 0:
+                head[keep] = following
+            else:
+                nxt[prev] = following
+        else:
+            stamp[r] = tick
+            val[e] = r
+            prev = e
+            degree[keep] += 1
+            m = _drawn(_mean_square(sums, squares, size, min(keep, r), max(keep, r)),
+                       size[keep] * size[r], shrink)
+            held, out = _hold(cand_id[s], cand_mean[s], held, r, m)
+            floor[s] = min(floor[s], out)
+        e = following
+    tail[keep] = prev
+    if prev >= 0:
+        nxt[prev] = -1
+    cand_count[s] = held
+    cand_version[s] = version[keep]
+    return _choose(keep, s, size, parent, best, best_version, version, constrained, sibling,
+                   sib_head, sib_next, sib_count, shrink, cand_id, cand_mean, cand_count, floor)
+
+
+@compiled
+def _lower_floor(low, sums, squares, size, keep, gone, shrink):
+    """The floor under the drawn means of group keep to the groups it does not hold as
+    candidates (`low`), once it absorbs gone: its mean to any group r becomes the mean of keep's
+    and gone's weighed by their sizes (a = keep's share), and gone's is at least gone's own
+    spread; the weight of the pairs grows by 1/sqrt(a), which can draw a mean under the cut
+    nearer itself, by at most rho, taken at the fewest pairs (r of one face)."""
+    spread = max(_mean_square(sums, squares, size, gone, gone) / 2, 0.0)
+    a = size[keep] / (size[keep] + size[gone])
+    if shrink[0] == 0.0:
+        return a * low + (1 - a) * spread
+    c = shrink[1]  # what the mean is drawn toward: C - drawn = (C - mean) w / (w + k)
+    x = shrink[0] / size[keep] ** shrink[2]  # k / w at one face
+    rho = (1 + x) / (1 + x * a ** shrink[2])
+    return c - (a * rho * (c - min(low, c)) + (1 - a) * max(c - spread, 0.0))
 
 
 @compiled
@@ -310,12 +515,29 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
     it covers: an entry whose partner has changed since is recomputed when it comes out, and one
     whose partner has not is the closest pair of all and merges. One push per merge, not one
     per neighbour (a million faces: a heap of ~1M entries instead of ~14M). Pairs that may
-    never merge (seeds, photos) stay so once groups grow, so refusing them keeps this true."""
+    never merge (seeds, photos) stay so once groups grow, so refusing them keeps this true.
+
+    The same weighted mean keeps a large group's floor (see LARGE): after it absorbs group b,
+    its mean to any group it did not hold as a candidate is at least (its size x the floor +
+    b's size x b's own spread) / their sizes."""
     n = len(parent)
     version = np.zeros(n, np.int64)
     stamp = np.zeros(n, np.int64)
     best = np.full(n, -1, np.int64)
     best_version = np.zeros(n, np.int64)
+    # candidate slots: a holder had LARGE entries or more when it last walked its list, and the
+    # lists are apart, so there are never more holders than entries / LARGE; far fewer in fact
+    # (356 at most in 100,000 faces), and a group finding none free walks its list as before
+    slots = min(len(val) // LARGE, n // 64) + 1
+    slot = np.full(n, -1, np.int64)
+    cand_id = np.zeros((slots + 1, CANDIDATES), np.int64)  # + the row _scan gathers into
+    cand_mean = np.zeros((slots + 1, CANDIDATES))
+    cand_count = np.zeros(slots, np.int64)
+    cand_version = np.full(slots, -1, np.int64)
+    floor = np.full(slots, np.inf)
+    free = np.empty(slots + 1, np.int64)  # free[0]: how many are free, then the free slots
+    free[0] = slots
+    free[1:] = np.arange(slots)
     tick = 0
     heap = [(0.0, 0, 0)]
     heap.pop()
@@ -324,7 +546,8 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
             tick += 1
             m = _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
                       stamp, tick, best, best_version, version, constrained, sibling, sib_head,
-                      sib_next, sib_count, shrink)
+                      sib_next, sib_count, shrink, slot, cand_id, cand_mean, cand_count,
+                      cand_version, floor, free)
             if m < limit:
                 heap.append((m, g, 0))
     heapq.heapify(heap)
@@ -335,15 +558,30 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
         if parent[g] != g or version[g] != vg:
             continue  # g has merged since: its entry was pushed again then
         r = best[g]
-        if parent[r] != r or version[r] != best_version[g]:  # the partner changed: look again
+        if r < 0 or parent[r] != r or version[r] != best_version[g]:  # look again
             tick += 1
-            m = _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
-                      stamp, tick, best, best_version, version, constrained, sibling, sib_head,
-                      sib_next, sib_count, shrink)
+            s = slot[g]
+            if r >= 0 and s >= 0 and cand_version[s] == version[g]:  # its partner moved
+                _reweigh(g, s, tick, sums, squares, size, group_seed, parent, stamp, cand_id,
+                         cand_mean, cand_count, shrink)
+                m = _choose(g, s, size, parent, best, best_version, version, constrained,
+                            sibling, sib_head, sib_next, sib_count, shrink, cand_id, cand_mean,
+                            cand_count, floor)
+            else:
+                m = _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val,
+                          degree, stamp, tick, best, best_version, version, constrained, sibling,
+                          sib_head, sib_next, sib_count, shrink, slot, cand_id, cand_mean,
+                          cand_count, cand_version, floor, free)
             if m < limit:
                 heapq.heappush(heap, (m, g, vg))
             continue
         keep, gone = (g, r) if degree[g] >= degree[r] else (r, g)
+        s = slot[keep]
+        cached = s >= 0 and cand_version[s] == version[keep] and degree[gone] < LARGE
+        if cached:  # the floor under keep's other neighbours, now that gone joins it
+            floor[s] = _lower_floor(floor[s], sums, squares, size, keep, gone, shrink)
+        joined, keep_tail = head[gone], tail[keep]
+        _release(gone, slot, free)
         parent[gone] = keep
         sums[keep] += sums[gone]
         squares[keep] += squares[gone]
@@ -366,9 +604,16 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
             sib_head[gone] = -1
         version[keep] += 1
         tick += 1
-        m = _scan(keep, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree,
-                  stamp, tick, best, best_version, version, constrained, sibling, sib_head,
-                  sib_next, sib_count, shrink)
+        if cached:
+            m = _absorbed(keep, s, joined, keep_tail, tick, sums, squares, size, group_seed,
+                          parent, head, tail, nxt, val, degree, stamp, best, best_version,
+                          version, constrained, sibling, sib_head, sib_next, sib_count, shrink,
+                          cand_id, cand_mean, cand_count, cand_version, floor)
+        else:
+            m = _scan(keep, sums, squares, size, group_seed, parent, head, tail, nxt, val,
+                      degree, stamp, tick, best, best_version, version, constrained, sibling,
+                      sib_head, sib_next, sib_count, shrink, slot, cand_id, cand_mean,
+                      cand_count, cand_version, floor, free)
         if m < limit:
             heapq.heappush(heap, (m, keep, version[keep]))
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cluster import Graph, average_linkage
+from .cluster import Graph, average_linkage, group_sums
 from .config import checked_id
 from .compare import distance_block
 from .store import FaceStore
@@ -129,7 +129,8 @@ def assign_people(store: FaceStore, key: str, face_ids: np.ndarray, embeddings: 
             graph = Graph(len(members), local[i[keep]], local[j[keep]], d[keep])
         else:
             graph = neighbor_graph(x[members], local[rows])
-        labels = average_linkage(x[members], graph, threshold, seeds[members],
+        labels = average_linkage(x if len(members) == n else x[members], graph, threshold,
+                                 seeds[members],
                                  None if photo is None else np.asarray(photo, np.int64)[members],
                                  single_cut)
         new_person[members] = _person_ids(labels, seeds[members], person[members], store, key)
@@ -157,11 +158,7 @@ def join_unclear(x: np.ndarray, person: np.ndarray, clear: np.ndarray, rows: np.
     if len(placed) == 0:
         return out
     ids, group = np.unique(person[placed], return_inverse=True)
-    xd = x.astype(np.float64)
-    size = np.bincount(group).astype(np.float64)
-    sums = np.zeros((len(ids), x.shape[1]))
-    np.add.at(sums, group, xd[placed])
-    squares = np.bincount(group, weights=np.einsum("ij,ij->i", xd[placed], xd[placed]))
+    sums, squares, size = group_sums(x, placed, group, len(ids))
     index_of = np.full(len(x), -1, np.int64)
     index_of[placed] = group
     if near is None:
@@ -178,7 +175,7 @@ def join_unclear(x: np.ndarray, person: np.ndarray, clear: np.ndarray, rows: np.
         photo = np.asarray(photo, np.int64)
         taken = np.unique(photo[placed] * len(ids) + group)
         cand = np.where(np.isin(photo[rows][:, None] * len(ids) + cand, taken), -1, cand)
-    f = xd[rows]
+    f = x[rows].astype(np.float64)
     step = 4096
     for s in range(0, len(rows), step):
         c = cand[s:s + step]

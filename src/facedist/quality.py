@@ -90,7 +90,7 @@ def cues(boxes, landmarks, probs, embeddings, image_wh, model: str) -> dict[str,
     centre = fitted(model).get("centre")
     emb = np.asarray(embeddings, np.float32)
     if centre is not None and emb.ndim == 2 and emb.shape[1] == len(centre):
-        norms = np.maximum(np.linalg.norm(emb, axis=1), 1e-12)
+        norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", emb, emb)), 1e-12)  # no N x d square
         found["recognizability"] = 1 - (emb @ centre).astype(np.float64) / norms
     return found
 
@@ -115,8 +115,15 @@ def fill_quality(table, sizes: dict[str, tuple[int, int]], model: str,
     rows = np.arange(len(table)) if every else np.flatnonzero(np.isnan(table.quality))
     changed = np.zeros(len(table), bool)
     if len(rows):
+        indices = rows
+        if len(rows) == len(table):  # a slice, not a copy of the embeddings (1M faces: 512 MB)
+            rows = slice(None)
         # a photo without a recorded size: its faces' own extent (nothing counted outside)
-        wh = np.array([sizes.get(table.paths[i]) or table.boxes[i, 2:] for i in rows], np.float64)
+        wh = table.boxes[rows, 2:].astype(np.float64)
+        for at, i in enumerate(indices.tolist()):
+            size = sizes.get(table.paths[i])
+            if size:
+                wh[at] = size
         q = face_quality(table.boxes[rows], table.landmarks[rows], table.probs[rows],
                          table.embeddings[rows], wh, model)
         changed[rows] = ~(np.abs(q - table.quality[rows]) < 1e-6)  # NaN before: changed

@@ -131,18 +131,19 @@ def people_rms(table: FaceTable, person: np.ndarray, a: np.ndarray, b: np.ndarra
     """The root-mean-squared distance over all cross pairs of faces of people a[i] and b[i]
     (their faces: those of `person`), as cluster.py and review.py measure two groups:
     msq(A) + msq(B) - 2 mean(A).mean(B), from each person's sums; and their numbers of faces."""
+    from ..cluster import group_sums  # (numba: not for every reader of this module)
+
     placed = person >= 0
     ids, inverse = np.unique(person[placed], return_inverse=True)
     if len(a) == 0 or len(ids) == 0:
         return np.zeros(len(a)), np.zeros(len(a)), np.zeros(len(a))
-    x = table.embeddings[placed].astype(np.float64)
-    sums = np.zeros((len(ids), x.shape[1]))
-    np.add.at(sums, inverse, x)
-    size = np.bincount(inverse, minlength=len(ids)).astype(np.float64)
-    msq = np.bincount(inverse, weights=np.einsum("ij,ij->i", x, x), minlength=len(ids)) / size
-    mean = sums / size[:, None]
+    sums, squares, size = group_sums(table.embeddings, np.flatnonzero(placed), inverse, len(ids))
     i, j = np.searchsorted(ids, a), np.searchsorted(ids, b)
-    d2 = msq[i] + msq[j] - 2 * np.einsum("ij,ij->i", mean[i], mean[j])
+    dot = np.empty(len(i))
+    step = 1 << 16  # (a million pairs: sums[i] alone would be 1 GB)
+    for s in range(0, len(i), step):
+        dot[s:s + step] = np.einsum("ij,ij->i", sums[i[s:s + step]], sums[j[s:s + step]])
+    d2 = squares[i] / size[i] + squares[j] / size[j] - 2 * dot / (size[i] * size[j])
     return np.sqrt(np.maximum(d2, 0)), size[i], size[j]
 
 
@@ -190,6 +191,8 @@ def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3,
                    min_quality: float = 0.0) -> dict[int, list[tuple[int, float]]]:
     """For each person, the k people whose mean face (unit-length) is nearest to theirs; the
     mean of the faces at or above `min_quality` (of all its faces where none is)."""
+    from ..cluster import group_sums
+
     placed = person >= 0
     shown = shown_faces(table, person, min_quality)
     ids, inverse = np.unique(person[placed], return_inverse=True)
@@ -197,9 +200,7 @@ def nearest_people(table: FaceTable, person: np.ndarray, k: int = 3,
         return {int(p): [] for p in ids}
     has_clear = np.bincount(inverse, weights=shown[placed], minlength=len(ids)) > 0
     use = shown[placed] | ~has_clear[inverse]
-    emb = table.embeddings[placed][use].astype(np.float64)
-    centre = np.zeros((len(ids), emb.shape[1]))
-    np.add.at(centre, inverse[use], emb)
+    centre = group_sums(table.embeddings, np.flatnonzero(placed)[use], inverse[use], len(ids))[0]
     centre /= np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
     # a hint per person, not a measured answer: HNSW's lighter search is enough (at a million
     # faces, ~300,000 people: 60 s less than the faces' own efSearch)
