@@ -157,11 +157,7 @@ def average_linkage(x: np.ndarray, graph: Graph, cut: float,
     squares = np.einsum("ij,ij->i", sums, sums)
     size = np.ones(n)
     if len(seeded):
-        group_sums = np.zeros((len(roots), sums.shape[1]))
-        np.add.at(group_sums, inverse, sums[seeded])
-        sums[roots] = group_sums
-        squares[roots] = np.bincount(inverse, weights=squares[seeded])
-        size[roots] = np.bincount(inverse)
+        sums[roots], squares[roots], size[roots] = group_sums(x, seeded, inverse, len(roots))
     # single_cut: two single faces merge under it, groups nearer `cut`: the mean squared
     # distance over P cross pairs, weighed sqrt(P), drawn toward 2 cut^2 weighed k (k solved so
     # that one pair meets single_cut)
