@@ -260,6 +260,13 @@ def _drawn(mean, pairs, shrink):
 
 
 @compiled
+def _pair(g, r, sums, squares, size, shrink):
+    """The drawn mean squared distance between groups g and r: what merges follow."""
+    return _drawn(_mean_square(sums, squares, size, min(g, r), max(g, r)), size[g] * size[r],
+                  shrink)
+
+
+@compiled
 def _root(parent, a):
     while parent[a] != a:
         parent[a] = parent[parent[a]]
@@ -284,8 +291,8 @@ def _share_photo(a, b, parent, sibling, sib_head, sib_next, sib_count):
     return False
 
 
-# A group with LARGE neighbouring groups or more keeps the CANDIDATES closest of them (by the
-# drawn mean, _drawn) and a floor under the rest. When it absorbs a small group, or its closest merges
+# A group with LARGE neighbouring groups or more keeps the CANDIDATES closest of them (by
+# _pair) and a floor under the rest. When it absorbs a small group, or its closest merges
 # elsewhere, it weighs those and the small group's neighbours again, not its whole list: a
 # large person takes in its faces one by one, each a walk of thousands of entries before
 # (bench/results-scale: the people of a million faces).
@@ -330,6 +337,15 @@ def _release(g, slot, free):
 
 
 @compiled
+def _unlink(g, prev, following, head, nxt):
+    """Drop the entry after `prev` (-1: the first) from group g's neighbour list."""
+    if prev < 0:
+        head[g] = following
+    else:
+        nxt[prev] = following
+
+
+@compiled
 def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degree, stamp, tick,
           best, best_version, version, constrained, sibling, sib_head, sib_next, sib_count,
           shrink, slot, cand_id, cand_mean, cand_count, cand_version, floor, free):
@@ -352,8 +368,7 @@ def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degr
         drop = stamp[r] == tick or _apart(g, r, group_seed)
         if not drop:
             stamp[r] = tick
-            m = _drawn(_mean_square(sums, squares, size, min(g, r), max(g, r)),
-                       size[g] * size[r], shrink)
+            m = _pair(g, r, sums, squares, size, shrink)
             closer = m < closest or (m == closest and r < partner)
             # photos only for a group that would be g's closest: the walk costs more than the
             # mean, and a group it would refuse further away does no harm in the list
@@ -370,10 +385,7 @@ def _scan(g, sums, squares, size, group_seed, parent, head, tail, nxt, val, degr
                     held, out = _hold(cand_id[scratch], cand_mean[scratch], held, r, m)
                     low = min(low, out)
         if drop:
-            if prev < 0:
-                head[g] = following
-            else:
-                nxt[prev] = following
+            _unlink(g, prev, following, head, nxt)
         e = following
     tail[g] = prev
     if prev >= 0:
@@ -410,8 +422,7 @@ def _reweigh(g, s, tick, sums, squares, size, group_seed, parent, stamp, cand_id
             continue
         stamp[r] = tick
         cand_id[s, held] = r
-        cand_mean[s, held] = _drawn(_mean_square(sums, squares, size, min(g, r), max(g, r)),
-                                    size[g] * size[r], shrink)
+        cand_mean[s, held] = _pair(g, r, sums, squares, size, shrink)
         held += 1
     cand_count[s] = held
 
@@ -460,18 +471,14 @@ def _absorbed(keep, s, e, prev, tick, sums, squares, size, group_seed, parent, h
         r = _root(parent, val[e])
         following = nxt[e]
         if stamp[r] == tick or _apart(keep, r, group_seed):
-            if prev < 0:
-                head[keep] = following
-            else:
-                nxt[prev] = following
+            _unlink(keep, prev, following, head, nxt)
         else:
             stamp[r] = tick
             val[e] = r
             prev = e
             degree[keep] += 1
-            m = _drawn(_mean_square(sums, squares, size, min(keep, r), max(keep, r)),
-                       size[keep] * size[r], shrink)
-            held, out = _hold(cand_id[s], cand_mean[s], held, r, m)
+            held, out = _hold(cand_id[s], cand_mean[s], held, r,
+                              _pair(keep, r, sums, squares, size, shrink))
             floor[s] = min(floor[s], out)
         e = following
     tail[keep] = prev
@@ -513,9 +520,8 @@ def _merge(sums, squares, size, group_seed, parent, head, tail, nxt, val, degree
     per neighbour (a million faces: a heap of ~1M entries instead of ~14M). Pairs that may
     never merge (seeds, photos) stay so once groups grow, so refusing them keeps this true.
 
-    The same weighted mean keeps a large group's floor (see LARGE): after it absorbs group b,
-    its mean to any group it did not hold as a candidate is at least (its size x the floor +
-    b's size x b's own spread) / their sizes."""
+    The same weighted mean keeps a large group's floor (see LARGE) under its distance to every
+    group it does not hold as a candidate, once it absorbs another (_lower_floor)."""
     n = len(parent)
     version = np.zeros(n, np.int64)
     stamp = np.zeros(n, np.int64)
