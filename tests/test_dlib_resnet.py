@@ -30,6 +30,30 @@ def test_weights_read_from_dat_load_strictly():
     assert state["conv.weight"].shape == (32, 3, 7, 7) and state["fc.weight"].shape == (128, 256)
 
 
+def test_folded_network_gives_the_same_embeddings():
+    """fold(): affine layers and the input's normalization inside the convolutions, the same
+    outputs; the embedder runs the folded network."""
+    torch.manual_seed(0)
+    model = DlibResNet().eval()
+    with torch.no_grad():  # affine layers far from identity, as trained ones are
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.uniform_(0.2, 3.0)
+            elif name.endswith("beta"):
+                p.normal_(0, 1)
+    x = torch.rand(3, 3, 150, 150) * 255
+    with torch.inference_mode():
+        want = model(x)
+        got = model.fold()(x)
+    assert model.folded and not any("affine" in n and "gamma" in n for n, _ in model.named_parameters())
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+    assert model.fold() is model  # folding twice changes nothing
+    with torch.inference_mode():
+        assert torch.equal(model(x), got)
+    embedder = build_embedder(get_spec("dlib-resnet"), device="cpu")
+    assert embedder.model.folded
+
+
 @pytest.mark.slow  # the shared photos or golden data
 def test_port_matches_dlib_on_the_same_chips(tmp_path, monkeypatch):
     """cosine >= 0.9999 against dlib's own network on real face chips."""

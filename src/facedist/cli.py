@@ -233,11 +233,15 @@ def cmd_run(args) -> int:
     if args.config:
         settings.update(load_yaml(args.config))
     flags = {k: v for k, v in vars(args).items()  # flags win, PHOTOS and --out included
-             if k not in ("command", "config", "verbose", "quiet", "json")}
+             if k not in ("command", "config", "verbose", "quiet", "json", "own_process")}
     settings.update(flags)
     if args.quiet:
         settings.progress = False
     from . import pipeline, report  # torch: after the settings, so a wrong value is told at once
+    if args.own_process:  # torch's modules, loaded for good: no collection walks them again
+        from .memory import freeze_loaded
+
+        freeze_loaded()
 
     if settings.profile:
         import cProfile
@@ -586,16 +590,28 @@ def cmd_weights(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def program() -> int:
+    """The `facedist` command and `python -m facedist`: main() in a process of its own."""
+    return main(own_process=True)
+
+
+def main(argv: list[str] | None = None, own_process: bool = False) -> int:
     """The command line: every failure is one line on stderr and an exit code (errors.py).
-    Ctrl-C exits 130 and SIGTERM 143, each with one line; a run is then recorded as failed."""
+    Ctrl-C exits 130 and SIGTERM 143, each with one line; a run is then recorded as failed.
+    `own_process`: the process ends with this command, so what it loaded is frozen out of the
+    garbage collector (memory.freeze_loaded), which a caller that goes on would not want."""
     from .interrupts import stop_on_signals
 
     with stop_on_signals():
         try:
-            return _main(argv)
+            return _main(argv, own_process)
         except KeyboardInterrupt as exc:  # at start-up, or while a failure was being reported
             return _interrupted(exc)
+        finally:
+            if own_process:  # the interpreter's last collection would walk torch's objects
+                from .memory import freeze_loaded
+
+                freeze_loaded()
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
@@ -604,7 +620,7 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
     return _fail(f"{how}: what was stored is kept, and a rerun goes on from there", code)
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, own_process: bool) -> int:
     from . import tune_process
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -615,6 +631,7 @@ def _main(argv: list[str] | None) -> int:
         args.command = "bench"
     else:
         args = build_parser().parse_args(argv)
+    args.own_process = own_process
     _setup_logging(args)
     tune_process()  # this process is ours: leaner malloc and oneDNN caches for long runs
     commands = {"run": cmd_run, "near": cmd_near, "export": cmd_export, "plot": cmd_plot,

@@ -166,7 +166,7 @@ class DlibTorchEmbedder(TorchEmbedder):
         expected = (spec.weights.converted_sha256 if spec.weights.sha256 is not None and
                     sha256_file(dat) == spec.weights.sha256 else None)
         model.load_state_dict(load_file(str(dlib_torch_weights(dat, expected))), strict=True)
-        super().__init__(spec, model, device)
+        super().__init__(spec, model.fold(), device)
 
 
 class DlibEmbedder:

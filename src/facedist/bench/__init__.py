@@ -207,7 +207,10 @@ def run_variant(variant: str, inputs: Path, vdir: Path, n: int, weights: str, in
         from .. import pipeline
         from ..models import pipeline_key
         from ..config import Settings
+        from ..memory import freeze_loaded
         from ..store import FaceStore
+
+        freeze_loaded()  # as `facedist run` does once torch is loaded (cli.cmd_run)
 
         photos = inputs.with_name(f"{inputs.name}-{variant}")  # beside the output, never in it
         shutil.rmtree(photos, ignore_errors=True)
