@@ -23,3 +23,20 @@ def test_the_heap_is_given_back_only_past_the_free_bound():
     assert memory.release_memory(keep_free=free + (64 << 20)) is False
     assert memory.release_memory(keep_free=free - (32 << 20)) is True
     del kept
+
+
+def test_the_process_settings_leave_a_callers_own_values():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, facedist; facedist.tune_process(); "
+            "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")}
+    # OpenBLAS's threads sleep at once after a product instead of spinning on busy cores
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.split() == ["4", "64"]
+    env["OPENBLAS_THREAD_TIMEOUT"] = "20"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.split() == ["20", "64"]

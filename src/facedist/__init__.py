@@ -36,14 +36,17 @@ def __dir__() -> list[str]:
 
 
 def tune_process() -> None:
-    """Process-wide settings that make long runs leaner; call it before torch is imported.
-    oneDNN caches compiled convolutions per input shape, and photos come in endless shapes: its
-    default (1024 entries) holds hundreds of MB for no speed gain here. And every thread
+    """Process-wide settings that make long runs leaner; call it before numpy and torch are
+    imported. oneDNN caches compiled convolutions per input shape, and photos come in endless
+    shapes: its default (1024 entries) holds hundreds of MB for no speed gain here. OpenBLAS's
+    threads (numpy's, and scipy's under numba) spin for about 0.1 s after each product they
+    share, on the cores the detect workers need: they sleep at once instead. And every thread
     allocates from one malloc heap, which keeps large freed buffers for reuse until each chunk
     ends (memory.share_one_heap, reuse_large_buffers)."""
     import os
 
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # 2^4 cycles, OpenBLAS's least
     from .memory import reuse_large_buffers, share_one_heap
 
     share_one_heap()
