@@ -1,4 +1,9 @@
-"""memory: the heap given back between chunks only once much of it is free."""
+"""memory: the heap given back between chunks only once much of it is free; the command's
+process settings."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from facedist import memory
@@ -26,10 +31,6 @@ def test_the_heap_is_given_back_only_past_the_free_bound():
 
 
 def test_the_process_settings_leave_a_callers_own_values():
-    import os
-    import subprocess
-    import sys
-
     code = ("import os, facedist; facedist.tune_process(); "
             "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])")
     env = {k: v for k, v in os.environ.items()

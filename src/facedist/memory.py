@@ -49,12 +49,14 @@ class _MallInfo2(ctypes.Structure):
         "fordblks", "keepcost")]
 
 
+_MALLINFO2 = getattr(_LIBC, "mallinfo2", None)  # glibc >= 2.33
+if _MALLINFO2 is not None:
+    _MALLINFO2.restype = _MallInfo2
+
+
 def heap_free_bytes() -> int | None:
     """Bytes free inside glibc's heaps (mallinfo2's fordblks), or None without glibc >= 2.33."""
-    if _LIBC is None or not hasattr(_LIBC, "mallinfo2"):
-        return None
-    _LIBC.mallinfo2.restype = _MallInfo2
-    return int(_LIBC.mallinfo2().fordblks)
+    return None if _MALLINFO2 is None else int(_MALLINFO2().fordblks)
 
 
 def release_memory(keep_free: int = KEEP_FREE_BYTES) -> bool:
