@@ -363,8 +363,11 @@ def test_a_whole_review_as_a_person_does_it(browser, album):
         page.wait_for_function("() => document.querySelector('#last').textContent"
                                ".includes('Hidden as strangers')")
         assert ignored(o) == set(strangers)
+        # nothing is left to ask once they are hidden: the page keeps no stale question id
+        assert question(page) != old
         page.click("#undo")
         page.wait_for_selector(f"#question[data-question='{old}']")
+        assert page.inner_text("#last").startswith("Undone: Hidden as strangers")
         assert ignored(o) == set()
         assert not seen["errors"] and not seen["dialogs"]
         # the report follows the answers once they pause

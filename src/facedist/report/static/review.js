@@ -90,6 +90,8 @@
     $("busy").textContent = state.busy ? "Busy: " + state.busy + " — answers wait until it ends." : "";
     const box = $("question");
     box.textContent = "";
+    // a page with no question carries no question's ids: scripts must not read a stale one
+    for (const k of ["question", "kind", "value", "distance"]) delete box.dataset[k];
     current = state.questions[0] || null;
     for (const b of ["yes", "no", "skip", "ignore"]) $(b).disabled = !current || !!state.busy;
     // "yes" only where the question takes it: never a far suggestion, never nobody named
